@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: real processes, real tools, free ports."""

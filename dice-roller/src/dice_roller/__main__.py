@@ -1,0 +1,7 @@
+"""`python -m dice_roller` runs the service, like the `dice-roller` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""Structured JSON logs on stdout, each line carrying the trace and span of its request.
+
+One JSON object per line, uvicorn's own lines included, so a log pipeline (Alloy to
+Loki here) can parse every line with `| json`. The ids come from the span that is
+current when the line is written, which is what lets Grafana jump from a trace to
+its logs and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+__all__ = ["ExportWarningLimiter", "JsonLogFormatter", "TraceContextFilter", "configure_logging"]
+
+LOGGER_NAME = "dice_roller"
+"""The logger of the service's own events (`logger` field of roll events)."""
+
+_RENAMED_FIELDS = {"levelname": "level", "name": "logger"}
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` of the current span to every record.
+
+    OpenTelemetry's logging instrumentation no longer injects these by default, and
+    reading them here costs two attribute look-ups, so the filter does it itself.
+    Lines written outside any request (start-up, shutdown) carry no ids at all rather
+    than all-zero ones that would match nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+class ExportWarningLimiter(logging.Filter):
+    """Lets OpenTelemetry's own warnings through at most once per `interval` seconds.
+
+    With no collector listening, the exporter fails every batch, once a second; one
+    line now and then says so without drowning the roll events.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next_allowed = 0.0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("opentelemetry"):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_allowed:
+                self._suppressed += 1
+                return False
+            self._next_allowed = now + self.interval
+            record.suppressed_since_last = self._suppressed
+            self._suppressed = 0
+        return True
+
+
+class JsonLogFormatter(JsonFormatter):
+    """The spec's field names: timestamp (ISO 8601, UTC), level, message, logger, ..."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields=_RENAMED_FIELDS,
+            # uvicorn's ANSI-coloured copy of its message has no place in a JSON line.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            # Exceptions stay inside the JSON object, as one escaped string.
+            exc_info_as_array=False,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["timestamp"] = (
+            datetime.fromtimestamp(record.created, tz=UTC).isoformat().replace("+00:00", "Z")
+        )
+        super().add_fields(log_data, record, message_dict)
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger, uvicorn's included, through one JSON handler on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(TraceContextFilter())
+    handler.addFilter(ExportWarningLimiter())
+
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True

@@ -1,0 +1,180 @@
+"""The service's Prometheus metrics: names, units, labels and buckets, chosen once, here.
+
+Four families tell the story of the service:
+
+- `http_requests_total{handler, method, status}` and
+  `http_request_duration_seconds{handler, method}`: every HTTP request, measured by
+  prometheus-fastapi-instrumentator's middleware. `handler` is the route template
+  (`/roll`), never the raw path, and unknown paths share `handler="none"`, so no
+  request can invent a new series.
+- `dice_rolls_total{die_type, result}`: every roll, `result` being `success` or `error`.
+- `dice_roll_value{die_type}`: the values rolled, one bucket per face.
+- `dice_roll_duration_seconds{die_type}`: how long a roll took, delay included; the
+  HTTP histogram cannot tell the dice apart.
+
+Observations made while a span is active carry its trace id as an exemplar, so a
+point on a latency graph leads to the trace of a request that produced it.
+Exemplars only travel in the OpenMetrics format, which `exposition` serves when the
+scraper asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_fastapi_instrumentator.metrics import Info
+
+from .dice import DieType
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ROLL_VALUE_BUCKETS",
+    "DiceMetrics",
+    "current_exemplar",
+    "exposition",
+]
+
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    *(round(0.05 * step, 2) for step in range(1, 21)),  # every 50 ms up to the 1 s maximum delay
+    1.5,
+    2.5,
+    5.0,
+)
+"""Seconds. A 0-1 s uniform delay needs fine buckets inside that second for p50, p95 and
+p99 to mean something; the instrumentator's default (0.1, 0.5, 1) cannot resolve them."""
+
+ROLL_VALUE_BUCKETS = tuple(float(value) for value in range(1, 9))
+"""One bucket per possible value, 1 to 8: fair rolls fill 1-6, risky rolls 2-7."""
+
+ROLL_RESULTS = ("success", "error")
+
+
+@dataclass(frozen=True)
+class DiceMetrics:
+    """The metric families of one service instance, registered on their own registry.
+
+    A registry per app keeps tests independent and lets `/metrics` serve exactly these.
+    """
+
+    registry: CollectorRegistry
+    http_requests: Counter
+    http_request_duration: Histogram
+    rolls: Counter
+    roll_value: Histogram
+    roll_duration: Histogram
+
+    @classmethod
+    def create(cls) -> DiceMetrics:
+        registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            # Memory, CPU, file descriptors and GC of the process, for the soak graphs.
+            registry.register(collector)
+        metrics = cls(
+            registry=registry,
+            http_requests=Counter(
+                "http_requests_total",
+                "HTTP requests answered, by route template, method and status class.",
+                ("handler", "method", "status"),
+                registry=registry,
+            ),
+            http_request_duration=Histogram(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request, by route template and method.",
+                ("handler", "method"),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            rolls=Counter(
+                "dice_rolls",
+                "Dice rolled, by die type and result (success or error).",
+                ("die_type", "result"),
+                registry=registry,
+            ),
+            roll_value=Histogram(
+                "dice_roll_value",
+                "Values rolled, by die type.",
+                ("die_type",),
+                buckets=ROLL_VALUE_BUCKETS,
+                registry=registry,
+            ),
+            roll_duration=Histogram(
+                "dice_roll_duration_seconds",
+                "Time a roll took, its delay included, by die type, whatever its result.",
+                ("die_type",),
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+        )
+        metrics._create_known_series()
+        return metrics
+
+    def _create_known_series(self) -> None:
+        """Export every legitimate series at zero from the start.
+
+        `rate()` and `increase()` need a series to exist before its first increment,
+        otherwise the first error of the risky die is invisible to them.
+        """
+        for die in DieType:
+            for result in ROLL_RESULTS:
+                self.rolls.labels(die.value, result)
+            self.roll_value.labels(die.value)
+            self.roll_duration.labels(die.value)
+
+    def observe_roll(self, die: DieType, value: int | None, duration_seconds: float) -> None:
+        """Record one roll; `value` is None when the roll failed."""
+        exemplar = current_exemplar()
+        result = "error" if value is None else "success"
+        self.rolls.labels(die.value, result).inc(exemplar=exemplar)
+        self.roll_duration.labels(die.value).observe(duration_seconds, exemplar=exemplar)
+        if value is not None:
+            self.roll_value.labels(die.value).observe(value, exemplar=exemplar)
+
+    def http_instrumentation(self) -> Callable[[Info], None]:
+        """An instrumentation function for prometheus-fastapi-instrumentator.
+
+        The instrumentator's middleware resolves the route template and groups status
+        codes; this function records them in our own families so they carry exemplars,
+        which the instrumentator's built-in metrics do not.
+        """
+
+        def instrument(info: Info) -> None:
+            handler, method = info.modified_handler, info.method
+            exemplar = current_exemplar()
+            self.http_requests.labels(handler, method, info.modified_status).inc(exemplar=exemplar)
+            self.http_request_duration.labels(handler, method).observe(
+                info.modified_duration, exemplar=exemplar
+            )
+
+        return instrument
+
+
+def current_exemplar() -> dict[str, str] | None:
+    """The exemplar labels for the active span, or None when there is none."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
+
+
+def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
+    """Render `registry` in the format the scraper asked for: (body, content type).
+
+    Prometheus asks for OpenMetrics (and gets exemplars); a browser or `curl` gets the
+    classic text format, which has no place for exemplars.
+    """
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(registry), content_type

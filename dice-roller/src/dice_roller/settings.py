@@ -1,0 +1,119 @@
+"""Every setting of the service, read from the environment in one place.
+
+Service settings carry the `DICE_` prefix. OpenTelemetry keeps its own standard
+`OTEL_*` variables, read by the SDK itself; only the few this service gives a
+different default, or must refuse early, are checked here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["OTEL_TRACES_EXPORTERS", "Settings", "SettingsError", "load_settings"]
+
+OTEL_TRACES_EXPORTERS = ("otlp", "console", "none")
+"""Values of `OTEL_TRACES_EXPORTER` this service understands."""
+
+OTLP_PROTOCOLS = ("http/protobuf",)
+"""The service ships the OTLP/HTTP exporter only, as the stack expects (Alloy on :4318)."""
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(Exception):
+    """A setting has a value the service cannot run with; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    """Service settings; each field is read from `DICE_<FIELD NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="DICE_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(default=8100, ge=1, le=65535, description="TCP port to listen on.")
+    max_delay_seconds: float = Field(
+        default=1.0, ge=0.0, le=60.0, description="Upper bound of the random delay of a roll."
+    )
+    risky_failure_rate: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Probability that a risky roll fails."
+    )
+    seed: int | None = Field(
+        default=None, description="Seed of the random generator, for reproducible runs."
+    )
+    log_level: LogLevel = Field(default="INFO", description="Lowest level written to stdout.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("max_delay_seconds", "risky_failure_rate")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read and validate every setting, reporting all bad values at once.
+
+    `overrides` come from the command line and win over the environment.
+    """
+    env = os.environ if environ is None else environ
+    problems = _check_otel_variables(env)
+    settings: Settings | None = None
+    try:
+        settings = _read(env, overrides)
+    except ValidationError as error:
+        problems.extend(_describe(error, env, overrides))
+    if problems or settings is None:
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def _read(env: Mapping[str, str], overrides: Mapping[str, object]) -> Settings:
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        key = f"DICE_{name.upper()}"
+        if env.get(key, "") != "":
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    # Validating a plain dict (rather than letting pydantic-settings read os.environ)
+    # lets tests pass an environment of their own.
+    return Settings.model_validate(values)
+
+
+def _describe(
+    error: ValidationError, env: Mapping[str, str], overrides: Mapping[str, object]
+) -> list[str]:
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        source = f"--{name.replace('_', '-')}" if overrides.get(name) is not None else None
+        source = source or f"DICE_{name.upper()}"
+        given = overrides.get(name, env.get(f"DICE_{name.upper()}"))
+        hint = f" ({field.description})" if field is not None and field.description else ""
+        lines.append(f"{source}={given!r}: {item['msg']}{hint}")
+    return lines
+
+
+def _check_otel_variables(env: Mapping[str, str]) -> list[str]:
+    problems = []
+    exporters = [e.strip() for e in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    for exporter in exporters:
+        if exporter not in OTEL_TRACES_EXPORTERS:
+            allowed = ", ".join(OTEL_TRACES_EXPORTERS)
+            problems.append(f"OTEL_TRACES_EXPORTER={exporter!r}: must be one of {allowed}")
+    for key in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        protocol = env.get(key)
+        if protocol is not None and protocol not in OTLP_PROTOCOLS:
+            problems.append(f"{key}={protocol!r}: must be {' or '.join(OTLP_PROTOCOLS)}")
+    return problems

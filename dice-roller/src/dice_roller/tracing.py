@@ -1,0 +1,69 @@
+"""Traces: the OpenTelemetry SDK, configured by the standard `OTEL_*` variables.
+
+The SDK reads the endpoint, protocol, headers, timeouts and batch sizes itself
+(`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_BSP_*`, ...). This module only picks the
+exporter named by `OTEL_TRACES_EXPORTER` and sets the defaults this service wants to
+differ from the SDK's: the service name, and a batch sent every second rather than
+every five, so a trace shows up in Tempo about as soon as its logs show up in Loki.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+
+from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
+from . import __version__
+
+__all__ = ["create_tracer_provider"]
+
+DEFAULT_SCHEDULE_DELAY_MILLIS = 1000
+DEFAULT_EXPORT_TIMEOUT_SECONDS = 3.0
+"""The SDK waits up to 10 s per export; with no collector, 3 s keeps shutdown quick."""
+
+
+def create_tracer_provider(environ: Mapping[str, str] | None = None) -> TracerProvider:
+    """A tracer provider exporting the way `OTEL_TRACES_EXPORTER` says (otlp by default)."""
+    env = os.environ if environ is None else environ
+    attributes = {SERVICE_VERSION: __version__}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = DEFAULT_SERVICE_NAME
+    # Resource.create() also merges OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+    provider = TracerProvider(resource=Resource.create(attributes))
+
+    schedule_delay = None if "OTEL_BSP_SCHEDULE_DELAY" in env else DEFAULT_SCHEDULE_DELAY_MILLIS
+    for name in _exporter_names(env):
+        exporter = _create_exporter(name, env)
+        if exporter is not None:
+            provider.add_span_processor(
+                BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay)
+            )
+    return provider
+
+
+def _exporter_names(env: Mapping[str, str]) -> list[str]:
+    return [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+
+
+def _create_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
+    if name == "none":
+        return None
+    if name == "console":
+        # One compact JSON object per line, like every other line on stdout.
+        return ConsoleSpanExporter(
+            out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"
+        )
+    # Imported here so `OTEL_TRACES_EXPORTER=none` never loads the HTTP stack.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    has_timeout = "OTEL_EXPORTER_OTLP_TIMEOUT" in env or "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in env
+    return OTLPSpanExporter(timeout=None if has_timeout else DEFAULT_EXPORT_TIMEOUT_SECONDS)
