@@ -6,7 +6,11 @@
 // how Grafana's own editors find syntax errors, and it is what we do here.
 //
 // Input (stdin):  JSON list of {"language": "promql"|"logql"|"traceql", "query": "..."}
-// Output (stdout): JSON list, same order, of {"errors": ["..."]}; empty list = valid.
+// Output (stdout): JSON list, same order, of {"errors": [...], "selectors": [...]}:
+//   errors    - one message per syntax error; an empty list means the query is valid;
+//   selectors - LogQL only: each stream selector `{...}` as a list of matchers
+//               {"label", "op", "value"} (value as written, quotes included), so tests
+//               can check the labels a query selects on. Empty for other languages.
 // Bad input: a one-line message on stderr and exit code 2.
 
 import { parser as promqlParser } from "@prometheus-io/lezer-promql";
@@ -24,10 +28,10 @@ function fail(message) {
   process.exit(2);
 }
 
-/** Every error node of `query`, as "at <offset>: <what is there>". */
-function syntaxErrors(parser, query) {
+/** Every error node of the tree, as "syntax error at offset N near ...". */
+function syntaxErrors(tree, query) {
   const errors = [];
-  parser.parse(query).iterate({
+  tree.iterate({
     enter(node) {
       if (node.type.isError) {
         const found = query.slice(node.from, Math.max(node.to, node.from + 12));
@@ -37,6 +41,31 @@ function syntaxErrors(parser, query) {
     },
   });
   return errors;
+}
+
+/** The stream selectors of a LogQL tree: [[{label, op, value}, ...], ...]. */
+function streamSelectors(tree, query) {
+  const selectors = [];
+  tree.iterate({
+    enter(node) {
+      if (node.name !== "Selector") return;
+      const matchers = [];
+      // Matchers nest ("a, b" is Matchers(Matchers(a), b)); collect every Matcher below.
+      node.node.toTree().iterate({
+        enter(inner) {
+          if (inner.name !== "Matcher") return;
+          const at = (child) => query.slice(node.from + child.from, node.from + child.to);
+          const parts = [];
+          for (let c = inner.node.firstChild; c; c = c.nextSibling) parts.push(at(c));
+          matchers.push({ label: parts[0], op: parts[1], value: parts[2] });
+          return false;
+        },
+      });
+      selectors.push(matchers);
+      return false;
+    },
+  });
+  return selectors;
 }
 
 async function readStdin() {
@@ -60,6 +89,10 @@ const results = items.map((item, index) => {
     fail(`item ${index}: language must be one of ${Object.keys(PARSERS).join(", ")}`);
   }
   if (typeof item.query !== "string") fail(`item ${index}: query must be a string`);
-  return { errors: syntaxErrors(parser, item.query) };
+  const tree = parser.parse(item.query);
+  return {
+    errors: syntaxErrors(tree, item.query),
+    selectors: item.language === "logql" ? streamSelectors(tree, item.query) : [],
+  };
 });
 process.stdout.write(JSON.stringify(results) + "\n");

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.grafana_macros import QueryContext, substitute
-from tests.support.grammars import parse_errors, parse_errors_batch, require_grammars
+from tests.support.grammars import (
+    Matcher,
+    parse_batch,
+    parse_errors,
+    parse_errors_batch,
+    require_grammars,
+)
 
 VALID = [
     ("promql", 'sum(rate(http_requests_total{handler="/roll"}[1m]))'),
@@ -67,3 +73,19 @@ def test_substituted_macros_parse() -> None:
 def test_unknown_language_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown query language"):
         parse_errors("sql", "select 1")
+
+
+def test_logql_stream_selectors_are_extracted_from_every_selector() -> None:
+    query = (
+        'sum(count_over_time({container_name="dice-roller-stage1", stream=~"std.*"} | json [1m]))'
+        " / sum(count_over_time({job=`raw\\d`}[1m]))"
+    )
+    [result] = parse_batch([("logql", query)])
+    assert result.errors == []
+    assert result.selectors == [
+        [Matcher("container_name", "=", "dice-roller-stage1"), Matcher("stream", "=~", "std.*")],
+        [Matcher("job", "=", "raw\\d")],
+    ]
+    # The label filter after `| json` is not a stream selector.
+    [filtered] = parse_batch([("logql", '{a="1"} | json | level="ERROR"')])
+    assert filtered.selectors == [[Matcher("a", "=", "1")]]

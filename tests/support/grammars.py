@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
@@ -55,11 +56,34 @@ def require_grammars() -> None:
     pytest.skip(reason)
 
 
-def parse_errors_batch(queries: Sequence[tuple[str, str]]) -> list[list[str]]:
-    """Syntax errors of each ``(language, query)``, in order; an empty list means valid.
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a LogQL stream selector, e.g. ``container_name="x"``."""
 
-    Each error names its offset in the query, e.g. ``syntax error at offset 15 near "])"``.
-    """
+    label: str
+    op: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """What the grammar found in one query."""
+
+    errors: list[str]
+    """One message per syntax error, naming its offset; empty when the query is valid."""
+    selectors: list[list[Matcher]]
+    """LogQL only: the matchers of each stream selector ``{...}``."""
+
+
+def _unquote(literal: str) -> str:
+    """The value of a LogQL string literal: "double-quoted" (escapes as in JSON) or `raw`."""
+    if literal.startswith("`"):
+        return literal[1:-1]
+    return cast(str, json.loads(literal))
+
+
+def parse_batch(queries: Sequence[tuple[str, str]]) -> list[ParseResult]:
+    """Parse each ``(language, query)`` in one node process; results in the same order."""
     for language, _ in queries:
         if language not in LANGUAGES:
             raise ValueError(f"unknown query language {language!r}; expected one of {LANGUAGES}")
@@ -79,7 +103,24 @@ def parse_errors_batch(queries: Sequence[tuple[str, str]]) -> list[list[str]]:
     if result.returncode != 0:
         raise GrammarToolError(f"{PARSE_SCRIPT.name} failed: {result.stderr.strip()}")
     answers = json.loads(result.stdout)
-    return [list(answer["errors"]) for answer in answers]
+    return [
+        ParseResult(
+            errors=list(answer["errors"]),
+            selectors=[
+                [Matcher(m["label"], m["op"], _unquote(m["value"])) for m in selector]
+                for selector in answer["selectors"]
+            ],
+        )
+        for answer in answers
+    ]
+
+
+def parse_errors_batch(queries: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """Syntax errors of each ``(language, query)``, in order; an empty list means valid.
+
+    Each error names its offset in the query, e.g. ``syntax error at offset 15 near "])"``.
+    """
+    return [result.errors for result in parse_batch(queries)]
 
 
 def parse_errors(language: str, query: str) -> list[str]:
