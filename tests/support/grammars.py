@@ -12,7 +12,6 @@ Install the grammars with ``npm ci --prefix tests/grammars``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Literal, cast
 
 import pytest
+
+from .tools import in_ci
 
 Language = Literal["promql", "logql", "traceql"]
 LANGUAGES: tuple[Language, ...] = ("promql", "logql", "traceql")
@@ -51,7 +52,7 @@ def require_grammars() -> None:
     reason = missing_requirement()
     if reason is None:
         return
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"CI=true but the grammar tool can't run: {reason}")
     pytest.skip(reason)
 

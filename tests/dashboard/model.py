@@ -1,0 +1,181 @@
+"""Read the dashboard, and the stack files it depends on, into plain Python values.
+
+The tests check the dashboard against what the rest of the project really provides:
+the data source uids Grafana provisions, the labels Alloy attaches to log streams,
+the container name compose gives the service. This module reads those files, so
+the tests themselves read as statements about the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
+GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
+DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
+DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
+ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
+PROMETHEUS_CONFIG = ROOT / "stack" / "prometheus" / "prometheus.yml"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+JSON = dict[str, Any]
+
+# Which query language each data source type speaks.
+LANGUAGE_OF = {"prometheus": "promql", "loki": "logql", "tempo": "traceql"}
+
+
+def load_dashboard() -> JSON:
+    data: JSON = json.loads(DASHBOARD_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def rows(dashboard: JSON) -> list[tuple[str, list[JSON]]]:
+    """Each row's title with the panels under it. With every row open (not collapsed),
+    Grafana stores a row's panels after it at the top level, up to the next row."""
+    result: list[tuple[str, list[JSON]]] = []
+    for item in dashboard["panels"]:
+        if item["type"] == "row":
+            result.append((item["title"], list(item.get("panels", []))))
+        elif result:
+            result[-1][1].append(item)
+        else:
+            result.append(("", [item]))  # a panel above the first row
+    return result
+
+
+def panels(dashboard: JSON) -> list[JSON]:
+    """Every panel that is not a row, top to bottom."""
+    return [panel for _, row_panels in rows(dashboard) for panel in row_panels]
+
+
+def panel_by_title(dashboard: JSON, title: str) -> JSON:
+    matches = [panel for panel in panels(dashboard) if panel["title"] == title]
+    assert len(matches) == 1, f"expected one panel titled {title!r}, found {len(matches)}"
+    return matches[0]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query the dashboard sends, and where it comes from."""
+
+    panel: str
+    source: str  # "target A", "link 'Search...'"
+    language: str
+    text: str
+    target: JSON
+
+
+def _explore_queries(panel: JSON) -> list[Query]:
+    """Queries inside the panel's links to Explore (`/explore?...&panes={...}`)."""
+    found: list[Query] = []
+    links = panel.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+    for link in [*links, *panel.get("links", [])]:
+        url = urlsplit(link["url"])
+        if not url.path.endswith("/explore"):
+            continue
+        for pane_json in parse_qs(url.query).get("panes", []):
+            for pane in json.loads(pane_json).values():
+                for query in pane["queries"]:
+                    language = LANGUAGE_OF[query["datasource"]["type"]]
+                    text = query.get("expr") or query.get("query") or ""
+                    found.append(
+                        Query(panel["title"], f"link {link['title']!r}", language, text, query)
+                    )
+    return found
+
+
+def queries(dashboard: JSON) -> list[Query]:
+    """Every query of every panel: its targets and the queries in its Explore links."""
+    found: list[Query] = []
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            datasource = target.get("datasource") or panel["datasource"]
+            language = LANGUAGE_OF[datasource["type"]]
+            text = target.get("expr") if language != "traceql" else target.get("query")
+            found.append(Query(panel["title"], f"target {target['refId']}", language, text, target))
+        found.extend(_explore_queries(panel))
+    return found
+
+
+# --- The stack's side -------------------------------------------------------------------
+
+
+def provisioned_datasources() -> list[JSON]:
+    """The data sources Grafana provisions from stack/grafana/provisioning/datasources."""
+    found: list[JSON] = []
+    for path in sorted(DATASOURCES_DIR.glob("*.y*ml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        found.extend(document.get("datasources", []))
+    return found
+
+
+@dataclass(frozen=True)
+class RelabelRule:
+    """One `rule { ... }` of an Alloy relabel component."""
+
+    source_labels: tuple[str, ...]
+    target_label: str
+    regex: str
+    replacement: str
+    action: str
+
+
+_RULE = re.compile(r"\brule\s*\{(?P<body>[^{}]*)\}", re.S)
+_STRING = r'"((?:[^"\\]|\\.)*)"'
+
+
+def _attribute(body: str, name: str) -> str | None:
+    match = re.search(rf"\b{name}\s*=\s*{_STRING}", body)
+    return json.loads(f'"{match.group(1)}"') if match else None
+
+
+def alloy_relabel_rules(text: str) -> list[RelabelRule]:
+    """The relabel rules of an Alloy config, with Prometheus' defaults for missing fields.
+
+    A small reader for the few attributes a rule has, not a full Alloy parser: blocks
+    are found by their `rule { ... }` shape, strings are Alloy's double-quoted strings.
+    """
+    text = re.sub(r"//[^\n]*", "", text)  # comments may mention rules too
+    rules: list[RelabelRule] = []
+    for match in _RULE.finditer(text):
+        body = match.group("body")
+        sources = re.search(r"\bsource_labels\s*=\s*\[([^\]]*)\]", body)
+        source_labels = tuple(re.findall(_STRING, sources.group(1))) if sources else ()
+        rules.append(
+            RelabelRule(
+                source_labels=source_labels,
+                target_label=_attribute(body, "target_label") or "",
+                regex=_attribute(body, "regex") or "(.*)",
+                replacement=_attribute(body, "replacement") or "$1",
+                action=_attribute(body, "action") or "replace",
+            )
+        )
+    return rules
+
+
+def apply_replace(rule: RelabelRule, labels: dict[str, str]) -> str | None:
+    """The value a `replace` rule writes into its target label, or None if it doesn't match.
+
+    Same semantics as Prometheus relabelling: source values joined by ";", the regex
+    anchored at both ends, `$1`/`${1}` in the replacement replaced by the groups.
+    """
+    value = ";".join(labels.get(name, "") for name in rule.source_labels)
+    match = re.fullmatch(rule.regex, value)
+    if match is None:
+        return None
+    template = re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", rule.replacement)
+    return match.expand(template)
+
+
+def compose_container_name(service: str) -> str:
+    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    name: str = compose["services"][service]["container_name"]
+    return name
