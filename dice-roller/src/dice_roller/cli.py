@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     from .app import create_app  # after logging, so start-up lines are JSON too
 
+    # Uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler it found. A handler that ignores it makes a clean shutdown exit with 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _after_graceful_shutdown)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -57,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
     )
     return 0
+
+
+def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
+    """Uvicorn has already stopped cleanly when this runs: nothing is left to do."""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""A small OTLP/HTTP trace receiver, for tests that need to see the spans really sent.
+
+No collector can run here, so this plays one: it decodes the protobuf payload with
+opentelemetry-proto, exactly as a collector would, and can also misbehave (answer
+503, or accept and never answer) to test the service against a sick collector.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+__all__ = ["OtlpReceiver", "ReceivedSpan", "otlp_receiver"]
+
+Behaviour = Literal["accept", "unavailable", "hang"]
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    trace_id: str
+    span_id: str
+    name: str
+    kind: int
+    status_code: int
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+class OtlpReceiver:
+    """Collects the spans posted to `/v1/traces`; `behaviour` decides how it answers."""
+
+    def __init__(self, behaviour: Behaviour = "accept") -> None:
+        self.behaviour = behaviour
+        self.spans: list[ReceivedSpan] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        """The value for OTEL_EXPORTER_OTLP_ENDPOINT (the SDK appends /v1/traces)."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.spans) >= count:
+                    return list(self.spans)
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.spans)
+
+    def _record(self, body: bytes) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        received = []
+        for resource_spans in request.resource_spans:
+            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    received.append(
+                        ReceivedSpan(
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            name=span.name,
+                            kind=span.kind,
+                            status_code=span.status.code,
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            resource=resource,
+                        )
+                    )
+        with self._lock:
+            self.spans.extend(received)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.requests += 1
+                if receiver.behaviour == "hang":
+                    receiver._release.wait(60)
+                    return
+                if receiver.behaviour == "unavailable":
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if self.path != "/v1/traces":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                receiver._record(body)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@contextmanager
+def otlp_receiver(behaviour: Behaviour = "accept") -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver(behaviour)
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
