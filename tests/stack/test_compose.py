@@ -1,0 +1,397 @@
+"""The compose files: valid by the compose specification, and consistent beyond it.
+
+The specification's JSON schema checks the shape of each file. It can't see that a
+`depends_on` names a service nobody defines, that a mounted config file is missing
+from the repository, or that a healthcheck runs `curl` in an image that has none;
+`docker compose up` finds those out on the user's machine. These tests find them here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from tests.stack.compose import (
+    COMPOSE_FILES,
+    ROOT,
+    ROOT_COMPOSE,
+    STACK_COMPOSE,
+    Project,
+    Service,
+    depends_on,
+    image_reference,
+    interpolate_defaults,
+    load_project,
+    load_yaml,
+    mounts,
+    ports,
+    service_networks,
+)
+from tests.support.tools import require_tool
+
+PROJECTS = {
+    "docker-compose.yml": ROOT_COMPOSE,  # `docker compose up` at the root
+    "stack/compose.yml": STACK_COMPOSE,  # `make stack`
+}
+
+
+@pytest.fixture(params=sorted(PROJECTS), scope="module")
+def project(request: pytest.FixtureRequest) -> Project:
+    return load_project(PROJECTS[request.param])
+
+
+@dataclass(frozen=True)
+class ImageKind:
+    """What a pinned image holds, read from its upstream Dockerfile at that version."""
+
+    tag: str
+    base: str
+    executables: frozenset[str]
+
+
+# The versions of ../shared stack facts; the executables a healthcheck can call.
+IMAGES = {
+    # prometheus/prometheus Dockerfile (v3.14.0): FROM quay.io/prometheus/busybox.
+    "prom/prometheus": ImageKind(
+        "v3.14.0", "busybox", frozenset({"/bin/prometheus", "/bin/promtool", "sh", "wget"})
+    ),
+    # grafana/loki cmd/loki/Dockerfile (v3.7.6): FROM gcr.io/distroless/static:nonroot.
+    "grafana/loki": ImageKind("3.7.6", "distroless", frozenset({"/usr/bin/loki"})),
+    # grafana/tempo cmd/tempo/Dockerfile (v3.0.3): FROM gcr.io/distroless/static-debian12.
+    "grafana/tempo": ImageKind("3.0.3", "distroless", frozenset({"/tempo"})),
+    # grafana/alloy Dockerfile (v1.18.1): ubuntu noble with ca-certificates, libsystemd0
+    # and tzdata added: bash and coreutils, no curl, no wget.
+    "grafana/alloy": ImageKind("v1.18.1", "ubuntu", frozenset({"/bin/alloy", "bash", "sh"})),
+    # grafana/grafana: Alpine-based (busybox wget; curl added by grafana/grafana#65547).
+    "grafana/grafana": ImageKind("13.2.0", "alpine", frozenset({"sh", "wget", "curl"})),
+}
+# Images built from this repository: Python images.
+BUILT_EXECUTABLES = frozenset({"python", "sh"})
+HTTP_CLIENTS = ("curl", "wget")
+
+
+def executables_of(service: Service) -> frozenset[str]:
+    reference = image_reference(service)
+    if reference is None:
+        return BUILT_EXECUTABLES
+    repository, _ = reference
+    if repository not in IMAGES:
+        pytest.fail(f"service {service.name}: image {repository} is missing from IMAGES")
+    return IMAGES[repository].executables
+
+
+def test_compose_files_match_the_compose_specification() -> None:
+    """check-jsonschema, from this virtual environment, with the vendored compose-spec schema."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            *map(str, COMPOSE_FILES),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_root_file_includes_the_stack() -> None:
+    project = load_project(ROOT_COMPOSE)
+    assert STACK_COMPOSE in project.files
+    assert {"prometheus", "loki", "tempo", "alloy", "grafana", "dice-roller"} <= set(
+        project.services
+    )
+
+
+def test_both_files_share_one_project_name() -> None:
+    """`make stack` then `docker compose up` at the root must reuse the stack's containers,
+    not start a second stack fighting for the same ports."""
+    declared = {str(path.relative_to(ROOT)): load_yaml(path).get("name") for path in COMPOSE_FILES}
+    assert None not in declared.values(), f"a file without `name:` {declared}"
+    assert len(set(declared.values())) == 1, declared
+
+
+def test_depends_on_names_defined_services(project: Project) -> None:
+    for service in project.services.values():
+        for target, condition in depends_on(service).items():
+            assert target in project.services, f"{service.name} depends on undefined {target!r}"
+            assert condition in {"service_started", "service_healthy"}, (
+                f"{service.name} -> {target}: unexpected condition {condition!r}"
+            )
+            if condition == "service_healthy":
+                assert "healthcheck" in project.services[target].spec, (
+                    f"{service.name} waits for {target} to be healthy, but {target} has no "
+                    "healthcheck: it would never start"
+                )
+
+
+def test_no_dependency_cycle(project: Project) -> None:
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in done:
+            return
+        assert name not in visiting, f"dependency cycle: {' -> '.join([*path, name])}"
+        visiting.add(name)
+        for target in depends_on(project.services[name]):
+            visit(target, [*path, name])
+        visiting.discard(name)
+        done.add(name)
+
+    for name in project.services:
+        visit(name, [])
+
+
+def test_every_service_is_on_the_monitoring_network(project: Project) -> None:
+    assert "monitoring" in project.networks
+    for service in project.services.values():
+        networks = service_networks(service)
+        assert networks == ["monitoring"], f"{service.name}: networks {networks}"
+        for network in networks:
+            assert network in project.networks, f"{service.name} joins undefined {network!r}"
+
+
+def test_named_volumes_are_defined_and_bind_mounts_exist(project: Project) -> None:
+    for service in project.services.values():
+        for mount in mounts(service):
+            if not mount.bind:
+                assert mount.source in project.volumes, (
+                    f"{service.name} mounts undefined volume {mount.source!r}"
+                )
+            elif mount.source == "/var/run/docker.sock":
+                # The one host path: Alloy lists containers and reads their logs.
+                assert service.name == "alloy" and mount.read_only
+            else:
+                source = (service.base / mount.source).resolve()
+                assert source.exists(), (
+                    f"{service.name} mounts {mount.source} ({source}), which does not exist"
+                )
+                assert source.is_relative_to(ROOT), f"{service.name} mounts {source}, outside"
+                assert mount.read_only, f"{service.name}: config mount {mount.source} should be :ro"
+
+
+def test_grafana_home_dashboard_is_a_mounted_file(project: Project) -> None:
+    grafana = project.services["grafana"]
+    home = grafana.spec["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    for mount in mounts(grafana):
+        if mount.bind and home.startswith(mount.target + "/"):
+            path = (grafana.base / mount.source / home.removeprefix(mount.target + "/")).resolve()
+            assert path.is_file(), f"home dashboard {home} is {path}, which does not exist"
+            return
+    pytest.fail(f"home dashboard {home} is in no mounted folder")
+
+
+def test_images_are_pinned_to_the_stack_versions(project: Project) -> None:
+    for service in project.services.values():
+        reference = image_reference(service)
+        if reference is None:
+            assert "build" in service.spec, f"{service.name} has neither image nor build"
+            continue
+        repository, tag = reference
+        assert tag, f"{service.name}: image {repository} has no tag"
+        assert tag != "latest", f"{service.name}: image {repository}:latest is not pinned"
+        assert repository in IMAGES, f"{service.name}: {repository} is not a stack component"
+        assert tag == IMAGES[repository].tag, (
+            f"{service.name}: {repository}:{tag}, expected {IMAGES[repository].tag}"
+        )
+
+
+def test_healthchecks_run_what_their_image_has(project: Project) -> None:
+    for service in project.services.values():
+        healthcheck = service.spec.get("healthcheck")
+        if healthcheck is None:
+            continue
+        test = healthcheck["test"]
+        assert isinstance(test, list) and test[0] in {"CMD", "CMD-SHELL"}, (
+            f"{service.name}: healthcheck test should be a CMD or CMD-SHELL list"
+        )
+        available = executables_of(service)
+        if test[0] == "CMD-SHELL":
+            program, script = "sh", " ".join(test[1:])
+        else:
+            program = test[1]
+            script = " ".join(test[2:]) if program in {"sh", "bash"} else ""
+        assert program in available, (
+            f"{service.name}: healthcheck runs {program!r}, but its image only has "
+            f"{sorted(available)}"
+        )
+        for client in HTTP_CLIENTS:
+            if re.search(rf"\b{client}\b", script):
+                assert client in available, f"{service.name}: no {client} in its image"
+
+
+def test_healthchecks_of_distroless_images_use_the_binary_itself() -> None:
+    project = load_project(STACK_COMPOSE)
+    assert project.services["loki"].spec["healthcheck"]["test"] == [
+        "CMD",
+        "/usr/bin/loki",
+        "-health",
+    ]
+    assert project.services["tempo"].spec["healthcheck"]["test"] == ["CMD", "/tempo", "-health"]
+
+
+def test_published_ports_listen_on_loopback_unless_told(project: Project) -> None:
+    for service in project.services.values():
+        for mapping in ports(service):
+            where = mapping.host_ip or "all interfaces"
+            assert mapping.host_ip == "${SANDBOX_BIND:-127.0.0.1}", (
+                f"{service.name} publishes {mapping.host_port} on {where}"
+            )
+            assert interpolate_defaults(mapping.host_ip) == "127.0.0.1"
+
+
+def test_published_host_ports_are_distinct(project: Project) -> None:
+    seen: dict[str, str] = {}
+    for service in project.services.values():
+        for mapping in ports(service):
+            assert mapping.host_port not in seen, (
+                f"port {mapping.host_port}: {seen.get(mapping.host_port)} and {service.name}"
+            )
+            seen[mapping.host_port] = service.name
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgG])?[bB]?")
+_UNITS = {None: 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def memory_bytes(text: str) -> int:
+    match = _SIZE.fullmatch(str(text))
+    assert match, f"unreadable memory size {text!r}"
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit.lower() if unit else None])
+
+
+def test_every_service_has_a_memory_limit_and_all_fit_a_laptop(project: Project) -> None:
+    total = 0
+    for service in project.services.values():
+        limit = service.spec.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
+        assert limit, f"{service.name} has no memory limit"
+        total += memory_bytes(limit)
+    assert total <= 4 * 2**30, f"the stack may take {total / 2**30:.1f} GiB"
+
+
+def test_build_contexts_and_dockerfiles_exist(project: Project) -> None:
+    for service in project.services.values():
+        build = service.spec.get("build")
+        if build is None:
+            continue
+        context = (service.base / build["context"]).resolve()
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert context.is_dir(), f"{service.name}: build context {context} missing"
+        assert dockerfile.is_file(), f"{service.name}: {dockerfile.relative_to(ROOT)} missing"
+        stages = re.findall(r"(?im)^FROM\s+(\S+)", dockerfile.read_text())
+        assert stages and "python" in stages[-1], (
+            f"{service.name}: the healthcheck expects a Python image, the final stage is "
+            f"{stages[-1] if stages else 'missing'}"
+        )
+
+
+def test_dice_roller_service_is_wired_as_specified() -> None:
+    service = load_project(ROOT_COMPOSE).services["dice-roller"]
+    spec = service.spec
+    assert spec["container_name"] == "dice-roller-stage1"
+    assert spec["build"] == {"context": ".", "dockerfile": "dice-roller/Dockerfile"}
+    assert [(p.host_port, p.container_port) for p in ports(service)] == [("8100", "8000")]
+    environment = spec["environment"]
+    assert environment["DICE_HOST"] == "0.0.0.0"
+    assert environment["DICE_PORT"] == "8000"
+    assert environment["OTEL_SERVICE_NAME"] == "dice-roller"
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy:4318"
+    assert environment["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert environment["OTEL_TRACES_EXPORTER"] == "otlp"
+    # Hardened: nothing to write but /tmp, no capabilities, no privilege escalation.
+    assert spec["read_only"] is True
+    assert spec["cap_drop"] == ["ALL"]
+    assert spec["security_opt"] == ["no-new-privileges:true"]
+    assert spec["tmpfs"] == ["/tmp"]
+    assert depends_on(service) == {"alloy": "service_healthy"}
+
+
+def test_traffic_generator_runs_only_with_its_profile() -> None:
+    service = load_project(ROOT_COMPOSE).services["traffic-gen"]
+    assert service.spec["profiles"] == ["traffic"]
+    assert service.spec["build"] == {"context": ".", "dockerfile": "traffic-gen/Dockerfile"}
+    assert service.spec["command"] == [
+        "python",
+        "generate_traffic.py",
+        "--url",
+        "http://dice-roller:8000",
+    ]
+    assert depends_on(service) == {"dice-roller": "service_healthy"}
+    # Every other service starts with a plain `docker compose up`.
+    others = load_project(ROOT_COMPOSE).services.values()
+    assert [s.name for s in others if "profiles" in s.spec] == ["traffic-gen"]
+
+
+def make_dry_run(target: str, **env: str) -> list[str]:
+    """The commands `make -n TARGET` would run, one per line."""
+    make = require_tool("make")
+    result = subprocess.run(
+        [make, "--no-print-directory", "-n", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return [line.strip() for line in result.stdout.replace("\\\n", " ").splitlines()]
+
+
+def test_make_stack_starts_the_stack_file_alone() -> None:
+    assert make_dry_run("stack") == ["docker compose -f stack/compose.yml up -d"]
+
+
+def test_make_up_builds_and_starts_everything() -> None:
+    assert make_dry_run("up") == ["docker compose up -d --build"]
+
+
+def test_make_reload_reaches_each_reload_endpoint() -> None:
+    commands = " ".join(make_dry_run("reload"))
+    assert "-X POST http://127.0.0.1:9090/-/reload" in commands
+    assert "-X POST http://127.0.0.1:12345/-/reload" in commands
+    assert "http://127.0.0.1:3000/api/admin/provisioning/datasources/reload" in commands
+    assert "http://127.0.0.1:3000/api/admin/provisioning/dashboards/reload" in commands
+    # A specific bind address is where the ports are; 0.0.0.0 includes loopback.
+    assert "http://10.1.2.3:9090/-/reload" in " ".join(
+        make_dry_run("reload", SANDBOX_BIND="10.1.2.3")
+    )
+    assert "http://127.0.0.1:9090/-/reload" in " ".join(
+        make_dry_run("reload", SANDBOX_BIND="0.0.0.0")
+    )
+
+
+def test_make_help_lists_every_target() -> None:
+    make = require_tool("make")
+    result = subprocess.run(
+        [make, "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    makefile = (ROOT / "Makefile").read_text()
+    declared = set(re.findall(r"(?m)^([a-z][\w-]*):", makefile))
+    assert {"stack", "up", "down", "reload", "help"} <= listed
+    assert listed == declared, f"targets without a ## description: {declared - listed}"
+
+
+def test_grafana_admin_password_defaults_agree() -> None:
+    """The Makefile's reload signs in with the password compose gave Grafana."""
+    grafana = load_project(STACK_COMPOSE).services["grafana"]
+    password = interpolate_defaults(grafana.spec["environment"]["GF_SECURITY_ADMIN_PASSWORD"])
+    assert password not in {"", "admin"}, "use a non-trivial default admin password"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"(?m)^GRAFANA_ADMIN_PASSWORD \?= {re.escape(password)}$", makefile)

@@ -1,0 +1,182 @@
+"""Prometheus: the scrape config, the rules, and their unit tests, checked by promtool."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.stack.compose import ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts
+from tests.stack.prometheus_config import (
+    CONFIG,
+    OPENMETRICS_FIRST,
+    RULE_TESTS_DIR,
+    RULES_DIR,
+    SCRAPE_PROTOCOLS_SINCE,
+    config_for_version,
+    load_config,
+    tool_version,
+    write_local_config,
+)
+from tests.support.tools import require_tool
+
+RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
+RULE_TESTS = sorted(RULE_TESTS_DIR.glob("*.test.yml"))
+
+# Protocol names Prometheus 3.14 accepts (config/config.go, ScrapeProtocol constants).
+SCRAPE_PROTOCOLS = {
+    "PrometheusProto",
+    "PrometheusText0.0.4",
+    "PrometheusText1.0.0",
+    "OpenMetricsText0.0.1",
+    "OpenMetricsText1.0.0",
+}
+
+
+def run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def dice_roller_job() -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = [
+        job for job in load_config()["scrape_configs"] if job["job_name"] == "dice-roller-stage1"
+    ]
+    assert len(jobs) == 1, "expected one scrape job named dice-roller-stage1"
+    return jobs[0]
+
+
+def test_the_dice_roller_is_scraped_often_with_openmetrics_first() -> None:
+    job = dice_roller_job()
+    assert job["static_configs"] == [{"targets": ["dice-roller:8000"]}]
+    assert job["scrape_interval"] == "5s"
+    protocols = job["scrape_protocols"]
+    assert protocols[0] == OPENMETRICS_FIRST, "exemplars only travel in OpenMetrics"
+    unknown = set(protocols) - SCRAPE_PROTOCOLS
+    assert not unknown, f"unknown scrape protocols {unknown}"
+
+
+def test_the_scrape_target_is_the_dice_roller_container() -> None:
+    """The target's host is the compose service, its port the one the service listens on."""
+    service = load_project(ROOT_COMPOSE).services["dice-roller"]
+    host, port = dice_roller_job()["static_configs"][0]["targets"][0].split(":")
+    assert host == service.name
+    assert port == service.spec["environment"]["DICE_PORT"]
+
+
+def test_compose_enables_exemplars_remote_write_and_reload() -> None:
+    prometheus = load_project(STACK_COMPOSE).services["prometheus"]
+    command = prometheus.spec["command"]
+    for flag in (
+        "--enable-feature=exemplar-storage",
+        "--web.enable-remote-write-receiver",
+        "--web.enable-lifecycle",
+        "--config.file=/etc/prometheus/prometheus.yml",
+    ):
+        assert flag in command
+
+
+def test_rule_globs_resolve_inside_the_container() -> None:
+    """rule_files are relative to the config file: the rules folder must be mounted there."""
+    prometheus = load_project(STACK_COMPOSE).services["prometheus"]
+    targets = {m.source: m.target for m in mounts(prometheus) if m.bind}
+    config_dir = Path(targets["./prometheus/prometheus.yml"]).parent
+    for pattern in load_config()["rule_files"]:
+        folder = Path(pattern).parent
+        assert targets[f"./prometheus/{folder}"] == str(config_dir / folder)
+        assert list(CONFIG.parent.glob(pattern)), f"{pattern} matches no file in the repository"
+
+
+def test_adaptation_for_older_prometheus_drops_only_scrape_protocols() -> None:
+    config = load_config()
+    assert config_for_version(config, SCRAPE_PROTOCOLS_SINCE) == config
+    older = config_for_version(config, (2, 42, 0))
+    for job in config["scrape_configs"]:
+        job.pop("scrape_protocols", None)
+    assert older == config
+
+
+def test_adaptation_refuses_to_change_what_is_scraped() -> None:
+    config = {"scrape_configs": [{"job_name": "x", "scrape_protocols": ["PrometheusText0.0.4"]}]}
+    with pytest.raises(ValueError, match=r"always asks for OpenMetricsText1\.0\.0 first"):
+        config_for_version(config, (2, 42, 0))
+
+
+def test_promtool_accepts_the_config_and_finds_the_rules(tmp_path: Path) -> None:
+    promtool = require_tool("promtool", "Debian package `prometheus`")
+    path = write_local_config(promtool, tmp_path)
+    result = run([promtool, "check", "config", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rule_file in RULE_FILES:
+        assert str(rule_file) in result.stdout, f"{rule_file.name} was not loaded"
+    if tool_version(promtool) >= SCRAPE_PROTOCOLS_SINCE:
+        direct = run([promtool, "check", "config", str(CONFIG)])
+        assert direct.returncode == 0, direct.stdout + direct.stderr
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
+def test_promtool_accepts_the_rules(rule_file: Path) -> None:
+    promtool = require_tool("promtool", "Debian package `prometheus`")
+    result = run([promtool, "check", "rules", str(rule_file)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(test_file: Path) -> None:
+    promtool = require_tool("promtool", "Debian package `prometheus`")
+    result = run([promtool, "test", "rules", test_file.name], cwd=test_file.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def load_rules(path: Path) -> list[dict[str, Any]]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_every_rule_is_exercised_by_a_unit_test() -> None:
+    """Each rule file is loaded by a unit test file; each recording rule is evaluated and
+    each alert is checked by at least one test case."""
+    loaded: set[Path] = set()
+    evaluated: set[str] = set()
+    alerted: set[str] = set()
+    for test_file in RULE_TESTS:
+        document = yaml.safe_load(test_file.read_text(encoding="utf-8"))
+        loaded |= {(test_file.parent / f).resolve() for f in document["rule_files"]}
+        for case in document["tests"]:
+            evaluated |= {t["expr"] for t in case.get("promql_expr_test", [])}
+            alerted |= {t["alertname"] for t in case.get("alert_rule_test", [])}
+    assert set(RULE_FILES) <= loaded
+    for rule_file in RULE_FILES:
+        for rule in load_rules(rule_file):
+            if "record" in rule:
+                assert any(rule["record"] in expr for expr in evaluated), (
+                    f"recording rule {rule['record']} is never evaluated in a unit test"
+                )
+            else:
+                assert rule["alert"] in alerted, f"alert {rule['alert']} has no unit test"
+
+
+def test_every_alert_of_each_die_has_a_test_that_fires_it() -> None:
+    """An alert tested only for silence could be an alert that never fires."""
+    fired: set[tuple[str, str]] = set()
+    for test_file in RULE_TESTS:
+        document = yaml.safe_load(test_file.read_text(encoding="utf-8"))
+        for case in document["tests"]:
+            for check in case.get("alert_rule_test", []):
+                for alert in check.get("exp_alerts") or []:
+                    fired.add((check["alertname"], alert["exp_labels"]["die_type"]))
+    expected = set()
+    for rule_file in RULE_FILES:
+        for rule in load_rules(rule_file):
+            if "alert" in rule:
+                die = "risky" if 'die_type="risky"' in rule["expr"] else "fair"
+                expected.add((rule["alert"], die))
+    # The one exception, explained in slo.rules.yml: a 90 % SLO can't burn 14.4 times
+    # too fast, so that alert is tested to stay silent even at 100 % errors.
+    expected.discard(("DiceErrorBudgetFastBurn", "risky"))
+    assert expected <= fired, f"alerts never seen firing: {expected - fired}"
