@@ -17,6 +17,7 @@ from tests.dashboard.model import (
     provisioned_datasources,
     rows,
 )
+from tests.dashboard.prometheus import parse_duration, scrape_interval_seconds
 
 # The spec's "Dashboard Panels": row titles, then (panel title, allowed panel types).
 EXPECTED_LAYOUT: list[tuple[str, list[tuple[str, set[str]]]]] = [
@@ -213,3 +214,12 @@ def test_value_distributions_show_one_bar_per_face(
     buckets = [f"{value}.0" for value in range(1, 9)] + ["+Inf"]  # the service's buckets
     kept = [bucket for bucket in buckets if re.fullmatch(pattern, bucket)]
     assert kept == [f"{face}.0" for face in faces]
+
+
+def test_grafana_knows_the_real_scrape_interval() -> None:
+    """`$__rate_interval` is four scrape intervals as the *data source* states them: if
+    Grafana assumed its 15 s default while Prometheus scrapes every 5 s, every rate
+    would average over a minute instead of 20 s."""
+    [prometheus] = [s for s in provisioned_datasources() if s["type"] == "prometheus"]
+    stated = prometheus.get("jsonData", {}).get("timeInterval", "15s")
+    assert parse_duration(stated) == scrape_interval_seconds()
