@@ -3,12 +3,15 @@ grammars, and every log query selects streams by labels Alloy really attaches.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from tests.dashboard.model import (
     ALLOY_CONFIG,
+    COMPOSE_FILE,
     JSON,
     Query,
     alloy_relabel_rules,
@@ -78,3 +81,18 @@ def test_log_queries_select_labels_alloy_attaches(dashboard: JSON) -> None:
                     f"{query.panel}: selects {matcher.label}={matcher.value!r}, but for the "
                     f"service's container Alloy writes {written!r}"
                 )
+
+
+def test_trace_queries_name_the_service_as_it_names_itself(dashboard: JSON) -> None:
+    """TraceQL's `resource.service.name` and the span metrics' `service` label both come
+    from the service's OTEL_SERVICE_NAME; a different spelling would find no trace."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    service_name = compose["services"]["dice-roller"]["environment"]["OTEL_SERVICE_NAME"]
+    found = queries(dashboard)
+    traceql = [q.text for q in found if q.language == "traceql"]
+    spanmetrics = [q.text for q in found if "traces_spanmetrics" in q.text]
+    assert traceql and spanmetrics
+    for text in traceql:
+        assert re.findall(r'resource\.service\.name\s*=\s*"([^"]*)"', text) == [service_name]
+    for text in spanmetrics:
+        assert re.findall(r'\bservice\s*=\s*"([^"]*)"', text) == [service_name]
