@@ -1,0 +1,12 @@
+"""The spec's testing checklist as a program: check a running stack, box by box.
+
+`python3 tasks.py verify` (or `make verify`) asks each component of the stack,
+through its own HTTP API, what the spec's checklist asks a person to click through:
+the service answers, Prometheus scrapes it, Alloy ships its logs to Loki, Tempo
+holds its traces, a trace leads to its logs, and Grafana's dashboard has data.
+
+Modules, one job each: `http` (client, timeouts, readable errors), `model` (a check
+and its result), `context` (settings and findings shared between checks), one module
+per checklist section (`service`, `metrics`, `logs`, `traces`, `dashboard`,
+`traffic`), `report` (text and JSON) and `cli`.
+"""

@@ -1,0 +1,121 @@
+"""What every check can see: the settings, the HTTP client, and facts found on the way.
+
+Some boxes depend on what an earlier check found: the trace checks inspect the trace
+of the request the service checks made, the trace-to-logs checks follow that same
+trace into Loki. `Context` carries those findings from one check to the next.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .http import Api, Component
+
+__all__ = ["ROOT", "Context", "FreshRequest", "Settings", "poll"]
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository: the checks read the stack's own files (dashboard, data sources)."""
+
+DASHBOARD_FILE = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
+DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
+TRAFFIC_SCRIPT = ROOT / "traffic-gen" / "generate_traffic.py"
+
+JOB = "dice-roller-stage1"
+"""Prometheus job and Docker container name of the service (docker-compose.yml)."""
+CONTAINER = "dice-roller-stage1"
+SERVICE_NAME = "dice-roller"
+"""OpenTelemetry `service.name` of the service's spans."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the stack is and how patient to be; see `cli.py` for flags and env vars."""
+
+    service_url: str = "http://localhost:8100"
+    prometheus_url: str = "http://localhost:9090"
+    loki_url: str = "http://localhost:3100"
+    tempo_url: str = "http://localhost:3200"
+    alloy_url: str = "http://localhost:12345"
+    grafana_url: str = "http://localhost:3000"
+    grafana_user: str | None = None
+    grafana_password: str | None = None
+    timeout: float = 10.0
+    """Seconds for any single HTTP call."""
+    wait: float = 45.0
+    """Seconds to wait for fresh data: a new trace in Tempo, new lines in Loki."""
+    poll_interval: float = 1.0
+    with_traffic: bool = False
+    traffic_args: tuple[str, ...] = ()
+    dashboard_file: Path = DASHBOARD_FILE
+    datasources_dir: Path = DATASOURCES_DIR
+    traffic_script: Path = TRAFFIC_SCRIPT
+
+
+@dataclass
+class FreshRequest:
+    """A request made by the checks themselves, and what its response said about it."""
+
+    path: str
+    status: int
+    trace_id: str
+    span_id: str
+    started: float
+    """Unix seconds, just before sending."""
+    seconds: float
+    """Round trip as the client measured it."""
+    trace: Any = None
+    """Tempo's answer for `trace_id`, once found (OTLP JSON)."""
+
+
+@dataclass
+class Context:
+    settings: Settings
+    api: Api
+    fresh: FreshRequest | None = None
+    grafana_dashboard: dict[str, Any] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def service(self) -> Component:
+        return Component("the dice roller", self.settings.service_url)
+
+    @property
+    def prometheus(self) -> Component:
+        return Component("Prometheus", self.settings.prometheus_url)
+
+    @property
+    def loki(self) -> Component:
+        return Component("Loki", self.settings.loki_url)
+
+    @property
+    def tempo(self) -> Component:
+        return Component("Tempo", self.settings.tempo_url)
+
+    @property
+    def alloy(self) -> Component:
+        return Component("Alloy", self.settings.alloy_url)
+
+    @property
+    def grafana(self) -> Component:
+        return Component("Grafana", self.settings.grafana_url)
+
+
+def poll(settings: Settings, attempt: Callable[[], T | None]) -> T | None:
+    """Call `attempt` until it returns something, for at most `settings.wait` seconds.
+
+    For data still on its way (a trace being batched, a log line being shipped): an
+    attempt returns None for "not there yet". An `ApiError` is not retried, so a
+    component that is down fails at once rather than after the whole wait.
+    """
+    deadline = time.monotonic() + settings.wait
+    while True:
+        found = attempt()
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(settings.poll_interval, max(0.0, deadline - time.monotonic())))
