@@ -7,8 +7,6 @@ SANDBOX_BIND ?= 127.0.0.1
 SANDBOX_HOST ?= $(if $(filter 0.0.0.0,$(SANDBOX_BIND)),127.0.0.1,$(SANDBOX_BIND))
 GRAFANA_ADMIN_PASSWORD ?= dice-sandbox-admin
 
-export SANDBOX_BIND GRAFANA_ADMIN_PASSWORD
-
 .DEFAULT_GOAL := help
 .PHONY: help stack up traffic ps logs reload down clean
 

@@ -1,0 +1,50 @@
+"""The workflow that boots the real stack on a hosted runner: it can't run here, so it
+is checked against GitHub's workflow schema and against the compose files it drives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from tests.stack.compose import ROOT, ROOT_COMPOSE, load_project
+
+WORKFLOW = ROOT / ".github" / "workflows" / "stack.yml"
+
+
+def steps() -> list[dict[str, str]]:
+    document = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    (job,) = document["jobs"].values()
+    found: list[dict[str, str]] = job["steps"]
+    return found
+
+
+def test_workflow_matches_githubs_schema() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(WORKFLOW),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflow_waits_for_health_sends_traffic_verifies_and_cleans_up() -> None:
+    commands = [step.get("run", "") for step in steps()]
+    assert any("docker compose up" in c and "--wait" in c for c in commands)
+    traffic = next(c for c in commands if "traffic-gen" in c)
+    service = load_project(ROOT_COMPOSE).services["dice-roller"]
+    port = service.spec["environment"]["DICE_PORT"]
+    assert f"--url http://{service.name}:{port}" in traffic
+    assert any("tasks.py verify" in c for c in commands)
+    last = steps()[-1]
+    assert last.get("if") == "always()" and "down" in last["run"]
