@@ -5,8 +5,8 @@ Four families tell the story of the service:
 - `http_requests_total{handler, method, status}` and
   `http_request_duration_seconds{handler, method}`: every HTTP request, measured by
   prometheus-fastapi-instrumentator's middleware. `handler` is the route template
-  (`/roll`), never the raw path, and unknown paths share `handler="none"`, so no
-  request can invent a new series.
+  (`/roll`), never the raw path: unknown and redirected paths share `handler="none"`,
+  and unusual methods share `method="_OTHER"`, so no request can invent a new series.
 - `dice_rolls_total{die_type, result}`: every roll, `result` being `success` or `error`.
 - `dice_roll_value{die_type}`: the values rolled, one bucket per face.
 - `dice_roll_duration_seconds{die_type}`: how long a roll took, delay included; the
@@ -34,6 +34,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_fastapi_instrumentator.metrics import Info
+from starlette.requests import Request
 
 from .dice import DieType
 
@@ -61,6 +62,14 @@ ROLL_VALUE_BUCKETS = tuple(float(value) for value in range(1, 9))
 """One bucket per possible value, 1 to 8: fair rolls fill 1-6, risky rolls 2-7."""
 
 ROLL_RESULTS = ("success", "error")
+
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "_OTHER"
+"""The `method` label of any other token: uvicorn's parser lets through dozens more
+(PROPFIND, PURGE, QUERY, ...), and each would otherwise mint series of its own.
+`_OTHER` is OpenTelemetry's name for them in `http.request.method`."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,12 @@ class DiceMetrics:
         """
 
         def instrument(info: Info) -> None:
-            handler, method = info.modified_handler, info.method
+            handler = info.modified_handler
+            if handler not in _route_templates(info.request):
+                # The instrumentator names a redirected request ("/roll/" to "/roll",
+                # "//" to "/") after its raw path; any path could then become a label.
+                handler = "none"
+            method = info.method if info.method in HTTP_METHODS else OTHER_METHOD
             exemplar = current_exemplar()
             self.http_requests.labels(handler, method, info.modified_status).inc(exemplar=exemplar)
             self.http_request_duration.labels(handler, method).observe(
@@ -160,6 +174,11 @@ class DiceMetrics:
             )
 
         return instrument
+
+
+def _route_templates(request: Request) -> set[str]:
+    """The path templates of the app's routes (plus "none"): the only `handler` values."""
+    return {"none", *(getattr(route, "path", "") for route in request.app.routes)}
 
 
 def current_exemplar() -> dict[str, str] | None:

@@ -1,0 +1,1 @@
+"""Reliability and security: hostile input, sick collectors, shutdowns, soaks, audits."""
