@@ -1,0 +1,111 @@
+"""The builds the overhead bench compares, all serving the same `/roll` route.
+
+- `bare`: FastAPI calling `dice.roll`, with no telemetry at all (no access log either);
+- `metrics`, `logs`, `traces`: the bare route plus one signal, wired with the service's
+  own modules (`metrics.py`, `logs.py`, `tracing.py`) exactly as `app.py` wires it;
+- `full` is not built here: it is the real service, started as `python -m dice_roller`.
+
+Each signal alone shows which one the full build's cost comes from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from dice_roller.dice import DieType, draw_delay, roll
+from dice_roller.logs import LOGGER_NAME
+from dice_roller.metrics import DiceMetrics
+from dice_roller.settings import Settings
+from fastapi import FastAPI, Query
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel
+
+__all__ = ["SIGNALS", "VARIANTS", "build_app"]
+
+SIGNALS = ("metrics", "logs", "traces")
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+VARIANTS = ("bare", *SIGNALS)
+
+
+class RollResult(BaseModel):
+    roll: int
+
+
+def build_app(variant: str, settings: Settings) -> FastAPI:
+    """The `/roll` route with the telemetry of `variant` (see the module docstring)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    rng = random.Random(settings.seed)
+    metrics = DiceMetrics.create() if variant == "metrics" else None
+    log = logging.getLogger(LOGGER_NAME) if variant == "logs" else None
+    provider = _tracer_provider() if variant == "traces" else None
+    traced = provider is not None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if provider is not None:
+            provider.shutdown()  # send the last spans, as the service does
+
+    # FastAPI's own OpenTelemetry support stays off in every build: the service traces
+    # with OpenTelemetry's FastAPI instrumentation, and the check alone costs per request.
+    app = FastAPI(lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
+
+    @app.get("/roll")
+    async def roll_die(die: Annotated[DieType, Query()]) -> RollResult:
+        started = time.perf_counter()
+        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds))
+        value = roll(die, rng, 0.0)  # the bench rolls the fair die: no failures
+        if metrics is not None:
+            metrics.observe_roll(die, value, time.perf_counter() - started)
+        if traced:
+            span = trace.get_current_span()
+            span.set_attribute("die.type", die.value)
+            span.set_attributes({"die.result": "success", "die.value": value})
+        if log is not None:
+            log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
+        return RollResult(roll=value)
+
+    if metrics is not None:
+        _add_metrics(app, metrics)
+    if provider is not None:
+        _add_traces(app, provider)
+    return app
+
+
+def _add_metrics(app: FastAPI, metrics: DiceMetrics) -> None:
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    Instrumentator(
+        should_group_status_codes=True,
+        should_group_untemplated=True,
+        excluded_handlers=["/metrics"],
+        registry=metrics.registry,
+    ).add(metrics.http_instrumentation()).instrument(app)
+
+
+def _tracer_provider() -> TracerProvider:
+    from dice_roller.tracing import create_tracer_provider
+
+    return create_tracer_provider()
+
+
+def _add_traces(app: FastAPI, provider: TracerProvider) -> None:
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.propagators import (
+        TraceResponsePropagator,
+        set_global_response_propagator,
+    )
+
+    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="/metrics$", exclude_spans=["receive", "send"]
+    )

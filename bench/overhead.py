@@ -1,0 +1,119 @@
+"""Part 1, telemetry overhead: the same `/roll` route, delay 0, in five builds.
+
+`bare` (no telemetry), `full` (the real service: metrics, JSON logs, spans exported
+over OTLP) and each signal alone, all served by one uvicorn worker the same way and
+loaded by wrk with the same connection count. The runs alternate (bare, full,
+metrics, logs, traces, bare, full, ...) so that a noisy neighbour or a slow minute
+hits every build alike, and each ratio is the median of the per-round ratios.
+
+It also counts what the full build emitted: a span and a log line for every request
+answered, or the figure was won by dropping telemetry.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from .receiver import BenchReceiver, bench_receiver
+from .report import Report
+from .servers import FULL, Server, start_servers
+from .wrk import WrkResult, run_wrk
+
+__all__ = ["BUILDS", "OverheadPlan", "run_overhead"]
+
+PART = "overhead"
+BUILDS = ("bare", FULL, "metrics", "logs", "traces")
+TARGET_RATIO = 0.60
+
+
+@dataclass(frozen=True)
+class OverheadPlan:
+    rounds: int
+    seconds: float
+    connections: int = 50
+    pause_seconds: float = 1.5  # lets the last batch of spans leave before the next run
+
+
+def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
+    report.section(
+        PART,
+        f"/roll?die=fair with delay 0; wrk 1 thread, {plan.connections} connections, "
+        f"{plan.seconds:g} s per run, {plan.rounds} alternating round(s)",
+    )
+    with ExitStack() as stack:
+        receivers = {build: stack.enter_context(bench_receiver()) for build in BUILDS}
+        envs = [(build, _environment(receivers[build])) for build in BUILDS]
+        started = stack.enter_context(start_servers(envs, output_dir))
+        servers = {server.build: server for server in started}
+
+        for server in servers.values():  # warm up: imports, caches, first connections
+            run_wrk(server.roll_url, plan.connections, 1)
+        time.sleep(plan.pause_seconds)
+
+        runs: dict[str, list[WrkResult]] = {build: [] for build in BUILDS}
+        for _ in range(plan.rounds):
+            for build in BUILDS:
+                runs[build].append(run_wrk(servers[build].roll_url, plan.connections, plan.seconds))
+                time.sleep(plan.pause_seconds)
+        _print_results(report, runs)
+        _check_nothing_dropped(report, servers[FULL], receivers[FULL], runs[FULL])
+
+
+def _environment(receiver: BenchReceiver) -> dict[str, str]:
+    return {
+        "DICE_MAX_DELAY_SECONDS": "0",
+        "DICE_LOG_LEVEL": "INFO",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+    }
+
+
+def _print_results(report: Report, runs: dict[str, list[WrkResult]]) -> None:
+    bare = runs["bare"]
+    rows = []
+    for build, results in runs.items():
+        rates = [r.requests_per_second for r in results]
+        pairs = zip(results, bare, strict=True)
+        ratio = statistics.median(r.requests_per_second / b.requests_per_second for r, b in pairs)
+        p99 = statistics.median(r.p99 for r in results)
+        errors = sum(r.errors for r in results)
+        rows.append([build, statistics.median(rates), p99 * 1000, ratio, errors, _spaced(rates)])
+        report.figure(
+            PART,
+            build,
+            {"requests_per_second": rates, "p99_seconds": [r.p99 for r in results], "ratio": ratio},
+        )
+    report.table(
+        ["build", "req/s (median)", "p99 ms", "ratio to bare", "errors", "req/s per round"], rows
+    )
+    full_ratio = next(row[3] for row in rows if row[0] == FULL)
+    assert isinstance(full_ratio, float)
+    report.check(PART, "throughput full/bare", full_ratio, ">=", TARGET_RATIO)
+
+
+def _check_nothing_dropped(
+    report: Report, server: Server, receiver: BenchReceiver, runs: list[WrkResult]
+) -> None:
+    """Every request the full build handled has a span and a log line (no sampling).
+
+    The build's own log says how many rolls it handled (warm-up included); the spans
+    received must match that count, and both cover at least what wrk saw answered.
+    """
+    answered = sum(r.requests for r in runs)
+    logged = server.count_in_output(b'"Roll completed"')
+    spans = receiver.wait_for_spans(logged, timeout=5.0)
+    report.say(
+        f"  full build: {logged} rolls logged, {spans} spans received "
+        f"({answered} answers counted by wrk in the timed runs)"
+    )
+    report.figure(PART, "full_emitted", {"answered": answered, "logged": logged, "spans": spans})
+    if spans < logged or logged < answered:
+        report.say("  WARNING: telemetry was dropped: fewer spans or log lines than requests")
+
+
+def _spaced(rates: list[float]) -> str:
+    return " ".join(f"{rate:.0f}" for rate in rates)

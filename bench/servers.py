@@ -1,0 +1,139 @@
+"""Start the builds under test as real processes on 127.0.0.1, read their memory, stop them.
+
+Every build is a separate `python` process served by uvicorn exactly as users run the
+service, so the bench measures what they would get, start-up and all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["FULL", "Memory", "Server", "read_memory", "start_server", "start_servers"]
+
+FULL = "full"
+"""The real service, `python -m dice_roller`; the other builds come from `bench.apps`."""
+
+
+@dataclass(frozen=True)
+class Server:
+    build: str
+    port: int
+    process: subprocess.Popen[bytes]
+    output_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def roll_url(self) -> str:
+        return f"{self.url}/roll?die=fair"
+
+    def count_in_output(self, text: bytes) -> int:
+        """How many times `text` occurs in what the server wrote (its log lines)."""
+        with self.output_path.open("rb") as output:
+            return sum(chunk.count(text) for chunk in iter(lambda: output.read(1 << 20), b""))
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss_bytes: int  # resident set size now (VmRSS)
+    peak_bytes: int  # highest resident set size so far (VmHWM)
+
+
+def read_memory(pid: int) -> Memory:
+    """VmRSS and VmHWM of process `pid`, from /proc (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) * 1024  # reported in kB
+    return Memory(fields["VmRSS"], fields["VmHWM"])
+
+
+@contextmanager
+def start_server(
+    build: str, env: Mapping[str, str], output_dir: Path, ready_timeout: float = 30.0
+) -> Iterator[Server]:
+    """Run `build` until the block ends (see `start_servers`)."""
+    with start_servers([(build, env)], output_dir, ready_timeout) as servers:
+        yield servers[0]
+
+
+@contextmanager
+def start_servers(
+    builds: Sequence[tuple[str, Mapping[str, str]]], output_dir: Path, ready_timeout: float = 30.0
+) -> Iterator[list[Server]]:
+    """Start every (build, environment) at once, wait until all answer, stop all at the end.
+
+    Their stdout and stderr go to a file in `output_dir`, not /dev/null: a container's
+    stdout ends up in a file that the log agent reads, so each line's write is part of
+    what logging costs; and the lines can be counted afterwards, to check that every
+    request was logged.
+    """
+    servers: list[Server] = []
+    try:
+        for build, env in builds:
+            servers.append(_launch(build, env, output_dir))
+        for server in servers:
+            _wait_until_ready(server, ready_timeout)
+        yield servers
+    finally:
+        for server in servers:
+            _stop(server.process)
+
+
+def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
+    port = _free_port()
+    output_path = output_dir / f"{build}-{port}.log"
+    if build == FULL:
+        command = [sys.executable, "-m", "dice_roller", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "bench.serve", build, "--port", str(port)]
+    with output_path.open("wb") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+    return Server(build, port, process, output_path)
+
+
+def _wait_until_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            output = server.output_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the {server.build} build exited at start-up:\n{output}")
+        try:
+            if httpx.get(server.roll_url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the {server.build} build was not ready after {timeout:g} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
