@@ -20,6 +20,7 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from tests.stack.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts
+from tests.stack.prometheus_config import load_config
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.grammars import parse_batch, require_grammars
 
@@ -115,6 +116,13 @@ def test_datasources_point_at_the_compose_services() -> None:
         assert host in services, f"{ds['name']}: no service {host}"
         published = [p.split(":")[-1] for p in services[host].spec.get("ports", [])]
         assert port in published, f"{ds['name']}: {host} listens on {published}, not {port}"
+
+
+def test_prometheus_data_source_knows_the_scrape_interval() -> None:
+    """Grafana sizes `$__rate_interval` (at least four scrapes) from `timeInterval`: it
+    must be the dice roller's scrape interval, or rates span too few or too many samples."""
+    (job,) = [j for j in load_config()["scrape_configs"] if j["job_name"] == "dice-roller-stage1"]
+    assert by_uid()["prometheus"]["jsonData"]["timeInterval"] == job["scrape_interval"]
 
 
 def test_every_datasource_reference_exists_with_the_right_type() -> None:
