@@ -25,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.service import RunningService
 
 __all__ = [
+    "LEGITIMATE_TARGETS",
+    "STANDARD_METHODS",
     "LoadResult",
     "RawResponse",
     "broken_log_lines",
@@ -36,7 +38,36 @@ __all__ = [
     "rss_bytes",
     "run_load",
     "send_all",
+    "warm_up_requests",
 ]
+
+
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")
+# One target of each kind the service tells apart: each route and each answer class.
+LEGITIMATE_TARGETS = (
+    "/",
+    "/roll?die=fair",
+    "/roll?die=risky",
+    "/roll?die=bad",
+    "/roll",
+    "/roll/",  # a trailing slash is redirected
+    "/nowhere",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+    "/metrics",
+)
+
+
+def warm_up_requests() -> list[bytes]:
+    """Each legitimate kind of request, with every method a client can get through.
+
+    The risky die is rolled often enough (failure rate 0.5) that both its answers occur.
+    """
+    methods = (*STANDARD_METHODS, "PROPFIND")
+    requests = [request_bytes(t, m) for t in LEGITIMATE_TARGETS for m in methods]
+    return requests + [request_bytes("/roll?die=risky")] * 30
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,18 @@ from urllib.parse import quote
 import pytest
 
 from tests.reliability.support import (
+    LEGITIMATE_TARGETS,
+    STANDARD_METHODS,
     LoadResult,
     broken_log_lines,
     metric_series,
     report,
     request_bytes,
     run_load,
+    warm_up_requests,
 )
 from tests.support.service import RunningService, running_service
 
-STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")
 # Tokens that uvicorn's HTTP parser (llhttp, via httptools) accepts as methods besides
 # the standard ones: WebDAV, RTSP and other registries. They reach the application.
 PARSER_KNOWN_METHODS = (
@@ -37,32 +39,7 @@ PARSER_KNOWN_METHODS = (
     "UNSUBSCRIBE", "PURGE", "MKCALENDAR", "LINK", "UNLINK", "SOURCE", "QUERY", "BIND",
     "REBIND", "UNBIND", "ACL",
 )  # fmt: skip
-# One target of each kind the service tells apart: each route and each answer class.
-LEGITIMATE_TARGETS = (
-    "/",
-    "/roll?die=fair",
-    "/roll?die=risky",
-    "/roll?die=bad",
-    "/roll",
-    "/roll/",  # a trailing slash is redirected
-    "/nowhere",
-    "/docs",
-    "/docs/oauth2-redirect",
-    "/redoc",
-    "/openapi.json",
-    "/metrics",
-)
 RANDOM_REQUESTS = 20_000
-
-
-def warm_up_requests() -> list[bytes]:
-    """Each legitimate kind of request, with every method a client can get through.
-
-    The risky die is rolled often enough (failure rate 0.5) that both its answers occur.
-    """
-    methods = (*STANDARD_METHODS, "PROPFIND")
-    requests = [request_bytes(t, m) for t in LEGITIMATE_TARGETS for m in methods]
-    return requests + [request_bytes("/roll?die=risky")] * 30
 
 
 def random_requests(rng: random.Random, count: int) -> Iterator[bytes]:

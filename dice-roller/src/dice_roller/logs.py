@@ -19,7 +19,13 @@ from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["ExportWarningLimiter", "JsonLogFormatter", "TraceContextFilter", "configure_logging"]
+__all__ = [
+    "ExportWarningLimiter",
+    "JsonLogFormatter",
+    "MessageLengthLimiter",
+    "TraceContextFilter",
+    "configure_logging",
+]
 
 LOGGER_NAME = "dice_roller"
 """The logger of the service's own events (`logger` field of roll events)."""
@@ -72,6 +78,28 @@ class ExportWarningLimiter(logging.Filter):
         return True
 
 
+class MessageLengthLimiter(logging.Filter):
+    """Cuts a message longer than `max_chars`, saying how much was cut.
+
+    A client controls the path in uvicorn's access line, up to the 64 KiB its parser
+    allows. Docker splits any stdout line over 16 KiB into pieces, and a log pipeline
+    then receives each piece as a line of its own: broken JSON. Cut, the line arrives
+    whole, and still names the request.
+    """
+
+    def __init__(self, max_chars: int = 2048) -> None:
+        super().__init__()
+        self.max_chars = max_chars
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > self.max_chars:
+            cut = len(message) - self.max_chars
+            record.msg = f"{message[: self.max_chars]}... [{cut} more characters]"
+            record.args = None
+        return True
+
+
 class JsonLogFormatter(JsonFormatter):
     """The spec's field names: timestamp (ISO 8601, UTC), level, message, logger, ..."""
 
@@ -100,6 +128,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(JsonLogFormatter())
     handler.addFilter(TraceContextFilter())
     handler.addFilter(ExportWarningLimiter())
+    handler.addFilter(MessageLengthLimiter())
 
     root = logging.getLogger()
     root.handlers[:] = [handler]
