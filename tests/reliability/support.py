@@ -131,6 +131,8 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     """Seconds, of the answered requests only."""
     elapsed: float = 0.0
+    finished_at: list[float] = field(default_factory=list)
+    """`time.monotonic()` when each request got its answer (or was given up)."""
 
     @property
     def sent(self) -> int:
@@ -191,7 +193,7 @@ async def send_all(
     port: int, requests: Sequence[bytes], concurrency: int = 32, timeout: float = 10.0
 ) -> LoadResult:
     """Send every request, `concurrency` at a time, each worker on its own connection."""
-    result = LoadResult(responses=[None] * len(requests))
+    result = LoadResult(responses=[None] * len(requests), finished_at=[0.0] * len(requests))
     next_index = iter(range(len(requests)))
 
     async def worker() -> None:
@@ -201,6 +203,7 @@ async def send_all(
                 started = time.perf_counter()
                 response = await connection.send(requests[index], timeout)
                 result.responses[index] = response
+                result.finished_at[index] = time.monotonic()
                 if response is not None:
                     result.latencies.append(time.perf_counter() - started)
         finally:
