@@ -53,7 +53,8 @@ class ImageKind:
     executables: frozenset[str]
 
 
-# The versions of ../shared stack facts; the executables a healthcheck can call.
+# The pinned image of each component (stack/README.md, "Versions") and the programs a
+# healthcheck can call in it.
 IMAGES = {
     # prometheus/prometheus Dockerfile (v3.14.0): FROM quay.io/prometheus/busybox.
     "prom/prometheus": ImageKind(
