@@ -1,0 +1,131 @@
+"""Running the traffic generator as users do, as a process, and reading what it says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = [
+    "REPO",
+    "ROLL_LINE",
+    "GenRun",
+    "dice_rolls_total",
+    "hanging_server",
+    "roll_lines",
+    "run_gen",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: "User 3 roll 5/12: risky -> 6 (12 ms)", "... -> HTTP 500 (3 ms)", "... -> TIMEOUT"
+ROLL_LINE = re.compile(
+    r"^(?P<who>User (?P<user>\d+)(?: \(session (?P<session>\d+)\))?|Request (?P<request>\d+))"
+    r"(?: roll (?P<number>\d+)/(?P<of>\d+))?: (?P<die>fair|risky) -> (?P<result>.+?)"
+    r"(?: \((?P<ms>\d+) ms\))?$"
+)
+
+
+@dataclass
+class GenRun:
+    """A finished run: exit code and both streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` summary (stdout must be exactly one JSON document)."""
+        parsed: dict[str, Any] = json.loads(self.stdout)
+        return parsed
+
+
+def gen_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "traffic_gen", *args]
+
+
+def run_gen(*args: str, timeout: float = 120.0) -> GenRun:
+    """Run ``traffic-gen ARGS`` to the end (stdout is a pipe, so output is plain lines)."""
+    done = subprocess.run(gen_command(*args), capture_output=True, text=True, timeout=timeout)
+    return GenRun(done.returncode, done.stdout, done.stderr)
+
+
+def roll_lines(text: str) -> list[re.Match[str]]:
+    """Every per-roll log line in ``text``, parsed."""
+    return [m for line in text.splitlines() if (m := ROLL_LINE.match(line.strip()))]
+
+
+def dice_rolls_total(url: str) -> dict[tuple[str, str], float]:
+    """The service's own ``dice_rolls_total`` by (die_type, result), from ``/metrics``."""
+    text = httpx.get(url + "/metrics").text
+    return {
+        (sample.labels["die_type"], sample.labels["result"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "dice_rolls_total"
+    }
+
+
+@contextmanager
+def hanging_server(*, answer_root: bool) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers a roll.
+
+    With ``answer_root`` it answers ``GET /`` like the service, so the generator gets
+    past its start-up check and then waits on every roll; without it, even the check
+    hangs. Runs its own event loop in a thread, stopped when the block ends.
+    """
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port: list[int] = []
+    stopped = asyncio.Event()
+    root = b'{"service": "hanging", "version": "0"}'
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if answer_root and head.startswith(b"GET / "):
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        b"content-length: %d\r\n\r\n%s" % (len(root), root)
+                    )
+                    await writer.drain()
+                    continue
+                await stopped.wait()  # hold the connection open, say nothing
+                return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        async with server:
+            await stopped.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port[0]}"
+    finally:
+        loop.call_soon_threadsafe(stopped.set)
+        thread.join(10)
+        loop.close()

@@ -1,0 +1,146 @@
+"""A service that is down, failing, hanging or dying, and a user pressing Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.support.service import RunningService, running_service
+from tests.support.tools import free_port
+from tests.traffic.helpers import gen_command, hanging_server, roll_lines, run_gen
+
+FAST = ("--think", "0")
+
+
+def test_service_down_at_start_is_exit_1_with_a_clear_message() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    run = run_gen("--url", url)
+    assert run.returncode == 1
+    assert f"Cannot reach the dice-roller service at {url}: connection refused." in run.stderr
+    assert "Is it running?" in run.stderr
+    assert "Traceback" not in run.output
+    assert roll_lines(run.output) == []
+
+
+def test_service_hanging_at_start_is_exit_1() -> None:
+    with hanging_server(answer_root=False) as url:
+        run = run_gen("--url", url, "--timeout", "0.5")
+    assert run.returncode == 1
+    assert f"Cannot reach the dice-roller service at {url}: GET / got no answer" in run.stderr
+    assert "Traceback" not in run.output
+
+
+def test_rolls_hanging_past_the_timeout_are_counted_as_timeouts() -> None:
+    with hanging_server(answer_root=True) as url:
+        run = run_gen("--url", url, "--users", "2", "--rolls", "2", *FAST, "--timeout", "0.3")
+    lines = roll_lines(run.stdout)
+    assert len(lines) == 4
+    assert {m["result"] for m in lines} == {"TIMEOUT"}
+    # Every request failed: the summary is still there, and the exit code says so.
+    assert run.returncode == 1
+    assert "Every request failed" in run.stderr
+    assert "Traffic generation complete" in run.stdout
+    assert "Traceback" not in run.output
+
+
+def test_open_loop_never_queues_past_max_in_flight() -> None:
+    with hanging_server(answer_root=True) as url:
+        run = run_gen(
+            "--url", url, "--rate", "50", "--duration", "1", "--max-in-flight", "3",
+            "--timeout", "5", "--json",
+        )  # fmt: skip
+    requests = run.summary()["requests"]
+    assert requests["sent"] == 3  # nothing answers, so the first three stay in flight
+    assert requests["sent"] + requests["skipped"] == 50
+    assert requests["outcomes"]["timeout"] == 3
+
+
+def test_http_errors_are_counted_not_fatal() -> None:
+    with running_service({"DICE_RISKY_FAILURE_RATE": "0.5"}) as service:
+        run = run_gen(
+            "--url", service.url, "--users", "4", "--rolls", "10", *FAST,
+            "--risky-share", "1", "--json",
+        )  # fmt: skip
+    assert run.returncode == 0
+    risky = run.summary()["dice"]["risky"]
+    assert risky["outcomes"]["http_error"] > 0
+    assert risky["outcomes"]["success"] > 0
+    assert risky["status_codes"]["500"] == risky["outcomes"]["http_error"]
+    assert risky["success_verdict"] == "unexpected"  # 50 % is far from the spec's 90 %
+    assert any(m["result"] == "HTTP 500" for m in roll_lines(run.stderr))
+
+
+def test_every_request_failing_is_exit_1() -> None:
+    with running_service({"DICE_RISKY_FAILURE_RATE": "1"}) as service:
+        run = run_gen(
+            "--url", service.url, "--users", "2", "--rolls", "3", *FAST, "--risky-share", "1"
+        )
+    assert run.returncode == 1
+    assert {m["result"] for m in roll_lines(run.stdout)} == {"HTTP 500"}
+    assert "Every request failed" in run.stderr
+    assert "Traceback" not in run.output
+
+
+def test_service_dying_mid_run_gives_connection_errors() -> None:
+    with running_service() as service:
+        gen = subprocess.Popen(
+            gen_command("--url", service.url, "--users", "2", "--rolls", "10000", "--think",
+                        "0.01", "--duration", "600"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert gen.stdout is not None
+            _read_until_a_roll(gen.stdout)
+            service.stop()
+            time.sleep(1)  # some rolls now meet a closed port
+            gen.send_signal(signal.SIGINT)
+            out, err = gen.communicate(timeout=60)
+        finally:
+            gen.kill()
+    results = {m["result"] for m in roll_lines(out)}
+    assert "CONNECTION ERROR (connection refused)" in results
+    assert any(r.isdigit() for r in results)
+    assert "Traceback" not in err
+
+
+def _read_until_a_roll(stream: object) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        if roll_lines(line):
+            return
+    pytest.fail("the generator ended before any roll")
+
+
+@pytest.mark.parametrize(
+    ("sig", "mode"),
+    [
+        (signal.SIGINT, ("--users", "3", "--rolls", "10000", "--think", "0.05")),
+        (signal.SIGINT, ("--rate", "20")),  # open loop runs until interrupted
+        (signal.SIGTERM, ("--users", "3", "--rolls", "10000", "--think", "0.05")),
+    ],
+)
+def test_ctrl_c_stops_cleanly_with_a_summary(
+    dice_service: RunningService, sig: signal.Signals, mode: tuple[str, ...]
+) -> None:
+    gen = subprocess.Popen(
+        gen_command("--url", dice_service.url, *mode),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gen.stdout is not None
+        _read_until_a_roll(gen.stdout)
+        gen.send_signal(sig)
+        out, err = gen.communicate(timeout=60)
+    finally:
+        gen.kill()
+    assert gen.returncode == 130
+    assert "Traceback" not in err
+    assert "Requests: " in out
+    assert "Latency of answered requests" in out
+    assert out.rstrip().splitlines()[-1].startswith("Traffic generation interrupted in ")

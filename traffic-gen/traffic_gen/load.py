@@ -1,0 +1,349 @@
+"""Sending the rolls: simulated users (closed loop) or a fixed request rate (open loop).
+
+Both modes share one ``httpx.AsyncClient`` whose connection pool is sized to the most
+requests that can be in flight at once, so no request ever queues for a connection
+inside the generator and every latency measured is the service's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .config import Settings
+from .stats import DIE_FACES, Outcome, RunStats
+
+__all__ = [
+    "WARM_CONNECTIONS",
+    "RollResult",
+    "RunTiming",
+    "ServiceUnavailable",
+    "check_service",
+    "make_client",
+    "roll_once",
+    "roll_urls",
+    "run_open_loop",
+    "run_users",
+    "warm_up",
+]
+
+#: Called with a label such as "User 3 roll 5/12" and the result of that roll.
+ResultCallback = Callable[[str, "RollResult"], None]
+
+
+@dataclass(frozen=True)
+class RollResult:
+    """One request's fate, with a short text for the log line ("6", "HTTP 500", ...)."""
+
+    die: str
+    outcome: Outcome
+    text: str
+    latency_seconds: float | None = None
+    status_code: int | None = None
+    value: int | None = None
+
+
+@dataclass
+class RunTiming:
+    """When sending started and stopped, for an honest achieved rate."""
+
+    started_at: float
+    sending_stopped_at: float | None = None
+    finished_at: float | None = None
+    interrupted: bool = False
+
+
+class ServiceUnavailable(Exception):
+    """The start-up check could not get a healthy answer from ``GET /``."""
+
+
+#: Connections opened before the open-loop clock starts (see ``warm_up``).
+WARM_CONNECTIONS = 8
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """One client for the whole run, with a connection for every request in flight.
+
+    Idle connections are all kept (``max_keepalive_connections`` equal to the maximum):
+    httpcore 1.0 compares that limit with the count of *all* its connections, so a
+    lower one closes idle connections as soon as the pool is busy, and every request
+    then pays for a new connection (encode/httpcore#1000).
+    """
+    connections = settings.max_in_flight if settings.open_loop else settings.users
+    return httpx.AsyncClient(
+        base_url=settings.url,
+        timeout=httpx.Timeout(settings.timeout),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers={"user-agent": "traffic-gen"},
+    )
+
+
+async def check_service(client: httpx.AsyncClient, wait_seconds: float) -> str:
+    """Make sure the service answers ``GET /`` before any traffic; describe it.
+
+    Retries for up to ``wait_seconds`` so a container started next to the service can
+    wait for it, then raises ``ServiceUnavailable`` with the last reason.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            response = await client.get("/")
+            if response.is_success:
+                return _describe_service(response)
+            reason = f"GET / answered HTTP {response.status_code}"
+        except httpx.TimeoutException:
+            reason = "GET / got no answer in time"
+        except httpx.HTTPError as exc:
+            reason = _transport_reason(exc)
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(reason)
+        await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+async def warm_up(client: httpx.AsyncClient, connections: int) -> None:
+    """Open ``connections`` connections before the open-loop clock starts.
+
+    A cold pool meets the first burst of scheduled requests with no idle connection,
+    so each of them opens its own; the connects slow the event loop, which makes the
+    next requests find no idle connection either. A few concurrent ``GET /`` first
+    (they show in the service's metrics under handler "/") avoid that storm.
+    """
+    # Failures here are not the run's to count: the schedule will meet them again.
+    await asyncio.gather(*(client.get("/") for _ in range(connections)), return_exceptions=True)
+
+
+def _describe_service(response: httpx.Response) -> str:
+    try:
+        info = response.json()
+    except ValueError:
+        return "the service"
+    if not isinstance(info, dict):
+        return "the service"
+    name = info.get("service") or info.get("name") or "the service"
+    version = info.get("version")
+    return f"{name} {version}" if version else str(name)
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    """A short reason for a failed connection: the OS's words when there are some."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
+def roll_urls(client: httpx.AsyncClient) -> dict[str, httpx.URL]:
+    """The absolute URL of each die's roll, parsed once rather than on every request."""
+    return {die: client.base_url.join(f"roll?die={die}") for die in DIE_FACES}
+
+
+async def roll_once(
+    client: httpx.AsyncClient, url: httpx.URL, die: str, timeout: float
+) -> RollResult:
+    """Roll one die at ``url``; never raises for anything the network or the service does.
+
+    ``timeout`` bounds the whole request, not just each read, so a server that trickles
+    bytes cannot hold a simulated user longer than asked.
+    """
+    began = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            response = await client.get(url)
+    except (TimeoutError, httpx.TimeoutException):
+        return RollResult(die, Outcome.TIMEOUT, "TIMEOUT")
+    except httpx.HTTPError as exc:
+        return RollResult(
+            die, Outcome.CONNECTION_ERROR, f"CONNECTION ERROR ({_transport_reason(exc)})"
+        )
+    latency = time.perf_counter() - began
+    status = response.status_code
+    if not response.is_success:
+        return RollResult(die, Outcome.HTTP_ERROR, f"HTTP {status}", latency, status)
+    value = _roll_value(response)
+    if value is None:
+        return RollResult(
+            die, Outcome.INVALID_RESPONSE, f"INVALID RESPONSE (HTTP {status})", latency, status
+        )
+    return RollResult(die, Outcome.SUCCESS, str(value), latency, status, value)
+
+
+def _roll_value(response: httpx.Response) -> int | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    value = body.get("roll") if isinstance(body, dict) else None
+    # bool is an int in Python; a roll of `true` is still not a roll.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _pick_die(rng: random.Random, risky_share: float) -> str:
+    return "risky" if rng.random() < risky_share else "fair"
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when ``stop`` is set."""
+    if seconds <= 0:
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        pass
+
+
+async def _user(
+    user_id: int,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    stats: RunStats,
+    on_result: ResultCallback,
+    stop: asyncio.Event,
+    deadline: float | None,
+) -> None:
+    """One simulated user: pick a die, roll it a few times with pauses, maybe again.
+
+    Each user draws from its own generator seeded from ``--seed`` and its number, so a
+    seeded run makes the same choices whatever order the answers come back in.
+    """
+    rng = random.Random(f"{settings.seed}-{user_id}") if settings.seed is not None else None
+    rng = rng or random.Random()
+    loop = asyncio.get_running_loop()
+    urls = roll_urls(client)
+    session = 0
+    while not stop.is_set():
+        session += 1
+        die = _pick_die(rng, settings.risky_share)
+        rolls = settings.rolls.draw(rng)
+        who = f"User {user_id}" if session == 1 else f"User {user_id} (session {session})"
+        for number in range(1, rolls + 1):
+            if stop.is_set() or (deadline is not None and loop.time() >= deadline):
+                return
+            stats.started += 1
+            result = await roll_once(client, urls[die], die, settings.timeout)
+            stats.record(
+                die,
+                result.outcome,
+                latency_seconds=result.latency_seconds,
+                status_code=result.status_code,
+                value=result.value,
+            )
+            on_result(f"{who} roll {number}/{rolls}", result)
+            if number < rolls:
+                pause = settings.think.draw(rng)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - loop.time()))
+                await _sleep_unless(stop, pause)
+        if deadline is None:  # without --duration, each user has one session
+            return
+
+
+async def run_users(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    stats: RunStats,
+    on_result: ResultCallback,
+    stop: asyncio.Event,
+) -> RunTiming:
+    """Closed loop: ``settings.users`` users until they are done, time is up, or stop."""
+    loop = asyncio.get_running_loop()
+    timing = RunTiming(started_at=loop.time())
+    deadline = timing.started_at + settings.duration if settings.duration else None
+    users = [
+        asyncio.create_task(_user(n, client, settings, stats, on_result, stop, deadline))
+        for n in range(1, settings.users + 1)
+    ]
+    await _until_done_or_stopped(users, stop, timing)
+    timing.sending_stopped_at = timing.finished_at = loop.time()
+    return timing
+
+
+async def run_open_loop(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    stats: RunStats,
+    on_result: ResultCallback,
+    stop: asyncio.Event,
+) -> RunTiming:
+    """Open loop: request ``i`` leaves at ``start + i / rate``, answered or not.
+
+    The schedule is absolute, so a late wake-up is caught up at once rather than
+    shifting every later request. When ``max_in_flight`` requests are outstanding a
+    due request is skipped and counted: the generator never queues without bound.
+    """
+    assert settings.rate is not None
+    loop = asyncio.get_running_loop()
+    rng = random.Random(settings.seed)
+    timing = RunTiming(started_at=loop.time())
+    deadline = timing.started_at + settings.duration if settings.duration else None
+    interval = 1.0 / settings.rate
+    urls = roll_urls(client)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send(number: int, die: str) -> None:
+        result = await roll_once(client, urls[die], die, settings.timeout)
+        stats.record(
+            die,
+            result.outcome,
+            latency_seconds=result.latency_seconds,
+            status_code=result.status_code,
+            value=result.value,
+        )
+        on_result(f"Request {number}", result)
+
+    number = 0
+    while not stop.is_set():
+        due = timing.started_at + number * interval
+        if deadline is not None and due >= deadline:
+            break
+        delay = due - loop.time()
+        if delay > 0:
+            await _sleep_unless(stop, delay)
+            continue  # re-check stop and the clock after every sleep
+        number += 1
+        die = _pick_die(rng, settings.risky_share)
+        if len(in_flight) >= settings.max_in_flight:
+            stats.skipped += 1
+        else:
+            stats.started += 1
+            task = asyncio.create_task(send(number, die))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if number % 64 == 0:
+            await asyncio.sleep(0)  # when far behind, still let answers be handled
+    # A schedule that ran to its end covered the whole duration, even if its last
+    # request was due a moment before the deadline; a late one stretches the window.
+    timing.sending_stopped_at = loop.time()
+    if deadline is not None and not stop.is_set():
+        timing.sending_stopped_at = max(timing.sending_stopped_at, deadline)
+    await _until_done_or_stopped(list(in_flight), stop, timing)
+    timing.finished_at = loop.time()
+    return timing
+
+
+async def _until_done_or_stopped(
+    tasks: list[asyncio.Task[None]], stop: asyncio.Event, timing: RunTiming
+) -> None:
+    """Wait for ``tasks``; if ``stop`` is set first, cancel what is left and say so."""
+    if not tasks:
+        timing.interrupted = stop.is_set()
+        return
+    everything: asyncio.Future[list[None]] = asyncio.gather(*tasks)
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([everything, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    timing.interrupted = stop.is_set()
+    if everything.done():
+        everything.result()  # a bug in a task surfaces here rather than vanishing
+        return
+    everything.cancel()
+    await asyncio.gather(everything, return_exceptions=True)
