@@ -21,6 +21,7 @@ __all__ = [
     "REPO",
     "ROLL_LINE",
     "GenRun",
+    "HangingServer",
     "dice_rolls_total",
     "hanging_server",
     "roll_lines",
@@ -81,8 +82,14 @@ def dice_rolls_total(url: str) -> dict[tuple[str, str], float]:
     }
 
 
+@dataclass
+class HangingServer:
+    url: str
+    connections: int = 0  # accepted so far
+
+
 @contextmanager
-def hanging_server(*, answer_root: bool) -> Iterator[str]:
+def hanging_server(*, answer_root: bool) -> Iterator[HangingServer]:
     """A TCP server on 127.0.0.1 that accepts connections and never answers a roll.
 
     With ``answer_root`` it answers ``GET /`` like the service, so the generator gets
@@ -93,9 +100,11 @@ def hanging_server(*, answer_root: bool) -> Iterator[str]:
     ready = threading.Event()
     port: list[int] = []
     stopped = asyncio.Event()
+    server_info = HangingServer(url="")
     root = b'{"service": "hanging", "version": "0"}'
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_info.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -123,8 +132,9 @@ def hanging_server(*, answer_root: bool) -> Iterator[str]:
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
     ready.wait(10)
+    server_info.url = f"http://127.0.0.1:{port[0]}"
     try:
-        yield f"http://127.0.0.1:{port[0]}"
+        yield server_info
     finally:
         loop.call_soon_threadsafe(stopped.set)
         thread.join(10)

@@ -26,7 +26,8 @@ def test_service_down_at_start_is_exit_1_with_a_clear_message() -> None:
 
 
 def test_service_hanging_at_start_is_exit_1() -> None:
-    with hanging_server(answer_root=False) as url:
+    with hanging_server(answer_root=False) as server:
+        url = server.url
         run = run_gen("--url", url, "--timeout", "0.5")
     assert run.returncode == 1
     assert f"Cannot reach the dice-roller service at {url}: GET / got no answer" in run.stderr
@@ -34,8 +35,10 @@ def test_service_hanging_at_start_is_exit_1() -> None:
 
 
 def test_rolls_hanging_past_the_timeout_are_counted_as_timeouts() -> None:
-    with hanging_server(answer_root=True) as url:
-        run = run_gen("--url", url, "--users", "2", "--rolls", "2", *FAST, "--timeout", "0.3")
+    with hanging_server(answer_root=True) as server:
+        run = run_gen(
+            "--url", server.url, "--users", "2", "--rolls", "2", *FAST, "--timeout", "0.3"
+        )
     lines = roll_lines(run.stdout)
     assert len(lines) == 4
     assert {m["result"] for m in lines} == {"TIMEOUT"}
@@ -47,15 +50,19 @@ def test_rolls_hanging_past_the_timeout_are_counted_as_timeouts() -> None:
 
 
 def test_open_loop_never_queues_past_max_in_flight() -> None:
-    with hanging_server(answer_root=True) as url:
+    with hanging_server(answer_root=True) as server:
         run = run_gen(
-            "--url", url, "--rate", "50", "--duration", "1", "--max-in-flight", "3",
+            "--url", server.url, "--rate", "100", "--duration", "1", "--max-in-flight", "20",
             "--timeout", "5", "--json",
         )  # fmt: skip
+        connections = server.connections
     requests = run.summary()["requests"]
-    assert requests["sent"] == 3  # nothing answers, so the first three stay in flight
-    assert requests["sent"] + requests["skipped"] == 50
-    assert requests["outcomes"]["timeout"] == 3
+    assert requests["sent"] == 20  # nothing answers, so the first twenty stay in flight
+    assert requests["sent"] + requests["skipped"] == 100
+    assert requests["outcomes"]["timeout"] == 20
+    # Each request in flight had a connection of its own (plus the start-up check's and
+    # the warm-up's, which may be reused): none waited for one inside the generator.
+    assert connections >= 20
 
 
 def test_http_errors_are_counted_not_fatal() -> None:

@@ -21,12 +21,12 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .client import ClientGroup
 from .config import FloatRange, IntRange, Settings
 from .load import (
     WARM_CONNECTIONS,
     ServiceUnavailable,
     check_service,
-    make_client,
     run_open_loop,
     run_users,
     warm_up,
@@ -320,7 +320,7 @@ async def run(settings: Settings) -> int:
     stop = asyncio.Event()
     _install_stop_signals(stop)
     out = sys.stderr if settings.json else sys.stdout
-    async with make_client(settings) as client:
+    async with ClientGroup(settings) as client:
         try:
             service = await _unless_stopped(check_service(client, settings.wait), stop)
         except ServiceUnavailable as exc:

@@ -1,8 +1,7 @@
 """Sending the rolls: simulated users (closed loop) or a fixed request rate (open loop).
 
-Both modes share one ``httpx.AsyncClient`` whose connection pool is sized to the most
-requests that can be in flight at once, so no request ever queues for a connection
-inside the generator and every latency measured is the service's.
+Both modes send through one ``ClientGroup`` (see ``client.py``), sized for the most
+requests that can be in flight at once.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from .client import ClientGroup
 from .config import Settings
 from .stats import DIE_FACES, Outcome, RunStats
 
@@ -26,7 +26,6 @@ __all__ = [
     "RunTiming",
     "ServiceUnavailable",
     "check_service",
-    "make_client",
     "roll_once",
     "roll_urls",
     "run_open_loop",
@@ -68,24 +67,7 @@ class ServiceUnavailable(Exception):
 WARM_CONNECTIONS = 8
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """One client for the whole run, with a connection for every request in flight.
-
-    Idle connections are all kept (``max_keepalive_connections`` equal to the maximum):
-    httpcore 1.0 compares that limit with the count of *all* its connections, so a
-    lower one closes idle connections as soon as the pool is busy, and every request
-    then pays for a new connection (encode/httpcore#1000).
-    """
-    connections = settings.max_in_flight if settings.open_loop else settings.users
-    return httpx.AsyncClient(
-        base_url=settings.url,
-        timeout=httpx.Timeout(settings.timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers={"user-agent": "traffic-gen"},
-    )
-
-
-async def check_service(client: httpx.AsyncClient, wait_seconds: float) -> str:
+async def check_service(client: ClientGroup, wait_seconds: float) -> str:
     """Make sure the service answers ``GET /`` before any traffic; describe it.
 
     Retries for up to ``wait_seconds`` so a container started next to the service can
@@ -107,7 +89,7 @@ async def check_service(client: httpx.AsyncClient, wait_seconds: float) -> str:
         await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-async def warm_up(client: httpx.AsyncClient, connections: int) -> None:
+async def warm_up(client: ClientGroup, connections: int) -> None:
     """Open ``connections`` connections before the open-loop clock starts.
 
     A cold pool meets the first burst of scheduled requests with no idle connection,
@@ -141,14 +123,12 @@ def _transport_reason(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
 
 
-def roll_urls(client: httpx.AsyncClient) -> dict[str, httpx.URL]:
+def roll_urls(client: ClientGroup) -> dict[str, httpx.URL]:
     """The absolute URL of each die's roll, parsed once rather than on every request."""
     return {die: client.base_url.join(f"roll?die={die}") for die in DIE_FACES}
 
 
-async def roll_once(
-    client: httpx.AsyncClient, url: httpx.URL, die: str, timeout: float
-) -> RollResult:
+async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: float) -> RollResult:
     """Roll one die at ``url``; never raises for anything the network or the service does.
 
     ``timeout`` bounds the whole request, not just each read, so a server that trickles
@@ -203,7 +183,7 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 async def _user(
     user_id: int,
-    client: httpx.AsyncClient,
+    client: ClientGroup,
     settings: Settings,
     stats: RunStats,
     on_result: ResultCallback,
@@ -215,8 +195,8 @@ async def _user(
     Each user draws from its own generator seeded from ``--seed`` and its number, so a
     seeded run makes the same choices whatever order the answers come back in.
     """
-    rng = random.Random(f"{settings.seed}-{user_id}") if settings.seed is not None else None
-    rng = rng or random.Random()
+    seed = f"{settings.seed}-{user_id}" if settings.seed is not None else None
+    rng = random.Random(seed)  # None: seeded from the system's entropy
     loop = asyncio.get_running_loop()
     urls = roll_urls(client)
     session = 0
@@ -238,7 +218,7 @@ async def _user(
                 value=result.value,
             )
             on_result(f"{who} roll {number}/{rolls}", result)
-            if number < rolls:
+            if number < rolls or deadline is not None:  # the next roll may be a new session
                 pause = settings.think.draw(rng)
                 if deadline is not None:
                     pause = min(pause, max(0.0, deadline - loop.time()))
@@ -248,7 +228,7 @@ async def _user(
 
 
 async def run_users(
-    client: httpx.AsyncClient,
+    client: ClientGroup,
     settings: Settings,
     stats: RunStats,
     on_result: ResultCallback,
@@ -268,7 +248,7 @@ async def run_users(
 
 
 async def run_open_loop(
-    client: httpx.AsyncClient,
+    client: ClientGroup,
     settings: Settings,
     stats: RunStats,
     on_result: ResultCallback,
