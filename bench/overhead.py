@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .receiver import BenchReceiver, bench_receiver
 from .report import Report
-from .servers import FULL, Server, start_servers
+from .servers import FULL, Server, cpu_seconds, start_servers
 from .wrk import WrkResult, run_wrk
 
 __all__ = ["BUILDS", "OverheadPlan", "run_overhead"]
@@ -55,11 +55,16 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
         time.sleep(plan.pause_seconds)
 
         runs: dict[str, list[WrkResult]] = {build: [] for build in BUILDS}
+        cpu: dict[str, list[float]] = {build: [] for build in BUILDS}  # µs per request
         for _ in range(plan.rounds):
             for build in BUILDS:
-                runs[build].append(run_wrk(servers[build].roll_url, plan.connections, plan.seconds))
-                time.sleep(plan.pause_seconds)
-        _print_results(report, runs)
+                pid = servers[build].process.pid
+                before = cpu_seconds(pid)
+                result = run_wrk(servers[build].roll_url, plan.connections, plan.seconds)
+                time.sleep(plan.pause_seconds)  # the batch of spans in flight is part of the cost
+                runs[build].append(result)
+                cpu[build].append((cpu_seconds(pid) - before) / max(result.requests, 1) * 1e6)
+        _print_results(report, runs, cpu)
         _check_nothing_dropped(report, servers[FULL], receivers[FULL], runs[FULL])
 
 
@@ -72,27 +77,60 @@ def _environment(receiver: BenchReceiver) -> dict[str, str]:
     }
 
 
-def _print_results(report: Report, runs: dict[str, list[WrkResult]]) -> None:
+def _print_results(
+    report: Report, runs: dict[str, list[WrkResult]], cpu: dict[str, list[float]]
+) -> None:
+    """One row per build; the CPU column is steadier than req/s on a busy machine."""
     bare = runs["bare"]
     rows = []
     for build, results in runs.items():
+        cpu_per_request = statistics.median(cpu[build])
         rates = [r.requests_per_second for r in results]
         pairs = zip(results, bare, strict=True)
         ratio = statistics.median(r.requests_per_second / b.requests_per_second for r, b in pairs)
         p99 = statistics.median(r.p99 for r in results)
         errors = sum(r.errors for r in results)
-        rows.append([build, statistics.median(rates), p99 * 1000, ratio, errors, _spaced(rates)])
+        rows.append(
+            [
+                build,
+                statistics.median(rates),
+                p99 * 1000,
+                ratio,
+                cpu_per_request,
+                errors,
+                _spaced(rates),
+            ]
+        )
         report.figure(
             PART,
             build,
-            {"requests_per_second": rates, "p99_seconds": [r.p99 for r in results], "ratio": ratio},
+            {
+                "requests_per_second": rates,
+                "p99_seconds": [r.p99 for r in results],
+                "ratio": ratio,
+                "cpu_microseconds_per_request": cpu[build],
+            },
         )
     report.table(
-        ["build", "req/s (median)", "p99 ms", "ratio to bare", "errors", "req/s per round"], rows
+        [
+            "build",
+            "req/s (median)",
+            "p99 ms",
+            "ratio to bare",
+            "CPU µs/req",
+            "errors",
+            "req/s per round",
+        ],
+        rows,
     )
     full_ratio = next(row[3] for row in rows if row[0] == FULL)
     assert isinstance(full_ratio, float)
     report.check(PART, "throughput full/bare", full_ratio, ">=", TARGET_RATIO)
+    bare_cpu, full_cpu = statistics.median(cpu["bare"]), statistics.median(cpu[FULL])
+    report.say(
+        f"  CPU per request: full {full_cpu:.0f} µs, bare {bare_cpu:.0f} µs; "
+        f"bare/full = {bare_cpu / full_cpu:.2f} (the throughput ratio a free core would give)"
+    )
 
 
 def _check_nothing_dropped(

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["FULL", "Memory", "Server", "read_memory", "start_server", "start_servers"]
+__all__ = [
+    "FULL",
+    "Memory",
+    "Server",
+    "cpu_seconds",
+    "read_memory",
+    "start_server",
+    "start_servers",
+]
 
 FULL = "full"
 """The real service, `python -m dice_roller`; the other builds come from `bench.apps`."""
@@ -50,6 +58,12 @@ class Server:
 class Memory:
     rss_bytes: int  # resident set size now (VmRSS)
     peak_bytes: int  # highest resident set size so far (VmHWM)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def read_memory(pid: int) -> Memory:
