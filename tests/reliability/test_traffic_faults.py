@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+
 from tests.reliability.support import report
 from tests.support.service import running_service, service_command
 from tests.support.tools import free_port
-from tests.traffic.helpers import gen_command, roll_lines, run_gen
+from tests.traffic.helpers import dice_rolls_total, gen_command, roll_lines, run_gen
 
 ROOT_ANSWER = b'{"service": "dice-roller", "version": "0.1.0", "endpoints": {}}'
 
@@ -148,6 +150,19 @@ def test_garbage_answers_are_counted_never_a_crash() -> None:
     assert run.returncode == 0  # some rolls succeeded: a bad service, not a failed run
 
 
+def wait_for_rolls(url: str, at_least: int, timeout: float = 60) -> None:
+    """Until the service has counted `at_least` rolls (however slow the machine is today)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sum(dice_rolls_total(url).values()) >= at_least:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {at_least} rolls at {url} within {timeout} s")
+
+
 def test_service_killed_and_restarted_mid_run() -> None:
     """SIGKILL (no goodbye at all), two seconds down, then the service is back.
 
@@ -160,13 +175,13 @@ def test_service_killed_and_restarted_mid_run() -> None:
         env = dict(reference.env)  # the test environment, to start the service by hand
     first = subprocess.Popen(service_command(port), env=env, stdout=subprocess.DEVNULL)
     gen = subprocess.Popen(
-        gen_command("--url", url, "--wait", "30", "--rate", "50", "--duration", "8",
+        gen_command("--url", url, "--wait", "30", "--rate", "50", "--duration", "10",
                     "--timeout", "2", "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     second: subprocess.Popen[bytes] | None = None
     try:
-        time.sleep(3)  # the generator is up and rolling
+        wait_for_rolls(url, at_least=20)  # the generator is up and rolling
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         time.sleep(2)
@@ -183,8 +198,10 @@ def test_service_killed_and_restarted_mid_run() -> None:
     counted = outcomes(summary)
     lines = roll_lines(err)
     results = [m["result"] for m in lines]
-    first_error = next(i for i, r in enumerate(results) if r.startswith("CONNECTION ERROR"))
-    back = next(i for i in range(first_error, len(results)) if results[i].isdigit())
+    errors = [i for i, r in enumerate(results) if r.startswith("CONNECTION ERROR")]
+    assert errors, f"no connection error while the service was down: {Counter(results)}"
+    first_error = errors[0]
+    back = next((i for i in range(first_error, len(results)) if results[i].isdigit()), -1)
     report(
         "traffic-gen with the service killed and restarted",
         sent=summary["requests"]["sent"],
