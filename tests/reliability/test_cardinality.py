@@ -29,6 +29,7 @@ from tests.reliability.support import (
     run_load,
     warm_up_requests,
 )
+from tests.support.otlp import otlp_receiver
 from tests.support.service import RunningService, running_service
 
 # Tokens that uvicorn's HTTP parser (llhttp, via httptools) accepts as methods besides
@@ -186,3 +187,30 @@ def test_random_requests_leave_every_family_as_it_was(service: RunningService) -
             assert response.json() == {
                 "detail": "The risky die failed: the risky die slipped off the table"
             }
+
+
+def test_span_names_stay_bounded_too() -> None:
+    """Tempo turns span names into series (`traces_spanmetrics_*{span_name}`): they must
+    come from a fixed set as well, a method (or "HTTP" for an unusual one) and a route."""
+    routes = {"/", "/roll", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    # OpenTelemetry keeps these method names; any other becomes "HTTP" in the span name.
+    methods = {*STANDARD_METHODS, "CONNECT", "QUERY", "HTTP"}
+    with otlp_receiver() as receiver:
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "DICE_MAX_DELAY_SECONDS": "0",
+        }
+        with running_service(env) as service:
+            requests = list(random_requests(random.Random(7), 2000))
+            result = run_load(service.port, requests, concurrency=32)
+            service.stop()
+        names = {span.name for span in receiver.spans}
+    unexpected = {
+        name
+        for name in names
+        if name.partition(" ")[0] not in methods or name.partition(" ")[2] not in routes | {""}
+    }
+    report("span names", requests=result.sent, spans=len(receiver.spans), names=len(names))
+    assert unexpected == set()
+    assert len(receiver.spans) > 1000
