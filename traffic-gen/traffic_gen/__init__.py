@@ -1,7 +1,7 @@
 """Simulated users rolling dice against the dice-roller service.
 
-``cli`` parses options, ``load`` sends requests, ``stats`` counts them in constant
-memory, ``progress`` shows the run live and ``report`` summarizes it.
+``cli`` parses options, ``load`` sends requests through ``client``, ``stats`` counts
+them in constant memory, ``progress`` shows the run live and ``report`` summarizes it.
 """
 
 __version__ = "0.1.0"
