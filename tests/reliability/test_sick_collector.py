@@ -170,3 +170,37 @@ def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> No
     assert outage.unanswered == after.unanswered == 0
     assert after_ids <= received  # nothing made after recovery is lost
     assert exit_code == 0
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_when_no_span_can_leave() -> None:
+    """Far more spans than the batch queue holds (2,048), with the collector hanging.
+
+    The queue fills during the first wave; from then on spans are dropped, not kept,
+    so later waves must not raise the resident memory any further.
+    """
+    wave = 2500
+    with otlp_receiver("hang") as receiver:
+        env = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "DICE_MAX_DELAY_SECONDS": "0",
+        }
+        with running_service(env) as service:
+            rss = []
+            unanswered = 0
+            for _ in range(3):
+                result = run_load(service.port, roll_requests(wave), concurrency=32)
+                unanswered += result.unanswered
+                rss.append(rss_bytes(service.process.pid))
+            exit_code = service.stop(timeout=30)
+    report(
+        "collector hang, 3 waves of rolls",
+        spans_made=3 * wave,
+        unanswered=unanswered,
+        rss_mib_after_each_wave=[round(r / MiB, 1) for r in rss],
+    )
+    assert unanswered == 0
+    assert exit_code == 0
+    # After the first wave the queue is full: the rest adds (allowing for noise) nothing.
+    assert rss[-1] <= rss[0] + 8 * MiB, [round(r / MiB, 1) for r in rss]
