@@ -19,6 +19,7 @@ developers/http_api/, served unchanged by Grafana 9 to 13):
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from functools import partial
@@ -270,7 +271,7 @@ def _panel_data(ctx: Context, title: str, time_range: dict[str, str]) -> str:
     expectation = PANEL_EXPECTATIONS.get(title)
     if expectation is not None and not expectation[1](numbers):
         raise Failed(f"expected {expectation[0]}, got {numbers[:5]}")
-    return f"{values_seen} values from {len(queries)} quer{'y' if len(queries) == 1 else 'ies'}"
+    return f"{values_seen} value(s) from {len(queries)} quer{'y' if len(queries) == 1 else 'ies'}"
 
 
 def _query_error(error: ApiError) -> str:
@@ -289,7 +290,7 @@ def _query_error(error: ApiError) -> str:
 
 
 def _values(frames: list[Any]) -> tuple[int, list[float]]:
-    """How many non-null values the frames hold outside time fields, and the numbers among them."""
+    """How many values (not null, not NaN) the frames hold outside time fields, and the numbers."""
     count, numbers = 0, []
     for frame in frames:
         if not isinstance(frame, dict):
@@ -301,7 +302,8 @@ def _values(frames: list[Any]) -> tuple[int, list[float]]:
             if field.get("type") == "time" or not isinstance(column, list):
                 continue
             for value in column:
-                if value is None:
+                # A gauge of 0/0 shows "NaN": no data, as far as a person can tell.
+                if value is None or (isinstance(value, float) and math.isnan(value)):
                     continue
                 count += 1
                 if isinstance(value, int | float) and not isinstance(value, bool):

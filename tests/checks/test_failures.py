@@ -1,0 +1,303 @@
+"""A sick stack: each failure crosses its own boxes, with a hint, and nothing else.
+
+Every scenario breaks one thing (a fake answering empty, 404, 500, broken JSON or
+not at all; a span without an attribute; a container Alloy doesn't see; a component
+that isn't running) and checks the exact set of crossed boxes: the broken part's
+boxes fail with a message saying what was seen, every other box still runs and
+passes, and the run as a whole fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from checks.cli import main, run_checks
+from checks.model import Result, Run
+from tests.checks.conftest import JOB, Stack, closed_url, prometheus_config
+from tests.support.prometheus import running_prometheus
+
+pytestmark = pytest.mark.slow
+
+LOKI_READS = (
+    "Logs in Loki",
+    "Logs include trace_id",
+    "Logs include span_id",
+    "JSON parsing works",
+    "Logs with the matching trace_id appear",
+    'Panel "Recent Logs"',
+    'Panel "Error Logs"',
+)
+FRESH_TRACE = (
+    "Traces show up within seconds",
+    "Trace includes custom attributes",
+    "Trace duration matches",
+    "Open a trace in Tempo",
+    "Click on a span",
+    "It jumps to Loki",
+    "Logs with the matching trace_id appear",
+)
+QUERY_PANELS = tuple(
+    f'Panel "{title}"'
+    for title in (
+        "Request Rate",
+        "Success Rate",
+        "Error Rate by Die Type",
+        "Request Duration",
+        "Average Response Time by Die Type",
+        "Rolls by Die Type",
+        "Roll Value Distribution (Fair)",
+        "Roll Value Distribution (Risky)",
+        "Recent Logs",
+        "Error Logs",
+        "Trace Count",
+    )
+)
+METRICS = (
+    "Prometheus scraping stage1",
+    "HTTP metrics present",
+    "Custom metrics present",
+    "Roll value histogram present",
+    "Exemplars stored",
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    breaks: Callable[[Stack], dict[str, Any]]
+    """Breaks the stack; returns Settings overrides."""
+    crossed: tuple[str, ...]
+    """Title prefixes of exactly the boxes that must fail."""
+    says: str
+    """Words the first crossed box's detail must contain."""
+
+
+def _fail(attribute: str, prefix: str, mode: str) -> Callable[[Stack], dict[str, Any]]:
+    def breaks(stack: Stack) -> dict[str, Any]:
+        getattr(stack, attribute).fail[prefix] = mode
+        return {}
+
+    return breaks
+
+
+def _set(action: Callable[[Stack], object]) -> Callable[[Stack], dict[str, Any]]:
+    def breaks(stack: Stack) -> dict[str, Any]:
+        action(stack)
+        return {}
+
+    return breaks
+
+
+def _unreachable(field: str) -> Callable[[Stack], dict[str, Any]]:
+    return lambda stack: {field: closed_url()}
+
+
+SCENARIOS = [
+    # Loki HTTP API v1
+    Scenario("loki-empty", _fail("loki", "/loki", "empty"), LOKI_READS, "no lines"),
+    Scenario(
+        "loki-500", _fail("loki", "/loki", "500"), (*LOKI_READS, "It jumps to Loki"), "HTTP 500"
+    ),
+    Scenario(
+        "loki-malformed",
+        _fail("loki", "/loki", "malformed"),
+        (*LOKI_READS, "It jumps to Loki"),
+        "not JSON",
+    ),
+    Scenario(
+        "loki-line-not-json",
+        _set(lambda s: s.loki.add_line("Traceback: not a JSON line")),
+        ("JSON parsing works",),
+        "JSONParserErr",
+    ),
+    # Tempo HTTP API
+    Scenario(
+        "tempo-empty",
+        _fail("tempo", "/api", "empty"),
+        (*FRESH_TRACE, "Traces in Tempo"),
+        "not in Tempo",
+    ),
+    Scenario(
+        "tempo-404",
+        _fail("tempo", "/api", "404"),
+        (*FRESH_TRACE, "Traces in Tempo"),
+        "not in Tempo",
+    ),
+    Scenario(
+        "tempo-timeout",
+        _fail("tempo", "/api", "hang"),
+        (*FRESH_TRACE, "Traces in Tempo"),
+        "did not answer within",
+    ),
+    Scenario(
+        "span-without-die-result",
+        _set(lambda s: s.tempo.drop_attributes.add("die.result")),
+        ("Trace includes custom attributes",),
+        "lacks die.result",
+    ),
+    Scenario(
+        "span-longer-than-request",
+        _set(lambda s: setattr(s.tempo, "stretch_seconds", 5.0)),
+        ("Trace duration matches",),
+        "longer than the whole round trip",
+    ),
+    # Alloy
+    Scenario(
+        "alloy-misses-container",
+        _set(lambda s: setattr(s.alloy, "containers", ["/dice-sandbox-loki-1"])),
+        ("Alloy discovering container",),
+        "found: dice-sandbox-loki-1",
+    ),
+    Scenario(
+        "alloy-components-api-404",
+        _fail("alloy", "/api/v0", "404"),
+        ("Alloy discovering container",),
+        "HTTP 404",
+    ),
+    Scenario(
+        "alloy-down",
+        _unreachable("alloy_url"),
+        ("Alloy is ready", "Alloy discovering container"),
+        "unreachable",
+    ),
+    # Grafana HTTP API
+    Scenario(
+        "grafana-loki-unhealthy",
+        _set(lambda s: s.grafana.unhealthy.add("loki")),
+        ("Data source Loki",),
+        "ERROR: connection refused",
+    ),
+    Scenario(
+        "grafana-without-dashboard",
+        _set(lambda s: setattr(s.grafana, "with_dashboard", False)),
+        (
+            "Dashboard appears",
+            "All 12 panels",
+            *QUERY_PANELS,
+            'Panel "Trace-to-Logs Correlation Instructions"',
+        ),
+        "search found: nothing",
+    ),
+    Scenario(
+        "grafana-panel-query-error",
+        _set(lambda s: s.grafana.failing_panels.add("Request Rate")),
+        ('Panel "Request Rate"',),
+        "parse error",
+    ),
+    Scenario(
+        "grafana-query-api-500",
+        _fail("grafana", "/api/ds/query", "500"),
+        QUERY_PANELS,
+        "HTTP 500",
+    ),
+    Scenario(
+        "grafana-query-api-malformed",
+        _fail("grafana", "/api/ds/query", "malformed"),
+        QUERY_PANELS,
+        "not JSON",
+    ),
+    # Components down
+    Scenario(
+        "service-down",
+        _unreachable("service_url"),
+        ("Root endpoint", "Metrics endpoint", "Fair die roll", "Risky die roll", *FRESH_TRACE),
+        "unreachable",
+    ),
+    Scenario("prometheus-down", _unreachable("prometheus_url"), METRICS, "unreachable"),
+]
+
+
+def crossed(run: Run) -> list[Result]:
+    return [result for result in run.results if not result.passed]
+
+
+def assert_exactly_crossed(run: Run, prefixes: tuple[str, ...]) -> list[Result]:
+    failed = crossed(run)
+    unexpected = [(r.title, r.detail) for r in failed if not r.title.startswith(prefixes)]
+    missing = [p for p in prefixes if not any(r.title.startswith(p) for r in failed)]
+    assert not unexpected, f"crossed but should pass: {unexpected}"
+    assert not missing, f"should be crossed: {missing}"
+    for result in failed:
+        assert result.detail.strip() and result.hint.strip()
+        assert "Traceback" not in result.detail
+    return failed
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_a_failure_crosses_its_own_boxes(live: Stack, scenario: Scenario) -> None:
+    overrides = scenario.breaks(live)
+    run = run_checks(live.settings(wait=1.0, **overrides))
+    failed = assert_exactly_crossed(run, scenario.crossed)
+    first = next(r for r in failed if r.title.startswith(scenario.crossed[0]))
+    assert scenario.says in first.detail
+    assert not run.passed
+    assert len(run.results) > len(failed)  # the other boxes ran, and passed
+
+
+def test_a_scrape_target_that_is_down(live: Stack) -> None:
+    """A real Prometheus whose dice-roller-stage1 target refuses connections."""
+    target = closed_url().removeprefix("http://")
+    with running_prometheus(prometheus_config(target, rules=None)) as prometheus:
+        prometheus.wait_for(f'up{{job="{JOB}"}} == 0')
+        run = run_checks(live.settings(wait=1.0, prometheus_url=prometheus.url))
+    failed = assert_exactly_crossed(run, METRICS)
+    assert "not up: health 'down'" in failed[0].detail
+    assert "refused" in failed[0].detail  # Prometheus's own last error
+
+
+def test_grafana_login(live: Stack) -> None:
+    live.grafana.credentials = ("admin", "s3cret")
+    anonymous = run_checks(live.settings(wait=1.0))
+    dashboard = [r for r in anonymous.results if r.group == "Dashboard"]
+    assert dashboard and not any(r.passed for r in dashboard)
+    assert "HTTP 401" in dashboard[0].detail
+    logged_in = run_checks(live.settings(grafana_user="admin", grafana_password="s3cret"))
+    assert logged_in.passed, [(r.title, r.detail) for r in crossed(logged_in)]
+
+
+def test_the_text_report_puts_a_hint_under_each_cross(
+    live: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.alloy.containers = []
+    code = main(live.argv("--wait", "1"))
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    cross = next(i for i, line in enumerate(lines) if line.startswith("❌"))
+    assert "Alloy discovering container" in lines[cross]
+    assert "not among discovery.docker targets" in lines[cross + 1]
+    assert lines[cross + 2].strip().startswith("fix: Open http://localhost:12345")
+    assert sum(line.startswith("❌") for line in lines) == 1
+    assert lines[-1].endswith("checks passed (1 failed)")
+
+
+def test_nothing_running_fails_every_box_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dead = closed_url()
+    urls = ["service", "prometheus", "loki", "tempo", "alloy", "grafana"]
+    argv = [arg for name in urls for arg in (f"--{name}-url", dead)]
+    code = main([*argv, "--timeout", "1", "--wait", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.out + captured.err
+    import json
+
+    report = json.loads(captured.out)
+    checks = [check for group in report["groups"] for check in group["checks"]]
+    passed = [check["title"] for check in checks if check["passed"]]
+    # Only the one box read from the repository's own files can pass.
+    assert passed == [
+        '"Logs for this span" is configured: Tempo data source → Loki (tracesToLogsV2)'
+    ]
+    for check in checks:
+        if not check["passed"]:
+            assert check["hint"]
+            assert (
+                "unreachable" in check["detail"]
+                or "see above" in check["detail"]
+                or ("no request to follow" in check["detail"])
+            ), check
