@@ -151,3 +151,22 @@ def test_ctrl_c_stops_cleanly_with_a_summary(
     assert "Requests: " in out
     assert "Latency of answered requests" in out
     assert out.rstrip().splitlines()[-1].startswith("Traffic generation interrupted in ")
+
+
+def test_ctrl_c_while_waiting_for_the_service() -> None:
+    gen = subprocess.Popen(
+        gen_command("--url", f"http://127.0.0.1:{free_port()}", "--wait", "120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)  # let it start and retry a few times
+        gen.send_signal(signal.SIGINT)
+        out, err = gen.communicate(timeout=60)
+    finally:
+        gen.kill()
+    assert gen.returncode == 130
+    assert "Interrupted before any traffic was sent." in err
+    assert "Traceback" not in err
+    assert out == ""

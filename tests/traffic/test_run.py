@@ -219,3 +219,17 @@ def test_wait_retries_until_the_service_is_up(tmp_path: Path) -> None:
         gen.kill()
     assert gen.returncode == 0, err
     assert len(roll_lines(out)) == 2
+
+
+def test_plain_output_has_a_progress_line_every_ten_seconds(
+    dice_service: RunningService,
+) -> None:
+    run = run_gen("--url", dice_service.url, "--rate", "20", "--duration", "10.5", "--quiet")
+    assert run.returncode == 0
+    progress = [line for line in run.stdout.splitlines() if line.startswith("Progress: ")]
+    assert len(progress) == 1
+    assert re.match(
+        r"Progress: 10 s elapsed · \d+ sent · \d+ finished · \d+ in flight · "
+        r"[\d.]+/s now · [\d.]+% success · errors: HTTP \d+ · timeout 0 · connection 0",
+        progress[0],
+    )
