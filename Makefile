@@ -8,7 +8,7 @@ SANDBOX_HOST ?= $(if $(filter 0.0.0.0,$(SANDBOX_BIND)),127.0.0.1,$(SANDBOX_BIND)
 GRAFANA_ADMIN_PASSWORD ?= dice-sandbox-admin
 
 .DEFAULT_GOAL := help
-.PHONY: help stack up traffic ps logs reload down clean
+.PHONY: help stack up traffic ps logs reload down clean verify
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,3 +42,6 @@ down: ## Stop and remove the containers (data volumes are kept)
 
 clean: ## Stop everything and delete the stored metrics, logs, traces and Grafana state
 	$(COMPOSE) --profile traffic down -v
+
+verify: ## Tick the spec's checklist against the running stack (ARGS='--with-traffic --json ...')
+	python3 tasks.py verify $(ARGS)

@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         type=seconds(0, inclusive=True),
         metavar="SECONDS",
-        help="how long to wait for fresh data to arrive: a new trace in Tempo, new log lines "
-        f"in Loki (env VERIFY_WAIT; default: {defaults.wait:g})",
+        help="how long, in all, to wait for fresh data to arrive (a new trace in Tempo, new "
+        "log lines in Loki, a scrape, a panel's data) before crossing a box "
+        f"(env VERIFY_WAIT; default: {defaults.wait:g})",
     )
     parser.add_argument(
         "--with-traffic",
@@ -188,6 +189,7 @@ def run_checks(settings: Settings) -> Run:
     try:
         if settings.with_traffic:
             run_traffic(ctx, run)
+            ctx.start_waiting()
         run_service_checks(ctx, run)
         run_metrics_checks(ctx, run)
         run_log_checks(ctx, run)
@@ -224,11 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(render_json(run))
     else:
-        notes = (
-            []
-            if settings.with_traffic
-            else ["(Traffic Generation: run with --with-traffic to include it.)"]
-        )
+        notes = [] if settings.with_traffic else ["(Traffic Generation: add --with-traffic.)"]
+        if not run.passed:
+            notes.append('More help: stack/README.md, "When a signal is missing".')
         ascii_only = args.ascii or not _can_print("✅❌…→")
         text = render_text(run, ascii_only=ascii_only, notes=notes)
         if ascii_only:

@@ -80,6 +80,15 @@ class Context:
     fresh: FreshRequest | None = None
     grafana_dashboard: dict[str, Any] | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    deadline: float = 0.0
+    """`time.monotonic()` after which polls stop waiting for fresh data."""
+
+    def __post_init__(self) -> None:
+        self.start_waiting()
+
+    def start_waiting(self) -> None:
+        """Start the `--wait` budget now (after the traffic generator, when it runs)."""
+        self.deadline = time.monotonic() + self.settings.wait
 
     @property
     def service(self) -> Component:
@@ -106,16 +115,18 @@ class Context:
         return Component("Grafana", self.settings.grafana_url)
 
 
-def poll(settings: Settings, attempt: Callable[[], T | None]) -> T | None:
-    """Call `attempt` until it returns something, for at most `settings.wait` seconds.
+def poll(ctx: Context, attempt: Callable[[], T | None]) -> T | None:
+    """Call `attempt` until it returns something, or until the run's waiting time is up.
 
-    For data still on its way (a trace being batched, a log line being shipped): an
-    attempt returns None for "not there yet". An `ApiError` is not retried, so a
-    component that is down fails at once rather than after the whole wait.
+    For data still on its way (a trace being batched, a log line being shipped, a
+    scrape not yet made): an attempt returns None for "not there yet". All polls of
+    a run share one budget, `--wait` seconds from the start of the checks, so a stack
+    that is up but empty costs that long once, not once per box. An `ApiError` is not
+    retried: a component that is down fails at once.
     """
-    deadline = time.monotonic() + settings.wait
     while True:
         found = attempt()
-        if found is not None or time.monotonic() >= deadline:
+        remaining = ctx.deadline - time.monotonic()
+        if found is not None or remaining <= 0:
             return found
-        time.sleep(min(settings.poll_interval, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(ctx.settings.poll_interval, remaining))

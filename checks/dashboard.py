@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
-from .context import Context
+from .context import Context, poll
 from .http import ApiError
 from .model import Failed, Run
 
@@ -242,12 +242,37 @@ def _queries(panel: dict[str, Any], variables: dict[str, str]) -> list[dict[str,
 
 
 def _panel_data(ctx: Context, title: str, time_range: dict[str, str]) -> str:
+    """The panel's queries return data (waiting, within the run's budget, for a scrape)."""
     panel = _served_panel(ctx, title)
     assert ctx.grafana_dashboard is not None
     queries = _queries(panel, _variables(ctx.grafana_dashboard))
     if not queries:
         raise Failed("the panel has no queries")
     body = {"queries": queries, "from": str(time_range["from"]), "to": str(time_range["to"])}
+    expectation = PANEL_EXPECTATIONS.get(title)
+    seen: list[tuple[int, list[float]]] = []
+
+    def attempt() -> tuple[int, list[float]] | None:
+        count, numbers = _query_panel(ctx, queries, body)
+        seen.append((count, numbers))
+        enough = count > 0 and (expectation is None or expectation[1](numbers))
+        return (count, numbers) if enough else None
+
+    found = poll(ctx, attempt)
+    if found is None:
+        count, numbers = seen[-1]
+        if count == 0:
+            raise Failed("the queries returned no data")
+        assert expectation is not None
+        raise Failed(f"expected {expectation[0]}, got {numbers[:5]}")
+    plural = "y" if len(queries) == 1 else "ies"
+    return f"{found[0]} value(s) from {len(queries)} quer{plural}"
+
+
+def _query_panel(
+    ctx: Context, queries: list[dict[str, Any]], body: dict[str, Any]
+) -> tuple[int, list[float]]:
+    """Send the panel's queries through Grafana; how many values came back, and the numbers."""
     try:
         answer = ctx.api.post_json(ctx.grafana, "/api/ds/query", body, ok=(200, 207))
     except ApiError as error:
@@ -256,22 +281,17 @@ def _panel_data(ctx: Context, title: str, time_range: dict[str, str]) -> str:
     if not isinstance(results, dict):
         raise Failed(f"expected {{'results': {{...}}}}, got {answer!r:.120}")
     numbers: list[float] = []
-    values_seen = 0
+    count = 0
     for query in queries:
         result = results.get(query.get("refId"))
         if not isinstance(result, dict):
             raise Failed(f"no result for query {query.get('refId')}")
         if result.get("error"):
             raise Failed(f"query {query.get('refId')}: {result['error']}")
-        seen, found_numbers = _values(result.get("frames") or [])
-        values_seen += seen
+        found, found_numbers = _values(result.get("frames") or [])
+        count += found
         numbers.extend(found_numbers)
-    if values_seen == 0:
-        raise Failed("the queries returned no data")
-    expectation = PANEL_EXPECTATIONS.get(title)
-    if expectation is not None and not expectation[1](numbers):
-        raise Failed(f"expected {expectation[0]}, got {numbers[:5]}")
-    return f"{values_seen} value(s) from {len(queries)} quer{'y' if len(queries) == 1 else 'ies'}"
+    return count, numbers
 
 
 def _query_error(error: ApiError) -> str:

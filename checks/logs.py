@@ -167,7 +167,7 @@ def _recent_lines(ctx: Context) -> list[str]:
             now = time.time()
             return lines_of(loki_streams(ctx, SELECTOR, now - 3600, now, 500)) or None
 
-        ctx.facts["loki_lines"] = poll(ctx.settings, attempt) or []
+        ctx.facts["loki_lines"] = poll(ctx, attempt) or []
     lines: list[str] = ctx.facts["loki_lines"]
     return lines
 

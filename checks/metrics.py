@@ -102,7 +102,7 @@ def _has_series(ctx: Context, query: str, wait: bool) -> str:
             raise Failed(f"Prometheus answered without a result list: {data!r:.120}")
         return result or None
 
-    result = poll(ctx.settings, attempt) if wait else attempt()
+    result = poll(ctx, attempt) if wait else attempt()
     if not result:
         raise Failed(f"{query} has no series")
     return f"{len(result)} series"
@@ -127,7 +127,7 @@ def _exemplars(ctx: Context, wait: bool) -> str:
         ]
         return [trace_id for trace_id in ids if _TRACE_ID.match(trace_id)] or None
 
-    trace_ids = poll(ctx.settings, attempt) if wait else attempt()
+    trace_ids = poll(ctx, attempt) if wait else attempt()
     if not trace_ids:
         raise Failed(f'no exemplar with a trace_id on any {{job="{JOB}"}} series in the last hour')
     return f"{len(trace_ids)} exemplars, e.g. trace {trace_ids[-1]}"

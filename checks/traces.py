@@ -172,7 +172,7 @@ def _found_trace(ctx: Context) -> tuple[FreshRequest, Any]:
 
 def _fresh_trace(ctx: Context) -> str:
     fresh = _need_fresh(ctx)
-    trace = poll(ctx.settings, lambda: tempo_trace(ctx, fresh.trace_id))
+    trace = poll(ctx, lambda: tempo_trace(ctx, fresh.trace_id))
     after = time.time() - fresh.started
     if trace is None:
         raise Failed(f"trace {fresh.trace_id} not in Tempo {after:.0f} s after the request")
@@ -193,7 +193,7 @@ def _search(ctx: Context) -> str:
             raise Failed(f"expected {{'traces': [...]}} from /api/search, got {body!r:.120}")
         return traces or None
 
-    traces = poll(ctx.settings, attempt)
+    traces = poll(ctx, attempt)
     if not traces:
         raise Failed(f"no trace matches {TRACEQL} in the last hour (newest 30 s excluded)")
     first = traces[0] if isinstance(traces[0], dict) else {}
@@ -397,7 +397,7 @@ def _linked_logs(ctx: Context) -> str:
         return lines_of(loki_streams(ctx, query, start, end, 100)) or None
 
     try:
-        lines = poll(ctx.settings, attempt) or []
+        lines = poll(ctx, attempt) or []
     except ApiError as error:
         raise Failed(str(error)) from None
     if not lines:
