@@ -89,12 +89,14 @@ class HangingServer:
 
 
 @contextmanager
-def hanging_server(*, answer_root: bool) -> Iterator[HangingServer]:
+def hanging_server(*, answer_root: bool, roll_body: bytes | None = None) -> Iterator[HangingServer]:
     """A TCP server on 127.0.0.1 that accepts connections and never answers a roll.
 
     With ``answer_root`` it answers ``GET /`` like the service, so the generator gets
     past its start-up check and then waits on every roll; without it, even the check
-    hangs. Runs its own event loop in a thread, stopped when the block ends.
+    hangs. With ``roll_body`` it answers rolls after all: 200, with that body, as a
+    misconfigured proxy or a bug would. Runs its own event loop in a thread, stopped
+    when the block ends.
     """
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -112,6 +114,13 @@ def hanging_server(*, answer_root: bool) -> Iterator[HangingServer]:
                     writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                         b"content-length: %d\r\n\r\n%s" % (len(root), root)
+                    )
+                    await writer.drain()
+                    continue
+                if roll_body is not None:
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s"
+                        % (len(roll_body), roll_body)
                     )
                     await writer.drain()
                     continue

@@ -170,3 +170,20 @@ def test_ctrl_c_while_waiting_for_the_service() -> None:
     assert "Interrupted before any traffic was sent." in err
     assert "Traceback" not in err
     assert out == ""
+
+
+def test_answers_that_are_not_rolls_are_counted_as_invalid() -> None:
+    with hanging_server(answer_root=True, roll_body=b"<html>maintenance</html>") as server:
+        run = run_gen("--url", server.url, "--users", "2", "--rolls", "2", *FAST, "--json")
+    assert run.returncode == 1  # not one roll succeeded
+    assert {m["result"] for m in roll_lines(run.stderr)} == {"INVALID RESPONSE (HTTP 200)"}
+    assert run.summary()["requests"]["outcomes"]["invalid_response"] == 4
+
+
+def test_values_a_die_cannot_show_are_reported() -> None:
+    with hanging_server(answer_root=True, roll_body=b'{"roll": 9}') as server:
+        run = run_gen(
+            "--url", server.url, "--users", "1", "--rolls", "3", *FAST, "--risky-share", "0"
+        )
+    assert run.returncode == 0
+    assert "values this die cannot show: 9 (3x)" in run.stdout

@@ -335,7 +335,9 @@ async def run(settings: Settings) -> int:
             print("Interrupted before any traffic was sent.", file=sys.stderr)
             return EXIT_INTERRUPTED
         if settings.open_loop:
-            await warm_up(client, min(settings.max_in_flight, WARM_CONNECTIONS))
+            await _unless_stopped(
+                warm_up(client, min(settings.max_in_flight, WARM_CONNECTIONS)), stop
+            )
         stats = RunStats()
         runner = run_open_loop if settings.open_loop else run_users
         with open_display(out, stats, quiet=settings.quiet, title="traffic-gen") as display:

@@ -102,15 +102,15 @@ async def warm_up(client: ClientGroup, connections: int) -> None:
 
 
 def _describe_service(response: httpx.Response) -> str:
+    """Name and version from the service's ``GET /``; "(unnamed)" for another server."""
     try:
         info = response.json()
     except ValueError:
-        return "the service"
-    if not isinstance(info, dict):
-        return "the service"
-    name = info.get("service") or info.get("name") or "the service"
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("service"), str):
+        return "(unnamed)"
     version = info.get("version")
-    return f"{name} {version}" if version else str(name)
+    return f"{info['service']} {version}" if version else info["service"]
 
 
 def _transport_reason(exc: httpx.HTTPError) -> str:
