@@ -46,7 +46,10 @@ def schemathesis_run(url: str, tmp_path: Path, max_examples: int) -> dict[str, o
         "--generation-database", "none",
         "--report", "json", "--report-json-path", str(report_path),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    # In tmp_path: schemathesis keeps a cache of crashes in the working directory.
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path
+    )
     sys.stdout.write(done.stdout[-4000:])
     assert report_path.exists(), done.stdout + done.stderr
     result: dict[str, object] = json.loads(report_path.read_text())
