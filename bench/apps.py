@@ -22,10 +22,10 @@ from dice_roller.dice import DieType, draw_delay, roll
 from dice_roller.logs import LOGGER_NAME
 from dice_roller.metrics import DiceMetrics
 from dice_roller.settings import Settings
+from dice_roller.tracing import TraceResponseMiddleware, create_tracer_provider, fastapi_telemetry
 from fastapi import FastAPI, Query
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 __all__ = ["SIGNALS", "VARIANTS", "build_app"]
@@ -46,7 +46,7 @@ def build_app(variant: str, settings: Settings) -> FastAPI:
     rng = random.Random(settings.seed)
     metrics = DiceMetrics.create() if variant == "metrics" else None
     log = logging.getLogger(LOGGER_NAME) if variant == "logs" else None
-    provider = _tracer_provider() if variant == "traces" else None
+    provider = create_tracer_provider() if variant == "traces" else None
     traced = provider is not None
 
     @asynccontextmanager
@@ -55,9 +55,10 @@ def build_app(variant: str, settings: Settings) -> FastAPI:
         if provider is not None:
             provider.shutdown()  # send the last spans, as the service does
 
-    # FastAPI's own OpenTelemetry support stays off in every build: the service traces
-    # with OpenTelemetry's FastAPI instrumentation, and the check alone costs per request.
-    app = FastAPI(lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
+    # FastAPI's own OpenTelemetry support makes the spans of the traced build, as in the
+    # service; elsewhere it is off, since even finding it unconfigured costs per request.
+    telemetry = fastapi_telemetry(provider) if provider is not None else NO_NATIVE_TELEMETRY
+    app = FastAPI(lifespan=lifespan, telemetry=telemetry)
 
     @app.get("/roll")
     async def roll_die(die: Annotated[DieType, Query()]) -> RollResult:
@@ -77,7 +78,7 @@ def build_app(variant: str, settings: Settings) -> FastAPI:
     if metrics is not None:
         _add_metrics(app, metrics)
     if provider is not None:
-        _add_traces(app, provider)
+        app.add_middleware(TraceResponseMiddleware)
     return app
 
 
@@ -90,22 +91,3 @@ def _add_metrics(app: FastAPI, metrics: DiceMetrics) -> None:
         excluded_handlers=["/metrics"],
         registry=metrics.registry,
     ).add(metrics.http_instrumentation()).instrument(app)
-
-
-def _tracer_provider() -> TracerProvider:
-    from dice_roller.tracing import create_tracer_provider
-
-    return create_tracer_provider()
-
-
-def _add_traces(app: FastAPI, provider: TracerProvider) -> None:
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.instrumentation.propagators import (
-        TraceResponsePropagator,
-        set_global_response_propagator,
-    )
-
-    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/metrics$", exclude_spans=["receive", "send"]
-    )

@@ -2,7 +2,7 @@
 
 `create_app` wires the three signals around the routes:
 
-- traces: OpenTelemetry's FastAPI instrumentation opens a server span per request;
+- traces: FastAPI's built-in OpenTelemetry support opens a server span per request;
   the roll route adds the `die.*` attributes, and every response names its trace in
   a W3C `traceresponse` header, so a `curl` leads straight to the trace;
 - metrics: prometheus-fastapi-instrumentator measures each request, `DiceMetrics`
@@ -24,11 +24,6 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.propagators import (
-    TraceResponsePropagator,
-    set_global_response_propagator,
-)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -40,7 +35,7 @@ from .dice import DieType, RiskyDieFailure, draw_delay, roll
 from .logs import LOGGER_NAME
 from .metrics import DiceMetrics, exposition
 from .settings import Settings
-from .tracing import create_tracer_provider
+from .tracing import TraceResponseMiddleware, create_tracer_provider, fastapi_telemetry
 
 __all__ = ["create_app"]
 
@@ -83,6 +78,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         version=__version__,
         description="Rolls dice slowly, and sometimes fails, so there is something to observe.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(provider),
     )
 
     @app.get("/", summary="Describe the service")
@@ -148,11 +144,11 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
-    _instrument(app, metrics, provider)
+    _instrument(app, metrics)
     return app
 
 
-def _instrument(app: FastAPI, metrics: DiceMetrics, provider: TracerProvider) -> None:
+def _instrument(app: FastAPI, metrics: DiceMetrics) -> None:
     Instrumentator(
         should_group_status_codes=True,
         should_group_untemplated=True,  # every unknown path counts as handler="none"
@@ -160,11 +156,4 @@ def _instrument(app: FastAPI, metrics: DiceMetrics, provider: TracerProvider) ->
         registry=metrics.registry,
     ).add(metrics.http_instrumentation()).instrument(app)
 
-    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        excluded_urls="/metrics$",
-        # The per-message "http send"/"http receive" spans add cost and no insight here.
-        exclude_spans=["receive", "send"],
-    )
+    app.add_middleware(TraceResponseMiddleware)
