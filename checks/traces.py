@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .context import CONTAINER, SERVICE_NAME, Context, FreshRequest, poll
 from .http import ApiError
 from .logs import lines_of, loki_streams
 from .model import Failed, Run
+from .provisioning import provisioned_datasources
 
 __all__ = ["link_query", "run_trace_checks", "run_trace_to_logs_checks", "tempo_trace"]
 
@@ -188,7 +187,8 @@ def _search(ctx: Context) -> str:
             "/api/search",
             {"q": TRACEQL, "start": str(int(now - 3600)), "end": str(int(now) + 1), "limit": "20"},
         )
-        traces = body.get("traces") if isinstance(body, dict) else None
+        # Tempo's protobuf JSON leaves out empty lists: no "traces" key means none found.
+        traces = body.get("traces", []) if isinstance(body, dict) else None
         if not isinstance(traces, list):
             raise Failed(f"expected {{'traces': [...]}} from /api/search, got {body!r:.120}")
         return traces or None
@@ -317,10 +317,7 @@ def server_span(trace: Any, span_id: str) -> dict[str, Any]:
 
 def tempo_link_settings(datasources_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(Tempo's tracesToLogsV2 settings, the Loki data source it points to), from provisioning."""
-    sources: list[dict[str, Any]] = []
-    for path in sorted(datasources_dir.glob("*.y*ml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        sources.extend(s for s in document.get("datasources") or [] if isinstance(s, dict))
+    sources = provisioned_datasources(datasources_dir)
     tempo = [s for s in sources if s.get("type") == "tempo"]
     if not tempo:
         raise Failed(f"no Tempo data source provisioned in {datasources_dir}")

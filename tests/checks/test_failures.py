@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checks.cli import main, run_checks
+from checks.context import Settings
 from checks.model import Result, Run
 from tests.checks.conftest import JOB, Stack, closed_url, prometheus_config
 from tests.support.prometheus import running_prometheus
@@ -238,6 +240,15 @@ def test_a_failure_crosses_its_own_boxes(live: Stack, scenario: Scenario) -> Non
     assert len(run.results) > len(failed)  # the other boxes ran, and passed
 
 
+def test_a_component_that_hangs_is_asked_once(live: Stack) -> None:
+    """After one timeout, the other Tempo boxes fail at once instead of waiting again."""
+    live.tempo.fail["/api"] = "hang"
+    run = run_checks(live.settings(wait=1.0))
+    tempo_boxes = [r for r in crossed(run) if "Tempo did not answer" in r.detail]
+    assert len(tempo_boxes) >= 2
+    assert len([r for r in live.tempo.requests if r.startswith("GET /api")]) == 1
+
+
 def test_a_scrape_target_that_is_down(live: Stack) -> None:
     """A real Prometheus whose dice-roller-stage1 target refuses connections."""
     target = closed_url().removeprefix("http://")
@@ -301,3 +312,27 @@ def test_nothing_running_fails_every_box_without_a_traceback(
                 or "see above" in check["detail"]
                 or ("no request to follow" in check["detail"])
             ), check
+
+
+def test_unreadable_provisioning_files_cross_their_boxes(tmp_path: Path) -> None:
+    (tmp_path / "datasources.yaml").write_text("datasources: [unclosed\n", encoding="utf-8")
+    dead = closed_url()
+    settings = Settings(
+        service_url=dead,
+        prometheus_url=dead,
+        loki_url=dead,
+        tempo_url=dead,
+        alloy_url=dead,
+        grafana_url=dead,
+        timeout=1.0,
+        wait=0.0,
+        datasources_dir=tmp_path,
+        dashboard_file=tmp_path / "missing.json",
+    )
+    run = run_checks(settings)
+    titles = {r.title: r for r in run.results}
+    assert not titles["Data sources provisioned"].passed
+    assert not titles["Dashboard file readable"].passed
+    assert "missing.json" in titles["Dashboard file readable"].detail
+    link = next(r for t, r in titles.items() if t.startswith('"Logs for this span"'))
+    assert not link.passed and "unexpected" not in link.detail
