@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.service import RunningService, running_service, service_command
+from tests.support.service import DEFAULT_TEST_ENV, RunningService, service_command
 from tests.support.tools import free_port, require_tool
 from tests.traffic.helpers import REPO, dice_rolls_total, gen_command, roll_lines, run_gen
 
@@ -206,8 +206,7 @@ def test_wait_retries_until_the_service_is_up(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    with running_service() as reference:  # the same environment, on another port
-        env = reference.env
+    env = {**os.environ, **DEFAULT_TEST_ENV}
     service = subprocess.Popen(
         service_command(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
