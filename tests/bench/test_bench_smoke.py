@@ -1,0 +1,130 @@
+"""The benchmarks cannot rot: a quick run of every part must print every figure.
+
+No thresholds here (figures live in the bench, not in tests): the checks are that each
+part ran, printed its ratio or figure, and that the figure is a real positive number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli import PARTS
+from bench.wrk import WrkError, parse_wrk
+from tests.support.tools import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+
+WRK_OUTPUT = """\
+Running 1s test @ http://127.0.0.1:18091/roll?die=fair
+  1 threads and 10 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.40ms    5.20ms  55.53ms   91.08%
+    Req/Sec     2.76k     1.43k    5.76k    63.64%
+  Latency Distribution
+     50%    2.64ms
+     75%    5.05ms
+     90%    8.98ms
+     99%    1.02s
+  3030 requests in 1.11s, 807.93KB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:   2728.00
+Transfer/sec:    727.40KB
+"""
+
+
+def run_bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
+    require_tool("wrk", "the benchmarks load the service with wrk")
+    results = tmp_path / "bench.json"
+    done = run_bench("--quick", "--json", str(results))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    out = done.stdout
+
+    for part in PARTS:
+        assert f"== {part}:" in out, f"part {part} did not run:\n{out}"
+    assert "cores: " in out and "reproduce: python3 tasks.py bench" in out
+    assert "throughput full/bare: " in out
+
+    data = json.loads(results.read_text())
+    figures = data["figures"]
+    overhead = figures["overhead"]
+    for build in ("bare", "full", "metrics", "logs", "traces"):
+        assert positive(overhead[build]["ratio"]), overhead[build]
+        assert all(positive(c) for c in overhead[build]["cpu_microseconds_per_request"])
+    # No sampling: the full build sent a span for every roll it logged.
+    emitted = overhead["full_emitted"]
+    assert emitted["spans"] == emitted["logged"] >= emitted["answered"] > 0
+
+    at_200 = figures["concurrency"]["clients_200"]
+    assert positive(at_200["requests_per_second"]) and positive(at_200["p99_seconds"])
+    assert positive(at_200["rss_peak_bytes"])
+
+    rss = figures["memory"]["rss_mb"]
+    assert positive(rss["under_load_peak"]) and positive(rss["soak_end"])
+
+    spans = figures["visibility"]["spans"]
+    assert spans["missing"] == 0 and spans["delays_seconds"]
+    assert all(positive(d) for d in spans["delays_seconds"])
+
+    shortfall = figures["traffic"]["shortfall"]  # may be negative: a little ahead of the rate
+    assert isinstance(shortfall, float) and math.isfinite(shortfall), figures["traffic"]
+
+    judged = {check["part"] for check in data["checks"]}
+    assert judged == set(PARTS)
+    assert all(check["verdict"].startswith("not judged") for check in data["checks"])
+    assert data["machine"]["cores"].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only", "overhead,nope"], "unknown part(s) 'nope'"),
+        (["--only", ","], "unknown part(s) (none given)"),
+        (["--quick", "extra"], "unrecognized arguments: extra"),
+    ],
+)
+def test_bad_flags_get_a_clear_error_and_no_traceback(args: list[str], message: str) -> None:
+    done = run_bench(*args, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_wrk_report_is_read_into_numbers() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.requests == 3030
+    assert result.seconds == pytest.approx(1.11)
+    assert result.requests_per_second == pytest.approx(2728.0)
+    assert result.p50 == pytest.approx(0.00264)
+    assert result.p99 == pytest.approx(1.02)
+    assert result.errors == 2 + 3 + 7
+
+
+def test_unreadable_wrk_report_is_an_error_not_a_zero() -> None:
+    with pytest.raises(WrkError):
+        parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
