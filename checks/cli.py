@@ -30,6 +30,7 @@ from .traffic import run_traffic
 __all__ = ["build_parser", "main", "run_checks"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ASCII_SPELLINGS = str.maketrans({"→": "->", "…": "...", "—": "-"})
 
 URL_OPTIONS = {
     # option: (Settings field, environment variable, what it is)
@@ -232,6 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ascii_only = args.ascii or not _can_print("✅❌…→")
         text = render_text(run, ascii_only=ascii_only, notes=notes)
         if ascii_only:
-            text = text.encode("ascii", "replace").decode("ascii")
+            text = text.translate(ASCII_SPELLINGS).encode("ascii", "replace").decode("ascii")
         print(text)
     return EXIT_OK if run.passed else EXIT_FAILED

@@ -11,7 +11,8 @@ component's API, from real data wherever there is some:
   Loki answers them.
 - `FakeTempo` (Tempo HTTP API: "Query V2" `/api/v2/traces/<id>` and "Search"
   `/api/search`, as documented for Tempo 2.x/3.x) serves the spans the real service
-  exported to an OTLP receiver, in OpenTelemetry JSON with Tempo's base64 ids.
+  exported to an OTLP receiver, in OpenTelemetry JSON with base64 ids, as Tempo's
+  protobuf JSON writes them (grafana/tempo#5437; OTLP/JSON itself says hex).
   It does not imitate `query_end_cutoff`: every received trace is searchable.
 - `FakeAlloy` (Alloy 1.x: `/-/ready` and the UI's `/api/v0/web/components` API)
   reports a `discovery.docker` component whose `targets` export lists containers.
