@@ -7,6 +7,7 @@ its exit code says whether it completed (0), found no service (1) or was misused
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -19,6 +20,8 @@ __all__ = ["run_traffic"]
 GROUP = "Traffic Generation"
 TIMEOUT = 900.0
 """Seconds the generator may run: its defaults finish in well under a minute."""
+
+_USER_LINE = re.compile(r"^\s*User \d+ roll \d+")
 
 HINT_RUN = (
     "Run it by hand to see its messages: `cd traffic-gen && python generate_traffic.py "
@@ -38,15 +41,26 @@ def run_traffic(ctx: Context, run: Run) -> None:
         str(ctx.settings.traffic_script),
         "--url",
         ctx.settings.service_url,
-        "--quiet",
         "--json",
         *ctx.settings.traffic_args,
     ]
     run.check(
         GROUP,
-        "Script runs successfully and completes: generate_traffic.py",
+        "Script runs successfully: generate_traffic.py exits with 0",
         HINT_RUN,
         lambda: _run(command, outcome),
+    )
+    run.check(
+        GROUP,
+        'Script logs user activity: "User X roll Y" lines',
+        HINT_RUN,
+        lambda: _user_lines(outcome),
+    )
+    run.check(
+        GROUP,
+        'Script completes: "Traffic generation complete"',
+        HINT_RUN,
+        lambda: _completes(outcome),
     )
     run.check(
         GROUP,
@@ -66,6 +80,7 @@ def _run(command: list[str], outcome: dict[str, Any]) -> str:
     except subprocess.TimeoutExpired:
         raise Failed(f"the generator was still running after {TIMEOUT:g} s") from None
     outcome["code"] = finished.returncode
+    outcome["messages"] = finished.stderr.splitlines()
     last_words = " ".join(finished.stderr.strip().splitlines()[-3:])[-300:]
     if finished.returncode != 0:
         raise Failed(f"exit code {finished.returncode}: {last_words or 'no message'}")
@@ -75,14 +90,38 @@ def _run(command: list[str], outcome: dict[str, Any]) -> str:
         raise Failed(
             f"exit code 0 but no JSON summary on stdout: {finished.stdout[:120]!r}"
         ) from None
-    if not isinstance(summary, dict) or not summary.get("completed"):
-        raise Failed(f"the summary says the run did not complete: {finished.stdout[:160]!r}")
+    if not isinstance(summary, dict):
+        raise Failed(f"exit code 0 but the summary is not an object: {finished.stdout[:120]!r}")
     outcome["summary"] = summary
     requests = summary.get("requests") or {}
     rate = summary.get("success_rate")
     shown = f"{rate:.0%}" if isinstance(rate, int | float) else "?"
     elapsed = summary.get("elapsed_seconds", 0)
     return f"{requests.get('finished', '?')} requests in {elapsed:.0f} s, {shown} successful"
+
+
+def _messages(outcome: dict[str, Any]) -> list[str]:
+    if "messages" not in outcome:
+        raise Failed("the generator did not run (see above)")
+    messages: list[str] = outcome["messages"]
+    return messages
+
+
+def _user_lines(outcome: dict[str, Any]) -> str:
+    lines = [line for line in _messages(outcome) if _USER_LINE.match(line)]
+    if not lines:
+        raise Failed("no 'User X roll Y' line among its messages (was --quiet passed?)")
+    return f"{len(lines)} lines, e.g. {lines[0].strip()!r}"
+
+
+def _completes(outcome: dict[str, Any]) -> str:
+    done = [line for line in _messages(outcome) if "Traffic generation complete" in line]
+    summary = outcome.get("summary") or {}
+    if not done:
+        raise Failed("no 'Traffic generation complete' message")
+    if summary.get("completed") is not True:
+        raise Failed(f"its summary says completed={summary.get('completed')!r}")
+    return done[-1].strip()
 
 
 def _errors(outcome: dict[str, Any]) -> str:

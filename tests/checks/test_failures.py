@@ -336,3 +336,18 @@ def test_unreadable_provisioning_files_cross_their_boxes(tmp_path: Path) -> None
     assert "missing.json" in titles["Dashboard file readable"].detail
     link = next(r for t, r in titles.items() if t.startswith('"Logs for this span"'))
     assert not link.passed and "unexpected" not in link.detail
+
+
+def test_a_traffic_generator_that_finds_no_service(live: Stack) -> None:
+    run = run_checks(live.settings(wait=1.0, service_url=closed_url(), with_traffic=True))
+    traffic = [r for r in run.results if r.group == "Traffic Generation"]
+    assert len(traffic) == 4 and not any(r.passed for r in traffic)
+    assert traffic[0].detail.startswith("exit code 1")
+    assert all(r.hint for r in traffic)
+
+
+def test_a_quiet_traffic_generator_logs_no_user_activity(live: Stack) -> None:
+    args = ("--users", "1", "--rolls", "2", "--think", "0", "--quiet")
+    run = run_checks(live.settings(with_traffic=True, traffic_args=args))
+    failed = assert_exactly_crossed(run, ("Script logs user activity",))
+    assert "--quiet" in failed[0].detail
