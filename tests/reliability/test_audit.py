@@ -9,8 +9,11 @@ pip-audit reports a package it could not look up as *skipped*, and still says "N
 known vulnerabilities found": a run that looked nothing up is no evidence. Where
 pip-audit's per-release lookup fails, a pin on the project's latest release is
 checked with PyPI's project JSON instead, which carries the same vulnerability list
-for that release. A pin neither can check makes the audit unavailable: that skips on
-a laptop and fails under CI=true.
+for that release. A shipped pin neither can check makes the audit unavailable: that
+skips on a laptop and fails under CI=true. Dev tools never reach an image, and some
+are pinned below their latest release by the tools that need them (schemathesis and
+jsonschema-rs): an unverifiable dev-only pin is reported and skipped, a vulnerable one
+still fails.
 """
 
 from __future__ import annotations
@@ -119,6 +122,6 @@ def test_no_known_vulnerability_in_the_locked_dependencies(scope: str, tmp_path:
             f"no vulnerability data for {len(unchecked)} pin(s): {', '.join(unchecked)} "
             "(PyPI's per-release JSON is unreachable, and these are not the latest release)"
         )
-        if in_ci():
+        if in_ci() and scope == "shipped":
             pytest.fail(f"CI=true, but the audit is incomplete: {message}")
         pytest.skip(message)
