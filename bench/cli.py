@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART[,PART...]",
         help=f"run only these parts, among: {', '.join(PARTS)}",
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    parser.add_argument(
+        "--json", type=_json_path, metavar="FILE", help="also write the figures here"
+    )
     return parser
 
 
@@ -126,6 +128,16 @@ def _print_header(machine: dict[str, str], command: str, open_files: int) -> Non
         print(f"  {name}: {value}")
     print(f"  open files allowed: {open_files}")
     print(f"  reproduce: {command}  (from the repository root; needs wrk)", flush=True)
+
+
+def _json_path(text: str) -> Path:
+    """Checked before the run, not after minutes of measuring."""
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    return path
 
 
 def _parts(text: str) -> tuple[str, ...]:

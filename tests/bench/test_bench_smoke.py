@@ -106,6 +106,7 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
         (["--only", "overhead,nope"], "unknown part(s) 'nope'"),
         (["--only", ","], "unknown part(s) (none given)"),
         (["--quick", "extra"], "unrecognized arguments: extra"),
+        (["--json", "/nonexistent-dir/figures.json"], "does not exist"),
     ],
 )
 def test_bad_flags_get_a_clear_error_and_no_traceback(args: list[str], message: str) -> None:
