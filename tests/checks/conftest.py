@@ -30,7 +30,7 @@ from checks.context import DASHBOARD_FILE, DATASOURCES_DIR, Settings
 from checks.dashboard import load_dashboard
 from tests.checks.fakes import FakeAlloy, FakeGrafana, FakeLoki, FakeTempo, serving
 from tests.support.otlp import OtlpReceiver, otlp_receiver
-from tests.support.prometheus import RunningPrometheus, running_prometheus
+from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.service import RunningService, running_service
 from tests.support.tools import free_port
 
@@ -67,7 +67,7 @@ def closed_url() -> str:
 class Stack:
     service: RunningService
     receiver: OtlpReceiver
-    prometheus: RunningPrometheus
+    prometheus: Prometheus
     loki: FakeLoki
     tempo: FakeTempo
     alloy: FakeAlloy

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT as ROOT  # re-exported for the tests here
+
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
 ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
-PROMETHEUS_CONFIG = ROOT / "stack" / "prometheus" / "prometheus.yml"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 JSON = dict[str, Any]

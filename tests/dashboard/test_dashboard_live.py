@@ -42,10 +42,9 @@ from tests.dashboard.model import (
     panels,
     provisioned_datasources,
 )
-from tests.dashboard.prometheus import JOB, Prometheus, parse_duration, running_prometheus
 from tests.support.grafana_macros import QueryContext, dashboard_variables, substitute
+from tests.support.prometheus import JOB, Prometheus, parse_duration, running_project_prometheus
 from tests.support.service import running_service
-from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -140,9 +139,7 @@ def _roll_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    binary = require_tool("prometheus", "the dashboard is checked against a real Prometheus")
-    workdir = tmp_path_factory.mktemp("prometheus")
+def run() -> Iterator[Run]:
     env = {
         "DICE_MAX_DELAY_SECONDS": str(MAX_DELAY),
         "DICE_RISKY_FAILURE_RATE": str(RISKY_FAILURE_RATE),
@@ -153,7 +150,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with running_service(env) as service:
         started = datetime.now().timestamp()
         target = service.url.removeprefix("http://")
-        with running_prometheus(binary, target, workdir) as prometheus:
+        with running_project_prometheus({JOB: [target]}) as prometheus:
             # Traffic starts only once Prometheus has seen the counters at zero, so the
             # dashboard's increase() over the range counts every roll.
             prometheus.wait_for_scrape_after(JOB, started)

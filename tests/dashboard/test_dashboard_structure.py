@@ -17,7 +17,7 @@ from tests.dashboard.model import (
     provisioned_datasources,
     rows,
 )
-from tests.dashboard.prometheus import parse_duration, scrape_interval_seconds
+from tests.support.prometheus import parse_duration, scrape_interval_seconds
 
 # The spec's "Dashboard Panels": row titles, then (panel title, allowed panel types).
 EXPECTED_LAYOUT: list[tuple[str, list[tuple[str, set[str]]]]] = [

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT as ROOT  # re-exported for the tests here
+
 ROOT_COMPOSE = ROOT / "docker-compose.yml"
 STACK_COMPOSE = ROOT / "stack" / "compose.yml"
 COMPOSE_FILES = (ROOT_COMPOSE, STACK_COMPOSE)

@@ -20,9 +20,9 @@ import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
 from tests.stack.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts
-from tests.stack.prometheus_config import load_config
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.grammars import parse_batch, require_grammars
+from tests.support.prometheus import load_config
 
 PROVISIONING = ROOT / "stack" / "grafana" / "provisioning"
 DATASOURCES_FILE = PROVISIONING / "datasources" / "datasources.yaml"

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from tests.stack.compose import ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts
-from tests.stack.prometheus_config import (
+from tests.support.prometheus import (
     CONFIG,
     OPENMETRICS_FIRST,
-    RULE_TESTS_DIR,
+    PROMETHEUS_DIR,
     RULES_DIR,
     SCRAPE_PROTOCOLS_SINCE,
     config_for_version,
@@ -23,6 +23,8 @@ from tests.stack.prometheus_config import (
 )
 from tests.support.tools import require_tool
 
+RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
+"""promtool's unit tests of the rules."""
 RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
 RULE_TESTS = sorted(RULE_TESTS_DIR.glob("*.test.yml"))
 

@@ -4,25 +4,21 @@ promtool's unit tests prove the rules' arithmetic on series written by hand. The
 can't prove those series look like the ones the service really exports: a renamed
 label or metric would leave every rule recording nothing, and every unit test green.
 Here the project's prometheus.yml and rules run in Prometheus (Debian's, adapted as
-tests/stack/prometheus_config.py explains), scraping the real service under traffic.
+tests/support/prometheus.py explains), scraping the real service under traffic.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from tests.dashboard.prometheus import Prometheus, running_prometheus
-from tests.stack.prometheus_config import RULES_DIR
+from tests.support.prometheus import JOB, RULES_DIR, Prometheus, running_project_prometheus
 from tests.support.service import running_service
-from tests.support.tools import require_tool
 
-JOB = "dice-roller-stage1"
 DICE = ("fair", "risky")
 # Rules need two scrapes 5 s apart, then an evaluation: well under this, even on a
 # busy machine. Only a broken rule or a missing series should ever reach it.
@@ -60,13 +56,12 @@ def rules_evaluated(prometheus: Prometheus) -> list[dict[str, Any]]:
     return rules if all(rule["health"] != "unknown" for rule in rules) else []
 
 
-def test_every_recording_rule_records_the_services_real_series(tmp_path: Path) -> None:
-    binary = require_tool("prometheus", "Debian package `prometheus`")
+def test_every_recording_rule_records_the_services_real_series() -> None:
     # Risky rolls fail half the time, so both results show up within a few rolls.
     env = {"DICE_RISKY_FAILURE_RATE": "0.5", "DICE_SEED": "7"}
     with (
         running_service(env) as service,
-        running_prometheus(binary, f"127.0.0.1:{service.port}", tmp_path) as prometheus,
+        running_project_prometheus({JOB: [f"127.0.0.1:{service.port}"]}) as prometheus,
     ):
         missing = set(recorded_series())
         deadline = time.monotonic() + DEADLINE_SECONDS

@@ -1,102 +1,313 @@
-"""A real Prometheus server for tests, started with a config the test writes.
+"""A real Prometheus server for tests: with a config the test writes, or the project's.
 
 Debian's `prometheus` package (2.42) runs here as a plain process: it listens on a
 free 127.0.0.1 port, keeps its data in a temporary directory, stores exemplars
-(`--enable-feature=exemplar-storage`), and is stopped when the block ends. Without
-the binary the test is skipped on a laptop and fails under CI=true (`require_tool`).
+(`--enable-feature=exemplar-storage`, as stack/compose.yml enables it), and is
+stopped when the block ends. Without the binary the test is skipped on a laptop and
+fails under CI=true (`require_tool`).
+
+Two ways in:
+
+- `running_prometheus(config_text)`: a test's own prometheus.yml, for tests that need
+  a Prometheus and not the project's settings (a fast scrape, a target that is down);
+- `running_project_prometheus(targets)`: the repository's stack/prometheus/prometheus.yml
+  and its rules, with only what cannot work outside Docker changed.
+
+The project's config, adapted to whichever Prometheus runs the tests
+--------------------------------------------------------------------
+
+Users run Prometheus 3 (compose.yml); our machines have Debian's 2.42. The config is
+written for 3 and pins `scrape_protocols` (OpenMetrics first, so exemplars arrive),
+a key Prometheus only knows since 2.49: older versions refuse the whole file. Their
+scrapes already ask for OpenMetrics 1.0.0 first (2.42's scrape/scrape.go,
+`scrapeAcceptHeader`), so dropping the key there keeps what is scraped the same.
+That, absolute rule file paths, and the static targets of the jobs a test names
+(`dice-roller:8000` only resolves inside the compose network) are the only changes
+made; scrape and evaluation intervals stay as the project sets them. Every test that
+runs or checks the project's config (promtool's check too) goes through
+`local_config`, so they all make exactly the same adaptation.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
+from .paths import ROOT
+from .processes import wait_until_ready
 from .tools import free_port, require_tool
 
-__all__ = ["RunningPrometheus", "running_prometheus"]
+__all__ = [
+    "CONFIG",
+    "JOB",
+    "OPENMETRICS_FIRST",
+    "PROMETHEUS_DIR",
+    "RULES_DIR",
+    "SCRAPE_PROTOCOLS_SINCE",
+    "Prometheus",
+    "PrometheusError",
+    "Version",
+    "config_for_version",
+    "load_config",
+    "local_config",
+    "parse_duration",
+    "running_project_prometheus",
+    "running_prometheus",
+    "scrape_interval_seconds",
+    "tool_version",
+    "write_local_config",
+]
+
+PROMETHEUS_DIR = ROOT / "stack" / "prometheus"
+CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+RULES_DIR = PROMETHEUS_DIR / "rules"
+
+JOB = "dice-roller-stage1"
+"""The project's scrape job for the dice roller."""
+
+Version = tuple[int, int, int]
+SCRAPE_PROTOCOLS_SINCE: Version = (2, 49, 0)
+"""First Prometheus release with `scrape_protocols` (its CHANGELOG, 2.49.0)."""
+
+OPENMETRICS_FIRST = "OpenMetricsText1.0.0"
+
+JSON = dict[str, Any]
+
+
+# --- The project's config -------------------------------------------------------------
+
+
+@functools.cache
+def tool_version(binary: str) -> Version:
+    """The version `prometheus --version` or `promtool --version` reports (asked once)."""
+    result = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    match = re.search(r"version (\d+)\.(\d+)\.(\d+)", result.stdout + result.stderr)
+    if match is None:
+        raise ValueError(f"{binary} --version printed no version: {result.stdout!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def load_config() -> JSON:
+    """stack/prometheus/prometheus.yml as it is in the repository."""
+    document = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{CONFIG}: expected a mapping")
+    return document
+
+
+def config_for_version(config: JSON, version: Version) -> JSON:
+    """`config` as a Prometheus of `version` accepts it, scraping the same way."""
+    adapted = copy.deepcopy(config)
+    if version >= SCRAPE_PROTOCOLS_SINCE:
+        return adapted
+    for scope in [adapted.get("global") or {}, *adapted.get("scrape_configs", [])]:
+        protocols = scope.pop("scrape_protocols", None)
+        if protocols is not None and protocols[0] != OPENMETRICS_FIRST:
+            raise ValueError(
+                f"scrape_protocols {protocols} can't be dropped for Prometheus "
+                f"{'.'.join(map(str, version))}: it always asks for {OPENMETRICS_FIRST} first"
+            )
+    return adapted
+
+
+def local_config(version: Version, targets: Mapping[str, Sequence[str]] | None = None) -> JSON:
+    """The project's config for a Prometheus of `version` running outside Docker.
+
+    Rule file globs become absolute paths into stack/prometheus/. `targets` replaces
+    the static targets of the named jobs, e.g. ``{"dice-roller-stage1": ["127.0.0.1:8123"]}``.
+    """
+    config = config_for_version(load_config(), version)
+    config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
+    for job, job_targets in (targets or {}).items():
+        matching = [s for s in config["scrape_configs"] if s["job_name"] == job]
+        if not matching:
+            raise ValueError(f"no scrape job {job!r} in {CONFIG}")
+        matching[0]["static_configs"] = [{"targets": list(job_targets)}]
+    return config
+
+
+def write_local_config(
+    binary: str, directory: Path, targets: Mapping[str, Sequence[str]] | None = None
+) -> Path:
+    """Write `local_config` for the Prometheus or promtool at `binary` into `directory`."""
+    config = local_config(tool_version(binary), targets)
+    path = directory / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as `5s`, `1m30s`, `250ms`."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text}"
+    return sum(int(number) * units[unit] for number, unit in parts)
+
+
+def scrape_interval_seconds(job: str = JOB) -> float:
+    """`job`'s scrape interval, as the project configures it (its own, else the global)."""
+    config = load_config()
+    [scrape] = [s for s in config["scrape_configs"] if s["job_name"] == job]
+    default = config.get("global", {}).get("scrape_interval", "1m")  # 1m: Prometheus's own
+    interval = scrape.get("scrape_interval") or default
+    return parse_duration(str(interval))
+
+
+# --- A running Prometheus and its HTTP API --------------------------------------------
+
+
+class PrometheusError(AssertionError):
+    """Prometheus answered a request with an error: the test fails with its message."""
 
 
 @dataclass
-class RunningPrometheus:
+class Prometheus:
+    """A running Prometheus and the parts of its HTTP API the tests use."""
+
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
 
     def log(self) -> str:
+        """What Prometheus printed so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """The result of an instant query now; fails the test on an API error."""
-        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
-        assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
+    def _get(self, path: str, **params: str | float) -> Any:
+        response = httpx.get(self.url + path, params=params, timeout=30)
+        body = response.json()
+        if body.get("status") != "success":
+            raise PrometheusError(f"{path} {params}: {body.get('error', response.text)}")
+        return body["data"]
+
+    def _check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"prometheus exited:\n{self.log()}")
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query at time `at` (Unix seconds; now if None): the vector or matrix."""
+        params: dict[str, str | float] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        result: list[dict[str, Any]] = self._get("/api/v1/query", **params)["result"]
         return result
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        data = self._get(
+            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step
+        )
+        result: list[dict[str, Any]] = data["result"]
+        return result
+
+    def exemplars(self, expr: str, start: float, end: float) -> list[dict[str, Any]]:
+        data = self._get(
+            "/api/v1/query_exemplars", query=expr, start=f"{start:.3f}", end=f"{end:.3f}"
+        )
+        result: list[dict[str, Any]] = data
+        return result
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = self._get("/api/v1/rules")["groups"]
+        return groups
+
     def wait_for(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
-        """Wait until `expr` has a result (e.g. until a first scrape arrived)."""
+        """Wait until `expr` has a result now (e.g. until a first scrape arrived)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited:\n{self.log()}")
+            self._check_running()
             result = self.query(expr)
             if result:
                 return result
             time.sleep(0.2)
         raise TimeoutError(f"no result for {expr} within {timeout} s:\n{self.log()}")
 
+    def scrape_times(self, job: str, until: float) -> list[float]:
+        """Timestamps of every scrape of `job` so far (the samples of its `up` series)."""
+        [series] = self.query(f'up{{job="{job}"}}[1h]', until) or [{"values": []}]
+        return [float(timestamp) for timestamp, _ in series["values"]]
+
+    def wait_for_scrape_after(self, job: str, moment: float, timeout: float = 60) -> float:
+        """Wait until `job` has been scraped after `moment`; that scrape's timestamp."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_running()
+            later = [t for t in self.scrape_times(job, time.time()) if t > moment]
+            if later:
+                return later[0]
+            time.sleep(0.25)
+        raise TimeoutError(f"no scrape of {job} after {moment} within {timeout} s")
+
 
 @contextmanager
-def running_prometheus(config_text: str, ready_timeout: float = 30) -> Iterator[RunningPrometheus]:
+def running_prometheus(config_text: str, ready_timeout: float = 30) -> Iterator[Prometheus]:
     """Run Prometheus with `config_text` as its prometheus.yml until the block ends."""
-    binary = require_tool("prometheus", "Debian package prometheus")
+    binary = require_tool("prometheus", "Debian package `prometheus`")
     with tempfile.TemporaryDirectory(prefix="prometheus-") as tmp:
         workdir = Path(tmp)
         config = workdir / "prometheus.yml"
         config.write_text(config_text, encoding="utf-8")
-        port = free_port()
-        log_path = workdir / "prometheus.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    "--enable-feature=exemplar-storage",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = RunningPrometheus(process, f"http://127.0.0.1:{port}", log_path)
-        try:
-            _wait_until_ready(server, ready_timeout)
+        with _running(binary, config, workdir, ready_timeout) as server:
             yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
-def _wait_until_ready(server: RunningPrometheus, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"prometheus exited:\n{server.log()}")
+@contextmanager
+def running_project_prometheus(
+    targets: Mapping[str, Sequence[str]], ready_timeout: float = 30
+) -> Iterator[Prometheus]:
+    """Run Prometheus with the project's config and rules (see `local_config`), scraping
+    `targets` (job name to host:port list) instead of the compose services."""
+    binary = require_tool("prometheus", "Debian package `prometheus`")
+    with tempfile.TemporaryDirectory(prefix="prometheus-") as tmp:
+        workdir = Path(tmp)
+        config = write_local_config(binary, workdir, targets)
+        with _running(binary, config, workdir, ready_timeout) as server:
+            yield server
+
+
+@contextmanager
+def _running(
+    binary: str, config: Path, workdir: Path, ready_timeout: float
+) -> Iterator[Prometheus]:
+    """Start `binary` on `config`, its data and log in `workdir`; stop it at the end."""
+    port = free_port()
+    log_path = workdir / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                "--enable-feature=exemplar-storage",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Prometheus(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        ready = f"{server.url}/-/ready"
+        wait_until_ready(
+            process, ready, name="prometheus", output=server.log, timeout=ready_timeout
+        )
+        yield server
+    finally:
+        process.terminate()
         try:
-            if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"prometheus not ready after {timeout} s:\n{server.log()}")
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

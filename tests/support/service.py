@@ -12,15 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from .processes import wait_until_ready
 from .tools import free_port
 
 __all__ = ["DEFAULT_TEST_ENV", "RunningService", "running_service"]
@@ -88,23 +86,16 @@ def running_service(
             )
         service = RunningService(process, port, output_path, full_env)
         try:
-            _wait_until_ready(service, ready_timeout)
+            wait_until_ready(
+                process,
+                service.url + "/",
+                name="dice-roller",
+                output=service.output,
+                timeout=ready_timeout,
+                interval=0.05,
+            )
             yield service
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-
-
-def _wait_until_ready(service: RunningService, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"dice-roller exited early:\n{service.output()}")
-        try:
-            if httpx.get(service.url + "/", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"dice-roller not ready after {timeout} s:\n{service.output()}")

@@ -1,0 +1,43 @@
+"""Waiting for a server process the test started to be ready to answer.
+
+Every real server a test runs (the dice roller, Prometheus) is ready once an HTTP
+endpoint answers 200. Until then the process may still die: a bad config, a port
+taken in between. So the wait also watches the process and, when it gives up,
+says why with what the process printed, instead of timing out on a dead server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+import httpx
+
+__all__ = ["wait_until_ready"]
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes],
+    url: str,
+    *,
+    name: str,
+    output: Callable[[], str],
+    timeout: float,
+    interval: float = 0.1,
+) -> None:
+    """Return once GET `url` answers 200; raise if `process` exits or `timeout` passes.
+
+    `output` reads what the process printed so far, for the error message.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{output()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{name} not ready after {timeout} s:\n{output()}")
