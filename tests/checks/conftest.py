@@ -28,7 +28,8 @@ import yaml
 
 from checks.context import DASHBOARD_FILE, DATASOURCES_DIR, Settings
 from checks.dashboard import load_dashboard
-from tests.checks.fakes import FakeAlloy, FakeGrafana, FakeLoki, FakeTempo, serving
+from tests.checks.fakes import FakeAlloy, FakeGrafana, FakeLoki, FakeTempo
+from tests.support.http_server import serving
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.service import RunningService, running_service

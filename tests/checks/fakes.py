@@ -34,18 +34,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
 from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.http_server import LocalHTTPServer, QuietHandler
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 JSONValue = Any
@@ -62,7 +61,7 @@ def text_answer(text: str, status: int = 200) -> Answer:
     return status, "text/plain; charset=utf-8", text.encode()
 
 
-class FakeServer:
+class FakeServer(LocalHTTPServer):
     """A threaded HTTP server whose `answer` method each fake implements."""
 
     name = "fake"
@@ -71,23 +70,7 @@ class FakeServer:
         self.fail: dict[str, str] = {}
         self.requests: list[str] = []
         self.current_headers: dict[str, str] = {}
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler_class())
 
     def reset(self) -> None:
         self.fail.clear()
@@ -107,7 +90,7 @@ class FakeServer:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _serve(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 path = unquote(parts.path)
@@ -118,7 +101,7 @@ class FakeServer:
                 fake.current_headers = {k.lower(): v for k, v in self.headers.items()}
                 mode = fake.mode_for(path)
                 if mode == "hang":
-                    fake._release.wait(120)
+                    fake.release.wait(120)
                     return
                 if mode == "500":
                     answer = text_answer("internal server error: something broke", 500)
@@ -144,22 +127,7 @@ class FakeServer:
             def do_POST(self) -> None:
                 self._serve("POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
-
-
-F = TypeVar("F", bound=FakeServer)
-
-
-@contextmanager
-def serving(fake: F) -> Iterator[F]:
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 # ------------------------------------------------------------------ Loki

@@ -145,7 +145,7 @@ def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> No
             outage = run_load(service.port, roll_requests(100), concurrency=10)
             time.sleep(1.5)  # at least one export attempt fails
             receiver.behaviour = "accept"
-            receiver._release.set()  # a hanging receiver lets its held requests go
+            receiver.release.set()  # a hanging receiver lets its held requests go
             recovered_at = time.monotonic()
             after = run_load(service.port, roll_requests(100), concurrency=10)
             after_ids = {r.headers["traceresponse"].split("-")[1] for r in after.responses if r}

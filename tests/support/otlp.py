@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from .http_server import LocalHTTPServer, QuietHandler, serving
 
 __all__ = ["OtlpReceiver", "ReceivedSpan", "otlp_receiver"]
 
@@ -48,7 +50,7 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, kind) if kind else None
 
 
-class OtlpReceiver:
+class OtlpReceiver(LocalHTTPServer):
     """Collects the spans posted to `/v1/traces`; `behaviour` decides how it answers."""
 
     def __init__(self, behaviour: Behaviour = "accept") -> None:
@@ -56,24 +58,12 @@ class OtlpReceiver:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
         self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler_class())
 
     @property
     def endpoint(self) -> str:
         """The value for OTEL_EXPORTER_OTLP_ENDPOINT (the SDK appends /v1/traces)."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        return self.url
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
@@ -112,14 +102,14 @@ class OtlpReceiver:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests += 1
                 if receiver.behaviour == "hang":
-                    receiver._release.wait(60)
+                    receiver.release.wait(60)
                     return
                 if receiver.behaviour == "unavailable":
                     self.send_response(503)
@@ -137,17 +127,10 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         return Handler
 
 
 @contextmanager
 def otlp_receiver(behaviour: Behaviour = "accept") -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver(behaviour)
-    receiver.start()
-    try:
+    with serving(OtlpReceiver(behaviour)) as receiver:
         yield receiver
-    finally:
-        receiver.stop()
