@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import httpx
 
 from tests.reliability.support import report
 from tests.support.service import running_service, service_command
+from tests.support.tcp_server import serving_tcp
 from tests.support.tools import free_port
 from tests.traffic.helpers import dice_rolls_total, gen_command, roll_lines, run_gen
 
@@ -71,48 +71,27 @@ def garbage_server() -> Iterator[tuple[str, Counter[str]]]:
     Yields the URL and a tally of the kinds served (one roll per connection, so a
     garbage answer never leaves a connection in an unknown state for the next roll).
     """
-    loop = asyncio.new_event_loop()
     served: Counter[str] = Counter()
-    ready = threading.Event()
-    port: list[int] = []
-    stopped = asyncio.Event()
     turn = iter(range(10**9))
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if head.startswith(b"GET / "):
-                    writer.write(_http("200 OK", ROOT_ANSWER))
-                    await writer.drain()
-                    continue
-                name, answer, _ = GARBAGE[next(turn) % len(GARBAGE)]
-                served[name] += 1
-                if answer is not None:
-                    writer.write(answer)
-                    await writer.drain()
-                return
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopped: asyncio.Event
+    ) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if head.startswith(b"GET / "):
+                writer.write(_http("200 OK", ROOT_ANSWER))
+                await writer.drain()
+                continue
+            name, answer, _ = GARBAGE[next(turn) % len(GARBAGE)]
+            served[name] += 1
+            if answer is not None:
+                writer.write(answer)
+                await writer.drain()
+            return
 
-    async def serve() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        async with server:
-            await stopped.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield f"http://127.0.0.1:{port[0]}", served
-    finally:
-        loop.call_soon_threadsafe(stopped.set)
-        thread.join(10)
-        loop.close()
+    with serving_tcp(handle) as url:
+        yield url, served
 
 
 def outcomes(summary: dict[str, Any]) -> Counter[str]:

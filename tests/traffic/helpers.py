@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.tcp_server import serving_tcp
 
 __all__ = [
     "REPO",
@@ -95,56 +96,33 @@ def hanging_server(*, answer_root: bool, roll_body: bytes | None = None) -> Iter
     With ``answer_root`` it answers ``GET /`` like the service, so the generator gets
     past its start-up check and then waits on every roll; without it, even the check
     hangs. With ``roll_body`` it answers rolls after all: 200, with that body, as a
-    misconfigured proxy or a bug would. Runs its own event loop in a thread, stopped
-    when the block ends.
+    misconfigured proxy or a bug would. Stopped when the block ends.
     """
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    port: list[int] = []
-    stopped = asyncio.Event()
     server_info = HangingServer(url="")
     root = b'{"service": "hanging", "version": "0"}'
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stopped: asyncio.Event
+    ) -> None:
         server_info.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if answer_root and head.startswith(b"GET / "):
-                    writer.write(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                        b"content-length: %d\r\n\r\n%s" % (len(root), root)
-                    )
-                    await writer.drain()
-                    continue
-                if roll_body is not None:
-                    writer.write(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s"
-                        % (len(roll_body), roll_body)
-                    )
-                    await writer.drain()
-                    continue
-                await stopped.wait()  # hold the connection open, say nothing
-                return
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if answer_root and head.startswith(b"GET / "):
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(root), root)
+                )
+                await writer.drain()
+                continue
+            if roll_body is not None:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(roll_body), roll_body)
+                )
+                await writer.drain()
+                continue
+            await stopped.wait()  # hold the connection open, say nothing
+            return
 
-    async def serve() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        async with server:
-            await stopped.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    ready.wait(10)
-    server_info.url = f"http://127.0.0.1:{port[0]}"
-    try:
+    with serving_tcp(handle) as url:
+        server_info.url = url
         yield server_info
-    finally:
-        loop.call_soon_threadsafe(stopped.set)
-        thread.join(10)
-        loop.close()
