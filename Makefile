@@ -5,13 +5,16 @@ COMPOSE ?= docker compose
 SANDBOX_BIND ?= 127.0.0.1
 # Where the reload requests go: the bind address, or loopback when bound to all.
 SANDBOX_HOST ?= $(if $(filter 0.0.0.0,$(SANDBOX_BIND)),127.0.0.1,$(SANDBOX_BIND))
-GRAFANA_ADMIN_PASSWORD ?= dice-sandbox-admin
+# Grafana's admin password, as grafana-init wrote it (stack/compose.yml): the
+# GRAFANA_ADMIN_PASSWORD the stack was first started with, or a random one.
+GRAFANA_PASSWORD_FILE := /var/lib/grafana/admin-password
+GRAFANA_PASSWORD = $(COMPOSE) exec -T grafana cat $(GRAFANA_PASSWORD_FILE)
 
 .DEFAULT_GOAL := help
-.PHONY: help stack up traffic ps logs reload down clean verify
+.PHONY: help stack up traffic ps logs reload grafana-password down clean verify
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 stack: ## Start the observability stack alone (Prometheus, Loki, Tempo, Alloy, Grafana)
 	$(COMPOSE) -f stack/compose.yml up -d
@@ -31,11 +34,15 @@ logs: ## Follow the logs of every container
 reload: ## Apply config changes without restarting (Prometheus, Alloy, Grafana provisioning)
 	curl -fsS -X POST http://$(SANDBOX_HOST):9090/-/reload
 	curl -fsS -X POST http://$(SANDBOX_HOST):12345/-/reload
-	curl -fsS -X POST -u admin:$(GRAFANA_ADMIN_PASSWORD) \
-		http://$(SANDBOX_HOST):3000/api/admin/provisioning/datasources/reload
-	curl -fsS -X POST -u admin:$(GRAFANA_ADMIN_PASSWORD) \
+	password="$$($(GRAFANA_PASSWORD))" && \
+	curl -fsS -X POST -u "admin:$$password" \
+		http://$(SANDBOX_HOST):3000/api/admin/provisioning/datasources/reload && \
+	curl -fsS -X POST -u "admin:$$password" \
 		http://$(SANDBOX_HOST):3000/api/admin/provisioning/dashboards/reload
 	@echo
+
+grafana-password: ## Print Grafana's admin password (user admin; anonymous access needs none)
+	@$(GRAFANA_PASSWORD) && echo
 
 down: ## Stop and remove the containers (data volumes are kept)
 	$(COMPOSE) --profile traffic down

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICE_DOCKERFILE = REPO / "dice-roller" / "Dockerfile"
 DOCKERFILES = [SERVICE_DOCKERFILE, REPO / "traffic-gen" / "Dockerfile"]
 BUILT_HERE = ("dice-roller", "traffic-gen")
+# Containers we configure fully: the images built here, and the one-shot that writes
+# Grafana's admin password.
+LOCKED_DOWN = (*BUILT_HERE, "grafana-init")
 
 # Commands that install or build software: none belongs in a final stage.
 BUILD_TOOLS = re.compile(
@@ -122,7 +125,7 @@ def test_image_writes_nothing_to_its_root_filesystem(dockerfile: Path) -> None:
 # --- The compose project ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BUILT_HERE)
+@pytest.mark.parametrize("name", LOCKED_DOWN)
 def test_our_containers_drop_every_privilege(project: Project, name: str) -> None:
     spec = project.services[name].spec
     assert spec.get("cap_drop") == ["ALL"], f"{name}: set cap_drop: [ALL]"
@@ -171,12 +174,31 @@ def test_grafana_anonymous_users_are_never_admins_by_default(project: Project) -
 
 
 def test_grafana_admin_password_is_not_usable_from_outside_by_default(project: Project) -> None:
-    """A password written in this repository is public: Grafana must then be on loopback."""
+    """No default admin password at all: a value written in this repository is public,
+    and binding to 0.0.0.0 would publish its login. Unset, Grafana's is `admin`."""
     env = grafana_env(project)
-    password = env.get("GF_SECURITY_ADMIN_PASSWORD", "admin")
-    assert password not in ("", "admin"), "Grafana's well-known default password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env, (
+        "Grafana's admin password comes from compose, where its default is readable by all"
+    )
+    path = env.get("GF_SECURITY_ADMIN_PASSWORD__FILE")
+    assert path, "Grafana gets no admin password, so it uses its built-in `admin`"
+    # The file is written before Grafana starts, from the user's variable or at random.
+    init = project.services["grafana-init"]
+    assert path in init.spec["entrypoint"]
+    init_env = {k: interpolate_defaults(str(v)) for k, v in init.spec["environment"].items()}
+    assert init_env == {"GRAFANA_ADMIN_PASSWORD": ""}, "the variable must have no default"
+    grafana_depends = project.services["grafana"].spec["depends_on"]
+    assert grafana_depends["grafana-init"]["condition"] == "service_completed_successfully"
+    # And still, by default, only this machine can reach the login.
     (grafana_port,) = [m for m in ports(project.services["grafana"]) if m.container_port == "3000"]
     assert interpolate_defaults(grafana_port.host_ip) == "127.0.0.1"
+
+
+def test_grafana_init_is_tiny_and_offline(project: Project) -> None:
+    spec = project.services["grafana-init"].spec
+    assert spec.get("network_mode") == "none" and not spec.get("ports")
+    assert spec["deploy"]["resources"]["limits"]["memory"] in ("8M", "16M", "32M")
+    assert not spec.get("tmpfs"), "it writes to its volume only"
 
 
 def test_only_alloy_sees_the_docker_socket_and_read_only(project: Project) -> None:

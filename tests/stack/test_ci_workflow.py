@@ -48,3 +48,17 @@ def test_workflow_waits_for_health_sends_traffic_verifies_and_cleans_up() -> Non
     assert any("tasks.py verify" in c for c in commands)
     last = steps()[-1]
     assert last.get("if") == "always()" and "down" in last["run"]
+
+
+def test_workflow_signs_in_with_the_generated_admin_password() -> None:
+    """CI sets no GRAFANA_ADMIN_PASSWORD: the random one must work, Grafana's `admin` not."""
+    document = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert "GRAFANA_ADMIN_PASSWORD" not in WORKFLOW.read_text(encoding="utf-8")
+    assert "env" not in document and all("env" not in job for job in document["jobs"].values())
+    commands = [step.get("run", "") for step in steps()]
+    (check,) = [c for c in commands if "make -s grafana-password" in c]
+    assert '-u "admin:$password"' in check and "/api/admin/" in check
+    assert "-u admin:admin" in check and '"$refused" = 401' in check
+    sign_in = commands.index(check)
+    assert any("docker compose up" in c for c in commands[:sign_in])
+    assert "make reload" in commands[sign_in + 1 :]

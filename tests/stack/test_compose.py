@@ -68,7 +68,12 @@ IMAGES = {
     # and tzdata added: bash and coreutils, no curl, no wget.
     "grafana/alloy": ImageKind("v1.18.1", "ubuntu", frozenset({"/bin/alloy", "bash", "sh"})),
     # grafana/grafana: Alpine-based (busybox wget; curl added by grafana/grafana#65547).
-    "grafana/grafana": ImageKind("13.2.0", "alpine", frozenset({"sh", "wget", "curl"})),
+    # Busybox also gives grafana-init's od, tr, mv and rm, and `make grafana-password`'s cat.
+    "grafana/grafana": ImageKind(
+        "13.2.0",
+        "alpine",
+        frozenset({"sh", "wget", "curl", "cat", "od", "tr", "mv", "rm"}),
+    ),
 }
 # Images built from this repository: Python images.
 BUILT_EXECUTABLES = frozenset({"python", "sh"})
@@ -121,16 +126,24 @@ def test_both_files_share_one_project_name() -> None:
 
 
 def test_depends_on_names_defined_services(project: Project) -> None:
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
     for service in project.services.values():
         for target, condition in depends_on(service).items():
             assert target in project.services, f"{service.name} depends on undefined {target!r}"
-            assert condition in {"service_started", "service_healthy"}, (
+            assert condition in conditions, (
                 f"{service.name} -> {target}: unexpected condition {condition!r}"
             )
             if condition == "service_healthy":
                 assert "healthcheck" in project.services[target].spec, (
                     f"{service.name} waits for {target} to be healthy, but {target} has no "
                     "healthcheck: it would never start"
+                )
+            if condition == "service_completed_successfully":
+                # A restarted one-shot would run again and again, never "completed".
+                restart = str(project.services[target].spec.get("restart", "no"))
+                assert restart == "no" or restart.startswith("on-failure"), (
+                    f"{service.name} waits for {target} to finish, but {target} has "
+                    f"restart: {restart}"
                 )
 
 
@@ -153,9 +166,14 @@ def test_no_dependency_cycle(project: Project) -> None:
 
 
 def test_every_service_is_on_the_monitoring_network(project: Project) -> None:
+    """Or on no network at all (`network_mode: none`), for a service that talks to nothing."""
     assert "monitoring" in project.networks
     for service in project.services.values():
         networks = service_networks(service)
+        if service.spec.get("network_mode") == "none":
+            assert networks == [], f"{service.name}: network_mode none and networks {networks}"
+            assert not ports(service), f"{service.name}: no network, yet publishes ports"
+            continue
         assert networks == ["monitoring"], f"{service.name}: networks {networks}"
         for network in networks:
             assert network in project.networks, f"{service.name} joins undefined {network!r}"
@@ -389,10 +407,138 @@ def test_make_help_lists_every_target() -> None:
     assert listed == declared, f"targets without a ## description: {declared - listed}"
 
 
-def test_grafana_admin_password_defaults_agree() -> None:
-    """The Makefile's reload signs in with the password compose gave Grafana."""
+GRAFANA_INIT = "grafana-init"
+INIT_SCRIPT = ROOT / "stack" / "grafana" / "init-admin-password.sh"
+
+
+def grafana_password_file() -> str:
+    """Where Grafana reads its admin password: GF_SECURITY_ADMIN_PASSWORD__FILE."""
+    environment = load_project(STACK_COMPOSE).services["grafana"].spec["environment"]
+    path = environment.get("GF_SECURITY_ADMIN_PASSWORD__FILE")
+    assert path, "Grafana must read its admin password from a file (…__FILE)"
+    return str(path)
+
+
+def volume_holding(service: Service, path: str) -> str:
+    """The named volume mounted in `service` that `path` lies in."""
+    for mount in mounts(service):
+        if not mount.bind and path.startswith(mount.target.rstrip("/") + "/"):
+            return mount.source
+    pytest.fail(f"{service.name}: {path} is in no named volume, so it would not survive")
+
+
+def test_grafana_reads_its_admin_password_from_a_file_and_from_nowhere_else() -> None:
     grafana = load_project(STACK_COMPOSE).services["grafana"]
-    password = interpolate_defaults(grafana.spec["environment"]["GF_SECURITY_ADMIN_PASSWORD"])
-    assert password not in {"", "admin"}, "use a non-trivial default admin password"
-    makefile = (ROOT / "Makefile").read_text()
-    assert re.search(rf"(?m)^GRAFANA_ADMIN_PASSWORD \?= {re.escape(password)}$", makefile)
+    environment = grafana.spec["environment"]
+    # The image's run.sh refuses to start with both set; the plain one would be public.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in environment
+    assert environment["GF_SECURITY_ADMIN_USER"] == "admin"
+    path = grafana_password_file()
+    assert path.startswith("/")
+    assert volume_holding(grafana, path) == "grafana-data"
+
+
+def test_grafana_waits_for_its_password_file() -> None:
+    """Started without the file, Grafana would read an empty password and use `admin`."""
+    for path in PROJECTS.values():
+        grafana = load_project(path).services["grafana"]
+        assert depends_on(grafana).get(GRAFANA_INIT) == "service_completed_successfully"
+
+
+def test_grafana_init_runs_the_repository_script_into_grafanas_volume() -> None:
+    project = load_project(STACK_COMPOSE)
+    init, grafana = project.services[GRAFANA_INIT], project.services["grafana"]
+    assert image_reference(init) == image_reference(grafana)
+    shell, script, target = init.spec["entrypoint"]
+    assert shell == "sh"
+    # The script is this repository's file, mounted read-only where the entrypoint runs it.
+    (script_mount,) = [m for m in mounts(init) if m.bind]
+    assert script_mount.target == script and script_mount.read_only
+    assert (init.base / script_mount.source).resolve() == INIT_SCRIPT
+    # It writes the very file Grafana reads, in the same volume at the same place.
+    path = grafana_password_file()
+    assert target == path
+    assert volume_holding(init, target) == volume_holding(grafana, path)
+    assert [m.target for m in mounts(init) if not m.bind] == [
+        m.target for m in mounts(grafana) if m.source == "grafana-data"
+    ]
+    # Grafana's user owns the file (mode 0600), so init runs as that user.
+    assert str(init.spec["user"]).split(":")[0] == "472"
+    # GRAFANA_ADMIN_PASSWORD reaches the script, empty (so random) when unset.
+    assert init.spec["environment"] == {"GRAFANA_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:-}"}
+    assert interpolate_defaults(init.spec["environment"]["GRAFANA_ADMIN_PASSWORD"]) == ""
+    assert init.spec.get("restart") == "no"
+
+
+_SHELL_KEYWORDS = frozenset(
+    {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac"}
+)
+_SHELL_BUILTINS = frozenset(
+    {"set", "exit", "echo", "printf", "[", "test", "umask", ":", "export", "unset", "read"}
+)
+
+
+def commands_of(script: str) -> set[str]:
+    """The external commands a simple POSIX sh script runs: first words of each command,
+    after dropping comments and quoted text, minus keywords, builtins and assignments."""
+    text = re.sub(r"(?m)^\s*#.*$", "", script)
+    text = re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "Q", text)
+    text = text.replace("\\\n", " ")
+    assert "$(" not in text and "`" not in text, "keep command substitutions out of the script"
+    found = set()
+    for part in re.split(r"\n|;|&&|\|\||\|", text):
+        words = [w for w in part.split() if w not in _SHELL_KEYWORDS and w != "!"]
+        if not words or re.fullmatch(r"\w+=.*", words[0]):
+            continue
+        found.add(words[0])
+    return found - _SHELL_BUILTINS
+
+
+def test_commands_of_finds_what_a_script_runs() -> None:
+    script = 'set -eu\n# not run\nif [ -s "$f" ]; then\n    od -N 1 x | tr -d "a|b" >y\nfi\n'
+    assert commands_of(script + "x=1\nmv a b && rm -f c\n") == {"od", "tr", "mv", "rm"}
+
+
+def test_grafana_init_script_uses_only_what_its_image_has() -> None:
+    init = load_project(STACK_COMPOSE).services[GRAFANA_INIT]
+    available = executables_of(init)
+    assert init.spec["entrypoint"][0] in available
+    used = commands_of(INIT_SCRIPT.read_text(encoding="utf-8"))
+    assert {"od", "tr", "mv"} <= used, f"unexpected parse of the script: {sorted(used)}"
+    assert used <= available, f"not in {init.spec['image']}: {sorted(used - available)}"
+
+
+def test_make_grafana_password_prints_the_file_grafana_reads() -> None:
+    (command,) = make_dry_run("grafana-password")
+    assert command == f"docker compose exec -T grafana cat {grafana_password_file()} && echo"
+    assert "cat" in IMAGES["grafana/grafana"].executables
+
+
+def test_make_reload_signs_in_with_the_stacks_password() -> None:
+    """No password of its own: it asks Grafana's container for the one grafana-init wrote."""
+    commands = " ".join(make_dry_run("reload"))
+    read = f'password="$(docker compose exec -T grafana cat {grafana_password_file()})"'
+    assert read in commands
+    assert commands.count('-u "admin:$password"') == 2
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert not re.search(r"(?m)^GRAFANA_ADMIN_PASSWORD\s*[?:]?=", makefile)
+
+
+# The admin password this project used to publish: it must not come back anywhere.
+KNOWN_PASSWORDS = ("dice-sandbox-admin",)
+DOCUMENTS = ("README.md", "SECURITY.md", "stack/README.md", "Makefile", "docs")
+
+
+def test_no_known_admin_password_is_left_anywhere() -> None:
+    files = [*COMPOSE_FILES, ROOT / ".github" / "workflows" / "stack.yml", INIT_SCRIPT]
+    for name in DOCUMENTS:
+        path = ROOT / name
+        files.extend(sorted(path.rglob("*.md")) if path.is_dir() else [path])
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for password in KNOWN_PASSWORDS:
+            assert password not in text, f"{path.relative_to(ROOT)} still has {password!r}"
+        # A compose default for the variable would be a published password again.
+        assert not re.search(r"\$\{GRAFANA_ADMIN_PASSWORD:?-[^}]", text), (
+            f"{path.relative_to(ROOT)} gives GRAFANA_ADMIN_PASSWORD a default"
+        )
