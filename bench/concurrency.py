@@ -86,11 +86,7 @@ def run_concurrency(report: Report, plan: ConcurrencyPlan, output_dir: Path) -> 
         f"no think time, {plan.seconds:g} s per level",
     )
     with bench_receiver() as receiver:
-        env = {
-            "DICE_MAX_DELAY_SECONDS": str(MAX_DELAY_SECONDS),
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        }
+        env = receiver.service_env(MAX_DELAY_SECONDS)
         with start_server(FULL, env, output_dir) as server:
             return _run_levels(report, plan, server)
 

@@ -44,11 +44,7 @@ def run_memory(
         f"{plan.clients} clients (~{rate:.0f} req/s) after a {plan.warmup_seconds:g} s warm-up",
     )
     with bench_receiver() as receiver:
-        env = {
-            "DICE_MAX_DELAY_SECONDS": str(MAX_DELAY_SECONDS),
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        }
+        env = receiver.service_env(MAX_DELAY_SECONDS)
         with start_server(FULL, env, output_dir) as server:
             pid = server.process.pid
             at_start = read_memory(pid).rss_bytes / MB

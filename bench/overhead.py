@@ -69,12 +69,7 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
 
 
 def _environment(receiver: BenchReceiver) -> dict[str, str]:
-    return {
-        "DICE_MAX_DELAY_SECONDS": "0",
-        "DICE_LOG_LEVEL": "INFO",
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-    }
+    return {**receiver.service_env(max_delay_seconds=0), "DICE_LOG_LEVEL": "INFO"}
 
 
 def _print_results(

@@ -44,6 +44,15 @@ class BenchReceiver:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def service_env(self, max_delay_seconds: float) -> dict[str, str]:
+        """The environment of a service whose roll delay is `max_delay_seconds` and whose
+        spans all come here over OTLP."""
+        return {
+            "DICE_MAX_DELAY_SECONDS": f"{max_delay_seconds:g}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+        }
+
     def start(self) -> None:
         self._thread.start()
 

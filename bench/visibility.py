@@ -48,11 +48,7 @@ def run_visibility(report: Report, plan: VisibilityPlan, output_dir: Path) -> No
     scrape_seconds = []
     with bench_receiver() as receiver:
         receiver.track_arrivals = True
-        env = {
-            "DICE_MAX_DELAY_SECONDS": "0",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        }
+        env = receiver.service_env(max_delay_seconds=0)
         with start_server(FULL, env, output_dir) as server, httpx.Client() as client:
             for _ in range(plan.requests):
                 time.sleep(rng.uniform(0, plan.max_gap_seconds))

@@ -156,6 +156,16 @@ async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: floa
     return RollResult(die, Outcome.SUCCESS, str(value), latency, status, value)
 
 
+def _record(stats: RunStats, die: str, result: RollResult) -> None:
+    stats.record(
+        die,
+        result.outcome,
+        latency_seconds=result.latency_seconds,
+        status_code=result.status_code,
+        value=result.value,
+    )
+
+
 def _roll_value(response: httpx.Response) -> int | None:
     try:
         body = response.json()
@@ -210,13 +220,7 @@ async def _user(
                 return
             stats.started += 1
             result = await roll_once(client, urls[die], die, settings.timeout)
-            stats.record(
-                die,
-                result.outcome,
-                latency_seconds=result.latency_seconds,
-                status_code=result.status_code,
-                value=result.value,
-            )
+            _record(stats, die, result)
             on_result(f"{who} roll {number}/{rolls}", result)
             if number < rolls or deadline is not None:  # the next roll may be a new session
                 pause = settings.think.draw(rng)
@@ -271,13 +275,7 @@ async def run_open_loop(
 
     async def send(number: int, die: str) -> None:
         result = await roll_once(client, urls[die], die, settings.timeout)
-        stats.record(
-            die,
-            result.outcome,
-            latency_seconds=result.latency_seconds,
-            status_code=result.status_code,
-            value=result.value,
-        )
+        _record(stats, die, result)
         on_result(f"Request {number}", result)
 
     number = 0
