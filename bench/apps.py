@@ -3,6 +3,8 @@
 - `bare`: FastAPI calling `dice.roll`, with no telemetry at all (no access log either);
 - `metrics`, `logs`, `traces`: the bare route plus one signal, wired with the service's
   own modules (`metrics.py`, `logs.py`, `tracing.py`) exactly as `app.py` wires it;
+- `traces-unexported`: the same spans as `traces`, made and ended but sent nowhere,
+  which splits what a span costs to make from what it costs to export;
 - `full` is not built here: it is the real service, started as `python -m dice_roller`.
 
 Each signal alone shows which one the full build's cost comes from.
@@ -28,11 +30,12 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from pydantic import BaseModel
 
-__all__ = ["SIGNALS", "VARIANTS", "build_app"]
+__all__ = ["SIGNALS", "UNEXPORTED_TRACES", "VARIANTS", "build_app"]
 
 SIGNALS = ("metrics", "logs", "traces")
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-VARIANTS = ("bare", *SIGNALS)
+UNEXPORTED_TRACES = "traces-unexported"
+VARIANTS = ("bare", *SIGNALS, UNEXPORTED_TRACES)
 
 
 class RollResult(BaseModel):
@@ -46,7 +49,11 @@ def build_app(variant: str, settings: Settings) -> FastAPI:
     rng = random.Random(settings.seed)
     metrics = DiceMetrics.create() if variant == "metrics" else None
     log = logging.getLogger(LOGGER_NAME) if variant == "logs" else None
-    provider = create_tracer_provider() if variant == "traces" else None
+    provider = None
+    if variant == "traces":
+        provider = create_tracer_provider()
+    elif variant == UNEXPORTED_TRACES:
+        provider = create_tracer_provider({"OTEL_TRACES_EXPORTER": "none"})  # no processor
     traced = provider is not None
 
     @asynccontextmanager

@@ -1,10 +1,11 @@
-"""Part 1, telemetry overhead: the same `/roll` route, delay 0, in five builds.
+"""Part 1, telemetry overhead: the same `/roll` route, delay 0, in six builds.
 
 `bare` (no telemetry), `full` (the real service: metrics, JSON logs, spans exported
-over OTLP) and each signal alone, all served by one uvicorn worker the same way and
-loaded by wrk with the same connection count. The runs alternate (bare, full,
-metrics, logs, traces, bare, full, ...) so that a noisy neighbour or a slow minute
-hits every build alike, and each ratio is the median of the per-round ratios.
+over OTLP), each signal alone, and the spans alone exported nowhere, all served by
+one uvicorn worker the same way and loaded by wrk with the same connection count.
+The runs alternate (bare, full, metrics, logs, traces, traces-unexported, bare, ...)
+so that a noisy neighbour or a slow minute hits every build alike, and each ratio is
+the median of the per-round ratios.
 
 It also counts what the full build emitted: a span and a log line for every request
 answered, or the figure was won by dropping telemetry.
@@ -18,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from .apps import UNEXPORTED_TRACES
 from .receiver import BenchReceiver, bench_receiver
 from .report import Report
 from .servers import FULL, Server, cpu_seconds, start_servers
@@ -26,7 +28,7 @@ from .wrk import WrkResult, run_wrk
 __all__ = ["BUILDS", "OverheadPlan", "run_overhead"]
 
 PART = "overhead"
-BUILDS = ("bare", FULL, "metrics", "logs", "traces")
+BUILDS = ("bare", FULL, "metrics", "logs", "traces", UNEXPORTED_TRACES)
 TARGET_RATIO = 0.60
 
 
@@ -125,6 +127,12 @@ def _print_results(
     report.say(
         f"  CPU per request: full {full_cpu:.0f} µs, bare {bare_cpu:.0f} µs; "
         f"bare/full = {bare_cpu / full_cpu:.2f} (the throughput ratio a free core would give)"
+    )
+    span_cpu = statistics.median(cpu[UNEXPORTED_TRACES])
+    report.say(
+        f"  The server span alone, exported nowhere: {span_cpu:.0f} µs, "
+        f"+{span_cpu - bare_cpu:.0f} µs over bare; bare/that = {bare_cpu / span_cpu:.2f}, "
+        "a ceiling for full/bare that no exporter, logger or metrics library can lift"
     )
 
 

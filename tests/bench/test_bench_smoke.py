@@ -73,7 +73,7 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     data = json.loads(results.read_text())
     figures = data["figures"]
     overhead = figures["overhead"]
-    for build in ("bare", "full", "metrics", "logs", "traces"):
+    for build in ("bare", "full", "metrics", "logs", "traces", "traces-unexported"):
         assert positive(overhead[build]["ratio"]), overhead[build]
         assert all(positive(c) for c in overhead[build]["cpu_microseconds_per_request"])
     # No sampling: the full build sent a span for every roll it logged.
