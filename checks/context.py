@@ -27,8 +27,9 @@ DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 TRAFFIC_SCRIPT = ROOT / "traffic-gen" / "generate_traffic.py"
 
 JOB = "dice-roller-stage1"
-"""Prometheus job and Docker container name of the service (docker-compose.yml)."""
+"""Prometheus job of the service (stack/prometheus/prometheus.yml)."""
 CONTAINER = "dice-roller-stage1"
+"""Docker container name of the service (docker-compose.yml)."""
 SERVICE_NAME = "dice-roller"
 """OpenTelemetry `service.name` of the service's spans."""
 

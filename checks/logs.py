@@ -40,8 +40,8 @@ HINT_DISCOVERY = (
 )
 HINT_LOKI = (
     "Lines reach Loki through Alloy: check the two Alloy boxes above, then "
-    "`docker compose logs loki alloy`. Loki says 503 for ~15 s after it starts. Roll some "
-    "dice (`make traffic`) to write fresh lines."
+    "`docker compose logs loki alloy`. Loki says 503 for a few seconds after it starts. "
+    "Roll some dice (`make traffic`) to write fresh lines."
 )
 HINT_IDS = (
     "Each roll's log line should carry the ids of its span: see dice-roller/src/dice_roller/"

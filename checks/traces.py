@@ -50,7 +50,7 @@ HINT_TEMPO = (
 )
 HINT_FRESH = (
     "The request's trace did not reach Tempo in time. The service batches spans for up to "
-    "5 s; `docker compose logs dice-roller` shows export failures, `docker compose logs "
+    "1 s; `docker compose logs dice-roller` shows export failures, `docker compose logs "
     "alloy` what Alloy forwards. Raise --wait on a slow machine."
 )
 HINT_ATTRIBUTES = (

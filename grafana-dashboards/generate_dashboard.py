@@ -291,7 +291,7 @@ def value_distribution(die: str, faces: range, x: int, y: int) -> JSON:
         "bargauge",
         f"Roll Value Distribution ({die.capitalize()})",
         f"How often each value {low} to {high} came up on the {die} die over the selected "
-        "time range. A fair die gives bars of about equal height. The histogram "
+        "time range. An unbiased die gives bars of about equal height. The histogram "
         "`dice_roll_value` is cumulative (bucket 3 counts every roll up to 3); the query "
         "uses Grafana's heatmap format to subtract neighbouring buckets, so each bar "
         "counts one value. Failed rolls have no value and are not counted.",

@@ -1,6 +1,6 @@
 """The service's Prometheus metrics: names, units, labels and buckets, chosen once, here.
 
-Four families tell the story of the service:
+Five families tell the story of the service:
 
 - `http_requests_total{handler, method, status}` and
   `http_request_duration_seconds{handler, method}`: every HTTP request, measured by

@@ -8,8 +8,10 @@ middleware (see docs/performance.md); `TraceResponseMiddleware` names the trace 
 The SDK reads the endpoint, protocol, headers, timeouts and batch sizes itself
 (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_BSP_*`, ...). This module only picks the
 exporter named by `OTEL_TRACES_EXPORTER` and sets the defaults this service wants to
-differ from the SDK's: the service name, and a batch sent every second rather than
-every five, so a trace shows up in Tempo about as soon as its logs show up in Loki.
+differ from the SDK's: the service name; a batch sent every second rather than every
+five, so a trace shows up in Tempo about as soon as its logs show up in Loki; and an
+export that gives up after 3 s rather than 10, so a missing collector cannot hold up
+shutdown.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def fastapi_telemetry(provider: TracerProvider) -> TelemetryConfig:
     `http.response.status_code`, ...). Its metrics and logs stay off: Prometheus counts
     the requests and the JSON lines tell the story. So do the per-operation child spans
     (dependencies, endpoint, serialization), which would triple the spans of a roll.
-    `/metrics` makes no span: a scrape every 15 s is not a request worth tracing.
+    `/metrics` makes no span: a scrape every 5 s is not a request worth tracing.
     """
     return {
         "tracer_provider": provider,
