@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parent
 GRAMMARS = ROOT / "tests" / "grammars"
 
 
+class SetupError(Exception):
+    """A set-up step failed; the message says what to do about it."""
+
+
 def main(argv: list[str]) -> int:
     commands = {
         "run": run,
@@ -37,6 +41,9 @@ def main(argv: list[str]) -> int:
     name, rest = argv[0], argv[1:]
     try:
         return commands[name](rest)
+    except SetupError as error:
+        print(f"tasks.py: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -76,16 +83,34 @@ def verify(args: list[str]) -> int:
 
 def ensure_environment() -> str:
     """uv on PATH (or installed now), and the workspace synced exactly to uv.lock."""
-    uv = shutil.which("uv")
-    if uv is None:
-        print("tasks.py: uv not found, installing it with pip ...", file=sys.stderr)
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--user", "uv"]
-        if subprocess.run(pip).returncode != 0:
-            # A distribution's own Python refuses user installs without this (PEP 668).
-            subprocess.run([*pip, "--break-system-packages"], check=True)
-        uv = shutil.which("uv") or _user_script("uv")
+    uv = shutil.which("uv") or _install_uv()
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
-    subprocess.run([uv, "sync", "--frozen", "--all-packages", "--quiet"], cwd=ROOT, check=True)
+    sync = [uv, "sync", "--frozen", "--all-packages", "--quiet"]
+    if subprocess.run(sync, cwd=ROOT).returncode != 0:
+        raise SetupError(
+            "`uv sync` could not build the environment from uv.lock (its error is above); "
+            "it needs PyPI and Python 3.11 or newer on PATH"
+        )
+    return uv
+
+
+def _install_uv() -> str:
+    print("tasks.py: uv not found, installing it with pip ...", file=sys.stderr)
+    in_virtualenv = sys.prefix != sys.base_prefix  # pip refuses --user there
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    if not in_virtualenv:
+        pip.append("--user")
+    if subprocess.run([*pip, "uv"]).returncode != 0 and not in_virtualenv:
+        # A distribution's own Python refuses user installs without this (PEP 668).
+        subprocess.run([*pip, "--break-system-packages", "uv"])
+    scheme = None if in_virtualenv else ("nt_user" if os.name == "nt" else "posix_user")
+    uv = shutil.which("uv") or _script_path("uv", scheme)
+    if not Path(uv).is_file():
+        raise SetupError(
+            f"could not install uv with {Path(sys.executable).name} -m pip. Install pip "
+            "(e.g. `apt install python3-pip`) or uv itself (https://docs.astral.sh/uv/), "
+            "then run this command again"
+        )
     return uv
 
 
@@ -97,19 +122,26 @@ def install_grammars() -> None:
     npm = shutil.which("npm")
     if npm is None or (GRAMMARS / "node_modules").is_dir():
         return
-    subprocess.run([npm, "ci", "--prefix", str(GRAMMARS), "--silent", "--no-audit"], check=True)
+    command = [npm, "ci", "--prefix", str(GRAMMARS), "--silent", "--no-audit"]
+    if subprocess.run(command).returncode != 0:
+        print(
+            "tasks.py: `npm ci` failed (its error is above); the grammar tests will skip, "
+            "or fail under CI=true",
+            file=sys.stderr,
+        )
 
 
 def call(command: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
 
-def _user_script(name: str) -> str:
+def _script_path(name: str, scheme: str | None) -> str:
+    """Where pip put the script `name`: the user scheme's scripts, or this Python's own."""
     import sysconfig
 
-    scheme = "nt_user" if os.name == "nt" else "posix_user"
-    path = Path(sysconfig.get_path("scripts", scheme)) / name
-    return str(path)
+    scripts = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+    suffix = ".exe" if os.name == "nt" else ""
+    return str(Path(scripts) / f"{name}{suffix}")
 
 
 if __name__ == "__main__":

@@ -83,18 +83,7 @@ def build_app(variant: str, settings: Settings) -> FastAPI:
         return RollResult(roll=value)
 
     if metrics is not None:
-        _add_metrics(app, metrics)
+        metrics.instrument(app)
     if provider is not None:
         app.add_middleware(TraceResponseMiddleware)
     return app
-
-
-def _add_metrics(app: FastAPI, metrics: DiceMetrics) -> None:
-    from prometheus_fastapi_instrumentator import Instrumentator
-
-    Instrumentator(
-        should_group_status_codes=True,
-        should_group_untemplated=True,
-        excluded_handlers=["/metrics"],
-        registry=metrics.registry,
-    ).add(metrics.http_instrumentation()).instrument(app)

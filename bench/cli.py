@@ -119,7 +119,7 @@ def _run(report: Report, plans: Plans, parts: tuple[str, ...], tmp: Path) -> Non
     if "visibility" in parts:
         run_visibility(report, plans.visibility, tmp)
     if "traffic" in parts:
-        run_traffic(report, plans.traffic_seconds)
+        run_traffic(report, plans.traffic_seconds, tmp)
 
 
 def _print_header(machine: dict[str, str], command: str, open_files: int) -> None:

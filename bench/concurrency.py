@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .receiver import bench_receiver
 from .report import Report
-from .servers import FULL, Memory, Server, read_memory, start_server
+from .servers import Memory, Server, read_memory, start_full_service
 from .wrk import WrkResult, run_wrk
 
 __all__ = ["ConcurrencyPlan", "MemorySamples", "run_concurrency", "sample_memory"]
@@ -85,14 +84,13 @@ def run_concurrency(report: Report, plan: ConcurrencyPlan, output_dir: Path) -> 
         f"the full service with its real 0-{MAX_DELAY_SECONDS:g} s delay; wrk 1 thread, "
         f"no think time, {plan.seconds:g} s per level",
     )
-    with bench_receiver() as receiver:
-        env = receiver.service_env(MAX_DELAY_SECONDS)
-        with start_server(FULL, env, output_dir) as server:
-            return _run_levels(report, plan, server)
+    with start_full_service(MAX_DELAY_SECONDS, output_dir) as (server, _):
+        return _run_levels(report, plan, server)
 
 
 def _run_levels(report: Report, plan: ConcurrencyPlan, server: Server) -> MemorySamples:
     rows = []
+    first: WrkResult | None = None
     first_memory = MemorySamples()
     knee: int | None = None
     held = 0  # the highest concurrency that still reached 90% of the ideal rate
@@ -100,7 +98,7 @@ def _run_levels(report: Report, plan: ConcurrencyPlan, server: Server) -> Memory
         with sample_memory(server.process.pid) as memory:
             result = run_wrk(server.roll_url, clients, plan.seconds)
         if index == 0:
-            first_memory = memory
+            first, first_memory = result, memory
         ideal = clients / MEAN_DELAY_SECONDS
         fraction = result.requests_per_second / ideal
         rows.append(_row(clients, ideal, fraction, result, memory))
@@ -118,8 +116,6 @@ def _run_levels(report: Report, plan: ConcurrencyPlan, server: Server) -> Memory
                 "rss_steady_bytes": memory.steady_bytes,
             },
         )
-        if index == 0:
-            first = result
         if fraction < KNEE_FRACTION:
             knee = clients
             break
@@ -133,6 +129,7 @@ def _run_levels(report: Report, plan: ConcurrencyPlan, server: Server) -> Memory
         f"  the delay itself: uniform 0-{MAX_DELAY_SECONDS:g} s, so p50 = "
         f"{MEAN_DELAY_SECONDS * 1000:.0f} ms and p99 = {0.99 * MAX_DELAY_SECONDS * 1000:.0f} ms"
     )
+    assert first is not None, "a plan has at least one level"
     clients = plan.levels[0]
     report.check(
         PART,

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .concurrency import MAX_DELAY_SECONDS, MEAN_DELAY_SECONDS, MemorySamples, sample_memory
-from .receiver import bench_receiver
 from .report import Report
-from .servers import FULL, read_memory, start_server
+from .servers import read_memory, start_full_service
 from .wrk import run_wrk
 
 __all__ = ["SoakPlan", "run_memory"]
@@ -43,14 +42,12 @@ def run_memory(
         f"RSS of the full service (VmRSS, VmHWM); soak of {plan.seconds:g} s at "
         f"{plan.clients} clients (~{rate:.0f} req/s) after a {plan.warmup_seconds:g} s warm-up",
     )
-    with bench_receiver() as receiver:
-        env = receiver.service_env(MAX_DELAY_SECONDS)
-        with start_server(FULL, env, output_dir) as server:
-            pid = server.process.pid
-            at_start = read_memory(pid).rss_bytes / MB
-            run_wrk(server.roll_url, plan.clients, plan.warmup_seconds)
-            with sample_memory(pid, plan.interval_seconds) as soak:
-                run_wrk(server.roll_url, plan.clients, plan.seconds)
+    with start_full_service(MAX_DELAY_SECONDS, output_dir) as (server, _):
+        pid = server.process.pid
+        at_start = read_memory(pid).rss_bytes / MB
+        run_wrk(server.roll_url, plan.clients, plan.warmup_seconds)
+        with sample_memory(pid, plan.interval_seconds) as soak:
+            run_wrk(server.roll_url, plan.clients, plan.seconds)
 
     if under_load is None:  # the concurrency part did not run: the soak is the same load
         under_load = soak

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import httpx
 
+from .receiver import BenchReceiver, bench_receiver
+
 __all__ = [
     "FULL",
     "Memory",
     "Server",
     "cpu_seconds",
     "read_memory",
+    "start_full_service",
     "start_server",
     "start_servers",
 ]
@@ -83,6 +86,18 @@ def start_server(
     """Run `build` until the block ends (see `start_servers`)."""
     with start_servers([(build, env)], output_dir, ready_timeout) as servers:
         yield servers[0]
+
+
+@contextmanager
+def start_full_service(
+    max_delay_seconds: float, output_dir: Path
+) -> Iterator[tuple[Server, BenchReceiver]]:
+    """The real service with roll delays up to `max_delay_seconds`, its spans all going
+    to a bench receiver of its own, until the block ends."""
+    with bench_receiver() as receiver:
+        env = receiver.service_env(max_delay_seconds)
+        with start_server(FULL, env, output_dir) as server:
+            yield server, receiver
 
 
 @contextmanager

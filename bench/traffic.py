@@ -1,38 +1,35 @@
-"""Part 5, the traffic generator's open-loop accuracy: runs `bench/traffic_gen_accuracy.py`.
+"""Part 5, the traffic generator's open-loop accuracy (`bench/traffic_gen_accuracy.py`).
 
-That bench belongs with the generator; this part only runs it, shows what it printed,
-and judges its shortfall like the other figures.
+That bench belongs with the generator and runs on its own too; this part runs it at
+500 requests/s, shows its figures, and judges its shortfall like the other figures.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
+from pathlib import Path
 
 from .report import Report
+from .traffic_gen_accuracy import measure_accuracy
 
 __all__ = ["run_traffic"]
 
 PART = "traffic"
+RATE = 500.0
 TARGET_SHORTFALL = 0.02
 
 
-def run_traffic(report: Report, seconds: float) -> None:
-    script = "bench/traffic_gen_accuracy.py"
-    report.section(PART, f"traffic-gen open-loop accuracy ({script}, {seconds:g} s)")
-    command = [sys.executable, "-m", "bench.traffic_gen_accuracy", "--seconds", f"{seconds:g}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    for line in done.stdout.splitlines():
+def run_traffic(report: Report, seconds: float, output_dir: Path) -> None:
+    report.section(
+        PART,
+        f"traffic-gen open-loop accuracy (bench/traffic_gen_accuracy.py, {seconds:g} s)",
+    )
+    try:
+        accuracy = measure_accuracy(RATE, seconds, output_dir)
+    except RuntimeError as error:
+        report.say(f"  traffic_gen_accuracy failed: {error}")
+        report.figure(PART, "failed", str(error))
+        return
+    for line in accuracy.lines:
         report.say("  " + line)
-    if done.returncode != 0:
-        report.say(f"  traffic_gen_accuracy failed ({done.returncode}): {done.stderr.strip()}")
-        report.figure(PART, "failed", done.returncode)
-        return
-    shortfall = re.search(r"shortfall:\s+(-?[\d.]+)%", done.stdout)
-    if shortfall is None:
-        report.say("  (no shortfall figure found in its output)")
-        return
-    value = float(shortfall.group(1)) / 100
-    report.figure(PART, "shortfall", value)
-    report.check(PART, "open-loop shortfall", value, "<", TARGET_SHORTFALL)
+    report.figure(PART, "shortfall", accuracy.shortfall)
+    report.check(PART, "open-loop shortfall", accuracy.shortfall, "<", TARGET_SHORTFALL)

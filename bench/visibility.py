@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from .receiver import bench_receiver
 from .report import Report
-from .servers import FULL, start_server
+from .servers import start_full_service
 
 __all__ = ["VisibilityPlan", "run_visibility"]
 
@@ -46,27 +45,23 @@ def run_visibility(report: Report, plan: VisibilityPlan, output_dir: Path) -> No
     answered: dict[str, float] = {}
     in_scrape = {"dice": 0, "http": 0}
     scrape_seconds = []
-    with bench_receiver() as receiver:
+    with start_full_service(0, output_dir) as (server, receiver), httpx.Client() as client:
         receiver.track_arrivals = True
-        env = receiver.service_env(max_delay_seconds=0)
-        with start_server(FULL, env, output_dir) as server, httpx.Client() as client:
-            for _ in range(plan.requests):
-                time.sleep(rng.uniform(0, plan.max_gap_seconds))
-                response = client.get(server.roll_url)
-                answered_at = time.time()
-                trace_id = response.headers["traceresponse"].split("-")[1]
-                answered[trace_id] = answered_at
-                started = time.perf_counter()
-                scrape = client.get(server.url + "/metrics", headers={"Accept": OPENMETRICS})
-                scrape_seconds.append(time.perf_counter() - started)
-                for family in in_scrape:
-                    in_scrape[family] += _exemplar_in(scrape.text, family, trace_id)
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline and any(
-                receiver.arrival_of(t) is None for t in answered
-            ):
-                time.sleep(0.01)
-            arrivals = {t: receiver.arrival_of(t) for t in answered}
+        for _ in range(plan.requests):
+            time.sleep(rng.uniform(0, plan.max_gap_seconds))
+            response = client.get(server.roll_url)
+            answered_at = time.time()
+            trace_id = response.headers["traceresponse"].split("-")[1]
+            answered[trace_id] = answered_at
+            started = time.perf_counter()
+            scrape = client.get(server.url + "/metrics", headers={"Accept": OPENMETRICS})
+            scrape_seconds.append(time.perf_counter() - started)
+            for family in in_scrape:
+                in_scrape[family] += _exemplar_in(scrape.text, family, trace_id)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(receiver.arrival_of(t) is None for t in answered):
+            time.sleep(0.01)
+        arrivals = {t: receiver.arrival_of(t) for t in answered}
 
     delays = [arrived - answered[t] for t, arrived in arrivals.items() if arrived is not None]
     missing = sum(1 for arrived in arrivals.values() if arrived is None)

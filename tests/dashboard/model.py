@@ -9,20 +9,19 @@ the tests themselves read as statements about the dashboard.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.support.paths import ROOT as ROOT  # re-exported for the tests here
+from tests.support.paths import ALLOY_CONFIG as ALLOY_CONFIG  # re-exported for the tests
+from tests.support.paths import ROOT as ROOT
 
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
-ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 JSON = dict[str, Any]
@@ -114,64 +113,6 @@ def provisioned_datasources() -> list[JSON]:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         found.extend(document.get("datasources", []))
     return found
-
-
-@dataclass(frozen=True)
-class RelabelRule:
-    """One `rule { ... }` of an Alloy relabel component."""
-
-    source_labels: tuple[str, ...]
-    target_label: str
-    regex: str
-    replacement: str
-    action: str
-
-
-_RULE = re.compile(r"\brule\s*\{(?P<body>[^{}]*)\}", re.S)
-_STRING = r'"((?:[^"\\]|\\.)*)"'
-
-
-def _attribute(body: str, name: str) -> str | None:
-    match = re.search(rf"\b{name}\s*=\s*{_STRING}", body)
-    return json.loads(f'"{match.group(1)}"') if match else None
-
-
-def alloy_relabel_rules(text: str) -> list[RelabelRule]:
-    """The relabel rules of an Alloy config, with Prometheus' defaults for missing fields.
-
-    A small reader for the few attributes a rule has, not a full Alloy parser: blocks
-    are found by their `rule { ... }` shape, strings are Alloy's double-quoted strings.
-    """
-    text = re.sub(r"//[^\n]*", "", text)  # comments may mention rules too
-    rules: list[RelabelRule] = []
-    for match in _RULE.finditer(text):
-        body = match.group("body")
-        sources = re.search(r"\bsource_labels\s*=\s*\[([^\]]*)\]", body)
-        source_labels = tuple(re.findall(_STRING, sources.group(1))) if sources else ()
-        rules.append(
-            RelabelRule(
-                source_labels=source_labels,
-                target_label=_attribute(body, "target_label") or "",
-                regex=_attribute(body, "regex") or "(.*)",
-                replacement=_attribute(body, "replacement") or "$1",
-                action=_attribute(body, "action") or "replace",
-            )
-        )
-    return rules
-
-
-def apply_replace(rule: RelabelRule, labels: dict[str, str]) -> str | None:
-    """The value a `replace` rule writes into its target label, or None if it doesn't match.
-
-    Same semantics as Prometheus relabelling: source values joined by ";", the regex
-    anchored at both ends, `$1`/`${1}` in the replacement replaced by the groups.
-    """
-    value = ";".join(labels.get(name, "") for name in rule.source_labels)
-    match = re.fullmatch(rule.regex, value)
-    if match is None:
-        return None
-    template = re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", rule.replacement)
-    return match.expand(template)
 
 
 def compose_container_name(service: str) -> str:

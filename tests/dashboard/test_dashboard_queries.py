@@ -14,12 +14,11 @@ from tests.dashboard.model import (
     COMPOSE_FILE,
     JSON,
     Query,
-    alloy_relabel_rules,
-    apply_replace,
     compose_container_name,
     load_dashboard,
     queries,
 )
+from tests.stack.alloy_syntax import relabel, relabel_rules
 from tests.support.grafana_macros import QueryContext, dashboard_variables, substitute
 from tests.support.grammars import parse_batch, require_grammars
 
@@ -58,8 +57,12 @@ def test_log_queries_select_labels_alloy_attaches(dashboard: JSON) -> None:
     """Loki keeps only the labels Alloy's relabel rules write (it drops every `__meta`
     label), so a selector on any other label would match no stream at all."""
     assert ALLOY_CONFIG.is_file(), f"{ALLOY_CONFIG} is missing"
-    rules = alloy_relabel_rules(ALLOY_CONFIG.read_text(encoding="utf-8"))
-    attached = {rule.target_label: rule for rule in rules if rule.action == "replace"}
+    rules = relabel_rules(ALLOY_CONFIG.read_text(encoding="utf-8"))
+    attached = {
+        rule.attribute("target_label"): rule
+        for rule in rules
+        if rule.optional("action", "replace") == "replace"
+    }
     # The labels Docker discovery gives the service's container, as Alloy sees them.
     container = {"__meta_docker_container_name": "/" + compose_container_name("dice-roller")}
 
@@ -74,9 +77,9 @@ def test_log_queries_select_labels_alloy_attaches(dashboard: JSON) -> None:
                 f"{sorted(attached)}"
             )
             if matcher.op == "=" and all(
-                source in container for source in attached[matcher.label].source_labels
+                source in container for source in attached[matcher.label].strings("source_labels")
             ):
-                written = apply_replace(attached[matcher.label], container)
+                written = relabel(attached[matcher.label], container)
                 assert written == matcher.value, (
                     f"{query.panel}: selects {matcher.label}={matcher.value!r}, but for the "
                     f"service's container Alloy writes {written!r}"

@@ -7,6 +7,7 @@ import re
 from itertools import combinations
 
 import pytest
+from dice_roller.metrics import ROLL_VALUE_BUCKETS
 
 from tests.dashboard.model import (
     DATASOURCES_DIR,
@@ -211,7 +212,7 @@ def test_value_distributions_show_one_bar_per_face(
     assert target["legendFormat"] == "{{le}}"
     assert "sum by (le)" in target["expr"]
     [pattern] = re.findall(r'le=~"([^"]+)"', target["expr"])
-    buckets = [f"{value}.0" for value in range(1, 9)] + ["+Inf"]  # the service's buckets
+    buckets = [str(bound) for bound in ROLL_VALUE_BUCKETS] + ["+Inf"]  # as the service exports
     kept = [bucket for bucket in buckets if re.fullmatch(pattern, bucket)]
     assert kept == [f"{face}.0" for face in faces]
 

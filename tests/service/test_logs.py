@@ -55,7 +55,8 @@ def test_every_line_is_json_with_the_spec_fields() -> None:
         else:
             assert record["level"] == "ERROR" and record["message"] == "Roll failed"
     assert any(r["level"] == "ERROR" for r in rolls)
-    # The injected fake record stayed inside one escaped string of one line.
+    # ERROR lines are exactly the failed rolls: the hostile `die` value got a 422 and
+    # an access line (with the value percent-encoded), never an event of its own.
     assert sum(1 for r in records if r["level"] == "ERROR") == sum(
         1 for r in responses if r.status_code == 500
     )
@@ -69,3 +70,16 @@ def test_log_level_setting_hides_info_lines() -> None:
         records = service.log_records()
     assert {r["message"] for r in records if r["logger"] == "dice_roller"} == {"Roll failed"}
     assert all(r["level"] in {"WARNING", "ERROR", "CRITICAL"} for r in records)
+
+
+def test_a_huge_request_line_is_cut_and_stays_one_json_line() -> None:
+    """Docker splits stdout lines over 16 KiB; the access line of a huge URL is cut first."""
+    path = "/" + "p" * 20_000
+    with running_service() as service:
+        assert httpx.get(service.url + path).status_code == 404
+        service.stop()
+        records = service.log_records()  # json.loads of every line: fails on a split one
+    huge = [r["message"] for r in records if path[:1000] in r["message"]]
+    assert len(huge) == 1, huge
+    assert huge[0].endswith("more characters]"), huge[0][-80:]
+    assert len(huge[0]) < 2100

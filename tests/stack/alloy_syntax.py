@@ -5,7 +5,8 @@ An Alloy file is a list of blocks (`name "label" { ... }`) holding attributes
 other's exports: `forward_to = [loki.write.loki.receiver]`. A reference to a
 component that doesn't exist stops Alloy at start-up; Alloy doesn't run here, so this
 reads the blocks and the dotted names in the expressions, nothing more (no expression
-evaluation, no type checking).
+evaluation, no type checking). `relabel_rules` and `relabel` add what a relabel rule
+writes, which is what the log queries rely on.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ class Block:
         if len(tokens) != 1:
             raise AlloySyntaxError(f"line {self.line}: {key} is not a single literal")
         return tokens[0].value
+
+    def optional(self, key: str, default: str) -> str:
+        """`attribute(key)`, or `default` when the block leaves the attribute out."""
+        return self.attribute(key) if key in self.attributes else default
+
+    def strings(self, key: str) -> list[str]:
+        """The string literals of an attribute, e.g. `["a", "b"]` as ["a", "b"]."""
+        return [token.value for token in self.attributes.get(key, []) if token.kind == "string"]
 
     def nested(self, name: str) -> list[Block]:
         return [block for block in self.blocks if block.name == name]
@@ -165,3 +174,28 @@ def _parse_expression(tokens: list[Token], position: int) -> tuple[list[Token], 
     if not expression:
         raise AlloySyntaxError(f"line {tokens[position - 1].line}: attribute without a value")
     return expression, position
+
+
+def relabel_rules(text: str) -> list[Block]:
+    """The `rule` blocks of every `discovery.relabel` component of an Alloy file."""
+    return [
+        rule
+        for component in parse(text)
+        if component.name == "discovery.relabel"
+        for rule in component.nested("rule")
+    ]
+
+
+def relabel(rule: Block, labels: dict[str, str]) -> str | None:
+    """What a `replace` rule writes, or None when its regex does not match.
+
+    As Prometheus relabelling does it: the source labels' values joined by ";",
+    matched against the regex anchored at both ends (default "(.*)"), and `$1` or
+    `${1}` in the replacement (default "$1") replaced by the groups.
+    """
+    value = ";".join(labels.get(name, "") for name in rule.strings("source_labels"))
+    match = re.fullmatch(rule.optional("regex", "(.*)"), value)
+    if match is None:
+        return None
+    template = re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", rule.optional("replacement", "$1"))
+    return match.expand(template)

@@ -7,11 +7,9 @@ writes to must be the ones the other containers listen on.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.stack.alloy_syntax import AlloySyntaxError, Block, parse
+from tests.stack.alloy_syntax import AlloySyntaxError, Block, parse, relabel, relabel_rules
 from tests.stack.compose import (
     ROOT,
     ROOT_COMPOSE,
@@ -21,8 +19,7 @@ from tests.stack.compose import (
     mounts,
     ports,
 )
-
-ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
+from tests.support.paths import ALLOY_CONFIG
 
 # Components this config may use and what each exports, from the component reference
 # of Alloy v1.18.1 (docs/sources/reference/components/<group>/<name>.md, "Exported fields").
@@ -129,19 +126,31 @@ def test_discovery_keeps_to_this_compose_project() -> None:
     ]
 
 
-def relabel(rule: Block, labels: dict[str, str]) -> str | None:
-    """What a `replace` rule writes, as Prometheus relabelling does: the source labels
-    joined by ";", matched against the anchored regex (default "(.*)"), the
-    replacement (default "$1") expanded."""
-    value = ";".join(
-        labels.get(t.value, "") for t in rule.attributes["source_labels"] if t.kind == "string"
-    )
-    regex = rule.attribute("regex") if "regex" in rule.attributes else "(.*)"
-    match = re.fullmatch(regex, value)
-    if match is None:
-        return None
-    replacement = rule.attribute("replacement") if "replacement" in rule.attributes else "$1"
-    return re.sub(r"\$(\d+)", lambda m: match.group(int(m.group(1))), replacement)
+RELABEL_SAMPLE = """
+// rule { target_label = "commented_out" }
+discovery.relabel "containers" {
+  targets = discovery.docker.local.targets
+  rule {
+    source_labels = ["__meta_docker_container_name"]
+    regex         = "/(.*)"
+    target_label  = "container_name"
+  }
+  rule {
+    source_labels = ["a", "b"]
+    regex         = "(.*);(.*)"
+    replacement   = "${2}-$1"
+    target_label  = "swapped"
+  }
+}
+"""
+
+
+def test_relabel_reads_rules_as_prometheus_applies_them() -> None:
+    first, second = relabel_rules(RELABEL_SAMPLE)  # the commented-out rule is no rule
+    assert first.attribute("target_label") == "container_name"
+    assert relabel(first, {"__meta_docker_container_name": "/dice"}) == "dice"
+    assert relabel(first, {"__meta_docker_container_name": "dice"}) is None  # anchored
+    assert relabel(second, {"a": "x", "b": "y"}) == "y-x"
 
 
 def test_relabel_rules_give_the_labels_queries_use() -> None:
@@ -155,7 +164,7 @@ def test_relabel_rules_give_the_labels_queries_use() -> None:
     }
     written = {
         rule.attribute("target_label"): relabel(rule, meta)
-        for rule in one("discovery.relabel").nested("rule")
+        for rule in relabel_rules(ALLOY_CONFIG.read_text(encoding="utf-8"))
     }
     assert written == {
         "container_name": container,

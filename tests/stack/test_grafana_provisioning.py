@@ -19,16 +19,16 @@ import pytest
 import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.stack.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts
+from tests.stack.alloy_syntax import relabel_rules
+from tests.stack.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts, ports
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.grammars import parse_batch, require_grammars
-from tests.support.prometheus import load_config
+from tests.support.paths import ALLOY_CONFIG
 
 PROVISIONING = ROOT / "stack" / "grafana" / "provisioning"
 DATASOURCES_FILE = PROVISIONING / "datasources" / "datasources.yaml"
 DASHBOARD_PROVIDERS_FILE = PROVISIONING / "dashboards" / "dashboards.yaml"
 DASHBOARDS_DIR = ROOT / "grafana-dashboards"
-ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
 
 # Data source references Grafana resolves itself, not provisioned data sources.
 BUILTIN_DATASOURCES = {"grafana", "-- Grafana --", "-- Mixed --", "-- Dashboard --"}
@@ -114,15 +114,8 @@ def test_datasources_point_at_the_compose_services() -> None:
         assert match, f"{ds['name']}: unexpected url {ds['url']}"
         host, port = match.groups()
         assert host in services, f"{ds['name']}: no service {host}"
-        published = [p.split(":")[-1] for p in services[host].spec.get("ports", [])]
+        published = [p.container_port for p in ports(services[host])]
         assert port in published, f"{ds['name']}: {host} listens on {published}, not {port}"
-
-
-def test_prometheus_data_source_knows_the_scrape_interval() -> None:
-    """Grafana sizes `$__rate_interval` (at least four scrapes) from `timeInterval`: it
-    must be the dice roller's scrape interval, or rates span too few or too many samples."""
-    (job,) = [j for j in load_config()["scrape_configs"] if j["job_name"] == "dice-roller-stage1"]
-    assert by_uid()["prometheus"]["jsonData"]["timeInterval"] == job["scrape_interval"]
 
 
 def test_every_datasource_reference_exists_with_the_right_type() -> None:
@@ -241,8 +234,8 @@ def test_link_queries_parse_with_grafanas_grammars() -> None:
 
 def alloy_label_targets() -> set[str]:
     """Labels Alloy's relabel rules create on the log streams."""
-    text = ALLOY_CONFIG.read_text(encoding="utf-8")
-    return set(re.findall(r'target_label\s*=\s*"([^"]+)"', text))
+    rules = relabel_rules(ALLOY_CONFIG.read_text(encoding="utf-8"))
+    return {rule.attribute("target_label") for rule in rules}
 
 
 def test_trace_to_logs_selects_the_dice_roller_streams_by_their_real_labels() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROOT"]
+__all__ = ["ALLOY_CONFIG", "ROOT"]
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root: tests/support/paths.py is two folders below it."""
+
+ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"

@@ -11,7 +11,7 @@ from tests.traffic.helpers import REPO
 
 def test_benchmark_runs_and_prints_its_figures() -> None:
     done = subprocess.run(
-        [sys.executable, "bench/traffic_gen_accuracy.py", "--seconds", "2", "--rate", "50"],
+        [sys.executable, "-m", "bench.traffic_gen_accuracy", "--seconds", "2", "--rate", "50"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from traffic_gen.stats import (
@@ -54,12 +55,19 @@ def test_memory_stays_flat_however_many_requests() -> None:
 
 
 def test_merge_adds_counts() -> None:
-    one, two = LatencyHistogram(), LatencyHistogram()
-    one.record(0.01)
-    two.record(0.5)
+    one, two, both = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    one.record(0.5)
+    both.record(0.5)
+    for _ in range(3):
+        two.record(0.01)
+        both.record(0.01)
     one.merge(two)
-    assert one.count == 2
+    assert one.count == 4
     assert one.percentile(1.0) == 0.5
+    # Three of the four answers took 10 ms: the merged buckets must say so.
+    for fraction in (0.25, 0.5, 0.75, 1.0):
+        assert one.percentile(fraction) == both.percentile(fraction)
+    assert one.percentile(0.5) == pytest.approx(0.01, rel=0.1)
     assert LatencyHistogram().percentile(0.5) is None
 
 

@@ -16,21 +16,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import httpx
 
 from .client import ClientGroup
 from .config import FloatRange, IntRange, Settings
-from .load import (
-    WARM_CONNECTIONS,
-    ServiceUnavailable,
-    check_service,
-    run_open_loop,
-    run_users,
-    warm_up,
-)
+from .load import ServiceUnavailable, check_service, run_open_loop, run_users, unless_stopped
 from .progress import open_display
 from .report import closing_line, render_text, summarize
 from .stats import RunStats
@@ -41,8 +33,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-T = TypeVar("T")
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse turns into a
@@ -292,19 +282,6 @@ def _describe(settings: Settings) -> str:
     )
 
 
-async def _unless_stopped(coro: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
-    """Run ``coro``; if ``stop`` is set first, cancel it and return None."""
-    work = asyncio.ensure_future(coro)
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([work, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if work.done():
-        return work.result()
-    work.cancel()
-    await asyncio.gather(work, return_exceptions=True)
-    return None
-
-
 def _install_stop_signals(stop: asyncio.Event) -> None:
     """Ctrl-C and SIGTERM (``docker stop``) end the run gracefully, with a summary."""
     loop = asyncio.get_running_loop()
@@ -322,7 +299,7 @@ async def run(settings: Settings) -> int:
     out = sys.stderr if settings.json else sys.stdout
     async with ClientGroup(settings) as client:
         try:
-            service = await _unless_stopped(check_service(client, settings.wait), stop)
+            service = await unless_stopped(check_service(client, settings.wait), stop)
         except ServiceUnavailable as exc:
             print(
                 f"Cannot reach the dice-roller service at {settings.url}: {exc}. "
@@ -334,10 +311,6 @@ async def run(settings: Settings) -> int:
         if service is None:
             print("Interrupted before any traffic was sent.", file=sys.stderr)
             return EXIT_INTERRUPTED
-        if settings.open_loop:
-            await _unless_stopped(
-                warm_up(client, min(settings.max_in_flight, WARM_CONNECTIONS)), stop
-            )
         stats = RunStats()
         runner = run_open_loop if settings.open_loop else run_users
         with open_display(out, stats, quiet=settings.quiet, title="traffic-gen") as display:

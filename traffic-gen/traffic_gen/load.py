@@ -10,9 +10,9 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import httpx
 
@@ -21,7 +21,6 @@ from .config import Settings
 from .stats import DIE_FACES, Outcome, RunStats
 
 __all__ = [
-    "WARM_CONNECTIONS",
     "RollResult",
     "RunTiming",
     "ServiceUnavailable",
@@ -30,7 +29,7 @@ __all__ = [
     "roll_urls",
     "run_open_loop",
     "run_users",
-    "warm_up",
+    "unless_stopped",
 ]
 
 #: Called with a label such as "User 3 roll 5/12" and the result of that roll.
@@ -63,7 +62,7 @@ class ServiceUnavailable(Exception):
     """The start-up check could not get a healthy answer from ``GET /``."""
 
 
-#: Connections opened before the open-loop clock starts (see ``warm_up``).
+#: Connections opened before the open-loop clock starts (see ``_warm_up``).
 WARM_CONNECTIONS = 8
 
 
@@ -89,7 +88,7 @@ async def check_service(client: ClientGroup, wait_seconds: float) -> str:
         await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
-async def warm_up(client: ClientGroup, connections: int) -> None:
+async def _warm_up(client: ClientGroup, connections: int) -> None:
     """Open ``connections`` connections before the open-loop clock starts.
 
     A cold pool meets the first burst of scheduled requests with no idle connection,
@@ -265,6 +264,7 @@ async def run_open_loop(
     due request is skipped and counted: the generator never queues without bound.
     """
     assert settings.rate is not None
+    await unless_stopped(_warm_up(client, min(settings.max_in_flight, WARM_CONNECTIONS)), stop)
     loop = asyncio.get_running_loop()
     rng = random.Random(settings.seed)
     timing = RunTiming(started_at=loop.time())
@@ -312,16 +312,24 @@ async def _until_done_or_stopped(
     tasks: list[asyncio.Task[None]], stop: asyncio.Event, timing: RunTiming
 ) -> None:
     """Wait for ``tasks``; if ``stop`` is set first, cancel what is left and say so."""
-    if not tasks:
-        timing.interrupted = stop.is_set()
-        return
-    everything: asyncio.Future[list[None]] = asyncio.gather(*tasks)
-    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([everything, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
+    await unless_stopped(asyncio.gather(*tasks), stop)
     timing.interrupted = stop.is_set()
-    if everything.done():
-        everything.result()  # a bug in a task surfaces here rather than vanishing
-        return
-    everything.cancel()
-    await asyncio.gather(everything, return_exceptions=True)
+
+
+T = TypeVar("T")
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Await ``work``; if ``stop`` is set first, cancel it and return None.
+
+    An exception raised by ``work`` surfaces here rather than vanishing.
+    """
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None

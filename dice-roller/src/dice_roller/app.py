@@ -26,7 +26,6 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
-from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -144,16 +143,6 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
-    _instrument(app, metrics)
-    return app
-
-
-def _instrument(app: FastAPI, metrics: DiceMetrics) -> None:
-    Instrumentator(
-        should_group_status_codes=True,
-        should_group_untemplated=True,  # every unknown path counts as handler="none"
-        excluded_handlers=["/metrics"],
-        registry=metrics.registry,
-    ).add(metrics.http_instrumentation()).instrument(app)
-
+    metrics.instrument(app)
     app.add_middleware(TraceResponseMiddleware)
+    return app

@@ -33,8 +33,9 @@ from prometheus_client import (
     Histogram,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
-from starlette.requests import Request
+from starlette.applications import Starlette
 
 from .dice import DieType
 
@@ -152,17 +153,24 @@ class DiceMetrics:
         if value is not None:
             self.roll_value.labels(die.value).observe(value, exemplar=exemplar)
 
-    def http_instrumentation(self) -> Callable[[Info], None]:
-        """An instrumentation function for prometheus-fastapi-instrumentator.
+    def instrument(self, app: Starlette) -> None:
+        """Measure every HTTP request of `app`; call it once all its routes exist.
 
-        The instrumentator's middleware resolves the route template and groups status
-        codes; this function records them in our own families so they carry exemplars,
-        which the instrumentator's built-in metrics do not.
+        prometheus-fastapi-instrumentator's middleware resolves the route template and
+        groups status codes; `_http_instrumentation` records them in our own families
+        so they carry exemplars, which the instrumentator's built-in metrics do not.
         """
+        Instrumentator(
+            should_group_status_codes=True,
+            should_group_untemplated=True,  # every unknown path counts as handler="none"
+            excluded_handlers=["/metrics"],
+            registry=self.registry,
+        ).add(self._http_instrumentation(_route_templates(app))).instrument(app)
 
+    def _http_instrumentation(self, route_templates: frozenset[str]) -> Callable[[Info], None]:
         def instrument(info: Info) -> None:
             handler = info.modified_handler
-            if handler not in _route_templates(info.request):
+            if handler not in route_templates:
                 # The instrumentator names a redirected request ("/roll/" to "/roll",
                 # "//" to "/") after its raw path; any path could then become a label.
                 handler = "none"
@@ -176,9 +184,9 @@ class DiceMetrics:
         return instrument
 
 
-def _route_templates(request: Request) -> set[str]:
+def _route_templates(app: Starlette) -> frozenset[str]:
     """The path templates of the app's routes (plus "none"): the only `handler` values."""
-    return {"none", *(getattr(route, "path", "") for route in request.app.routes)}
+    return frozenset({"none", *(getattr(route, "path", "") for route in app.routes)})
 
 
 def current_exemplar() -> dict[str, str] | None:
@@ -186,7 +194,7 @@ def current_exemplar() -> dict[str, str] | None:
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
-    return {"trace_id": format(context.trace_id, "032x")}
+    return {"trace_id": trace.format_trace_id(context.trace_id)}
 
 
 def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:

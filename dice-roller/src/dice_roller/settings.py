@@ -12,10 +12,15 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["OTEL_TRACES_EXPORTERS", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "OTEL_TRACES_EXPORTERS",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "traces_exporter_names",
+]
 
 OTEL_TRACES_EXPORTERS = ("otlp", "console", "none")
 """Values of `OTEL_TRACES_EXPORTER` this service understands."""
@@ -30,10 +35,10 @@ class SettingsError(Exception):
     """A setting has a value the service cannot run with; the message says which and why."""
 
 
-class Settings(BaseSettings):
-    """Service settings; each field is read from `DICE_<FIELD NAME>`."""
+class Settings(BaseModel):
+    """Service settings; `load_settings` reads each field from `DICE_<FIELD NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="DICE_", frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8100, ge=1, le=65535, description="TCP port to listen on.")
@@ -85,8 +90,8 @@ def _read(env: Mapping[str, str], overrides: Mapping[str, object]) -> Settings:
         if env.get(key, "") != "":
             values[name] = env[key]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    # Validating a plain dict (rather than letting pydantic-settings read os.environ)
-    # lets tests pass an environment of their own.
+    # Read from the mapping given, never from os.environ behind its back, so a test's
+    # environment of its own is the whole environment.
     return Settings.model_validate(values)
 
 
@@ -105,10 +110,14 @@ def _describe(
     return lines
 
 
+def traces_exporter_names(env: Mapping[str, str]) -> list[str]:
+    """The exporters `OTEL_TRACES_EXPORTER` names (a comma-separated list), otlp by default."""
+    return [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+
+
 def _check_otel_variables(env: Mapping[str, str]) -> list[str]:
     problems = []
-    exporters = [e.strip() for e in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
-    for exporter in exporters:
+    for exporter in traces_exporter_names(env):
         if exporter not in OTEL_TRACES_EXPORTERS:
             allowed = ", ".join(OTEL_TRACES_EXPORTERS)
             problems.append(f"OTEL_TRACES_EXPORTER={exporter!r}: must be one of {allowed}")

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
 from . import __version__
+from .settings import traces_exporter_names
 
 __all__ = ["TraceResponseMiddleware", "create_tracer_provider", "fastapi_telemetry"]
 
@@ -53,7 +54,7 @@ def create_tracer_provider(environ: Mapping[str, str] | None = None) -> TracerPr
     provider = TracerProvider(resource=Resource.create(attributes))
 
     schedule_delay = None if "OTEL_BSP_SCHEDULE_DELAY" in env else DEFAULT_SCHEDULE_DELAY_MILLIS
-    for name in _exporter_names(env):
+    for name in traces_exporter_names(env):
         exporter = _create_exporter(name, env)
         if exporter is not None:
             provider.add_span_processor(
@@ -108,10 +109,6 @@ class TraceResponseMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_trace)
-
-
-def _exporter_names(env: Mapping[str, str]) -> list[str]:
-    return [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
 
 
 def _create_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
