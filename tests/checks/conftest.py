@@ -26,16 +26,15 @@ import httpx
 import pytest
 import yaml
 
-from checks.context import DASHBOARD_FILE, DATASOURCES_DIR, Settings
+from checks.context import CONTAINER, DASHBOARD_FILE, DATASOURCES_DIR, JOB, Settings
 from checks.dashboard import load_dashboard
+from checks.provisioning import provisioned_datasources
 from tests.checks.fakes import FakeAlloy, FakeGrafana, FakeLoki, FakeTempo
 from tests.support.http_server import serving
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.service import RunningService, running_service
 from tests.support.tools import free_port
-
-JOB = "dice-roller-stage1"
 
 STAND_IN_RULES = """
 groups:
@@ -127,28 +126,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     rules = tmp_path_factory.mktemp("rules") / "stand-in.rules.yml"
     rules.write_text(STAND_IN_RULES, encoding="utf-8")
     dashboard = load_dashboard(DASHBOARD_FILE)
-    datasources = yaml.safe_load((DATASOURCES_DIR / "datasources.yaml").read_text())["datasources"]
+    datasources = provisioned_datasources(DATASOURCES_DIR)
     with otlp_receiver() as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "DICE_MAX_DELAY_SECONDS": "0.2",
+        env = receiver.service_env(
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            DICE_MAX_DELAY_SECONDS="0.2",
             # Half the risky rolls fail, so the error panels have data after a few rolls.
-            "DICE_RISKY_FAILURE_RATE": "0.5",
-        }
+            DICE_RISKY_FAILURE_RATE="0.5",
+        )
         with running_service(env) as service:
             target = service.url.removeprefix("http://")
             with running_prometheus(prometheus_config(target, rules)) as prometheus:
                 prometheus.wait_for(f'up{{job="{JOB}"}} == 1')
                 loki = FakeLoki(
                     service.log_lines,
-                    {"container_name": JOB, "compose_service": "dice-roller", "stream": "stdout"},
+                    {
+                        "container_name": CONTAINER,
+                        "compose_service": "dice-roller",
+                        "stream": "stdout",
+                    },
                 )
                 with (
                     serving(loki),
                     serving(FakeTempo(receiver)) as tempo,
-                    serving(FakeAlloy(["/dice-sandbox-loki-1", f"/{JOB}"])) as alloy,
+                    serving(FakeAlloy(["/dice-sandbox-loki-1", f"/{CONTAINER}"])) as alloy,
                     serving(FakeGrafana(dashboard, datasources, prometheus.url, loki)) as grafana,
                 ):
                     stack = Stack(service, receiver, prometheus, loki, tempo, alloy, grafana)

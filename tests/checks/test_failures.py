@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from checks.cli import main, run_checks
-from checks.context import Settings
+from checks.context import JOB, Settings
 from checks.model import Result, Run
-from tests.checks.conftest import JOB, Stack, closed_url, prometheus_config
+from tests.checks.conftest import Stack, closed_url, prometheus_config
 from tests.support.prometheus import running_prometheus
 
 pytestmark = pytest.mark.slow

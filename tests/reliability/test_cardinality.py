@@ -196,11 +196,9 @@ def test_span_names_stay_bounded_too() -> None:
     # OpenTelemetry keeps these method names; any other becomes "HTTP" in the span name.
     methods = {*STANDARD_METHODS, "CONNECT", "QUERY", "HTTP"}
     with otlp_receiver() as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "DICE_MAX_DELAY_SECONDS": "0",
-        }
+        env = receiver.service_env(
+            DICE_MAX_DELAY_SECONDS="0",
+        )
         with running_service(env) as service:
             requests = list(random_requests(random.Random(7), 2000))
             result = run_load(service.port, requests, concurrency=32)

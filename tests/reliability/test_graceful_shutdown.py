@@ -16,13 +16,9 @@ import time
 
 from tests.reliability.support import LoadResult, exchange, report, request_bytes, send_all
 from tests.support.otlp import otlp_receiver
-from tests.support.service import RunningService, running_service
+from tests.support.service import RunningService, running_service, trace_of
 
 IN_FLIGHT = 300
-
-
-def trace_id(traceresponse: str) -> str:
-    return traceresponse.split("-")[1]
 
 
 async def sigterm_under_load(service: RunningService) -> tuple[LoadResult, float, bool]:
@@ -39,19 +35,17 @@ async def sigterm_under_load(service: RunningService) -> tuple[LoadResult, float
 
 def test_sigterm_under_load_loses_nothing() -> None:
     with otlp_receiver() as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "30000",  # nothing leaves before shutdown
-            "DICE_MAX_DELAY_SECONDS": "1.0",  # the real delay
-        }
+        env = receiver.service_env(
+            OTEL_BSP_SCHEDULE_DELAY="30000",  # nothing leaves before shutdown
+            DICE_MAX_DELAY_SECONDS="1.0",  # the real delay
+        )
         with running_service(env) as service:
             result, signalled_at, late_answered = asyncio.run(sigterm_under_load(service))
             exit_code = service.process.wait(20)
             exit_seconds = time.monotonic() - signalled_at
             records = service.log_records()
         answered = [r for r in result.responses if r is not None]
-        expected = {trace_id(r.headers["traceresponse"]) for r in answered}
+        expected = {trace_of(r.headers)[0] for r in answered}
         spans = receiver.wait_for_spans(len(expected) + 1, timeout=5)
 
     received = {s.trace_id for s in spans if s.name == "GET /roll"}

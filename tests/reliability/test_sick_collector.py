@@ -25,7 +25,7 @@ import pytest
 
 from tests.reliability.support import report, request_bytes, rss_bytes, run_load
 from tests.support.otlp import Behaviour, otlp_receiver
-from tests.support.service import RunningService, running_service
+from tests.support.service import RunningService, running_service, trace_of
 from tests.support.tools import free_port
 
 MiB = 1024 * 1024
@@ -136,11 +136,9 @@ def test_sick_collector_under_load(kind: str, without_telemetry: Outcome) -> Non
 def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> None:
     """Spans made after recovery all arrive; how long that takes is reported."""
     with otlp_receiver(sickness) as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "DICE_MAX_DELAY_SECONDS": "0",
-        }
+        env = receiver.service_env(
+            DICE_MAX_DELAY_SECONDS="0",
+        )
         with running_service(env) as service:
             outage = run_load(service.port, roll_requests(100), concurrency=10)
             time.sleep(1.5)  # at least one export attempt fails
@@ -148,7 +146,7 @@ def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> No
             receiver.release.set()  # a hanging receiver lets its held requests go
             recovered_at = time.monotonic()
             after = run_load(service.port, roll_requests(100), concurrency=10)
-            after_ids = {r.headers["traceresponse"].split("-")[1] for r in after.responses if r}
+            after_ids = {trace_of(r.headers)[0] for r in after.responses if r}
             deadline = recovered_at + 15
             while time.monotonic() < deadline:
                 if after_ids <= {s.trace_id for s in receiver.spans}:
@@ -157,7 +155,7 @@ def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> No
             recovery_seconds = time.monotonic() - recovered_at
             exit_code = service.stop()
         received = {s.trace_id for s in receiver.spans}
-    outage_ids = {r.headers["traceresponse"].split("-")[1] for r in outage.responses if r}
+    outage_ids = {trace_of(r.headers)[0] for r in outage.responses if r}
     report(
         f"collector recovers from {sickness}",
         requests_during_outage=outage.sent,
@@ -181,11 +179,9 @@ def test_memory_stays_bounded_when_no_span_can_leave() -> None:
     """
     wave = 2500
     with otlp_receiver("hang") as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "DICE_MAX_DELAY_SECONDS": "0",
-        }
+        env = receiver.service_env(
+            DICE_MAX_DELAY_SECONDS="0",
+        )
         with running_service(env) as service:
             rss = []
             unanswered = 0

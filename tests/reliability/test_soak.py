@@ -42,11 +42,9 @@ def test_steady_traffic_leaks_nothing() -> None:
     seconds = float(os.environ.get("SOAK_SECONDS", "150"))
     samples: list[tuple[float, int, int]] = []  # (time, rss, fds)
     with otlp_receiver() as receiver:
-        env = {
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "DICE_MAX_DELAY_SECONDS": "0.2",
-        }
+        env = receiver.service_env(
+            DICE_MAX_DELAY_SECONDS="0.2",
+        )
         with running_service(env) as service:
             pid = service.process.pid
             stop = threading.Event()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -48,7 +50,7 @@ def test_every_response_names_its_trace(dice_service: RunningService) -> None:
     for path in ("/", "/roll?die=fair", "/roll?die=nope", "/missing"):
         response = httpx.get(dice_service.url + path)
         assert response.headers.get("traceresponse") is not None, path
-        assert __import__("re").match(TRACERESPONSE, response.headers["traceresponse"])
+        assert re.match(TRACERESPONSE, response.headers["traceresponse"])
 
 
 BAD_DICE = [

@@ -7,15 +7,10 @@ from datetime import datetime
 
 import httpx
 
-from tests.support.service import running_service
+from tests.support.service import running_service, trace_of
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
-
-
-def trace_and_span(response: httpx.Response) -> tuple[str, str]:
-    _, trace_id, span_id, _ = response.headers["traceresponse"].split("-")
-    return trace_id, span_id
 
 
 def test_every_line_is_json_with_the_spec_fields() -> None:
@@ -43,7 +38,7 @@ def test_every_line_is_json_with_the_spec_fields() -> None:
     assert len(rolls) == len(responses)
     by_trace = {r["trace_id"]: r for r in rolls}
     for response in responses:
-        trace_id, span_id = trace_and_span(response)
+        trace_id, span_id = trace_of(response.headers)
         record = by_trace[trace_id]
         assert HEX32.match(record["trace_id"]) and record["trace_id"] != "0" * 32
         assert HEX16.match(record["span_id"]) and record["span_id"] == span_id

@@ -8,7 +8,7 @@ import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from tests.support.service import RunningService, running_service
+from tests.support.service import RunningService, running_service, trace_of
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -100,7 +100,7 @@ def test_openmetrics_carries_trace_id_exemplars_of_real_requests() -> None:
         trace_ids = set()
         for die in ("fair", "risky"):
             response = httpx.get(service.url + "/roll", params={"die": die})
-            trace_ids.add(response.headers["traceresponse"].split("-")[1])
+            trace_ids.add(trace_of(response.headers)[0])
         text = scrape(service, OPENMETRICS)
         plain = scrape(service)
 

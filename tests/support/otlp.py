@@ -65,6 +65,14 @@ class OtlpReceiver(LocalHTTPServer):
         """The value for OTEL_EXPORTER_OTLP_ENDPOINT (the SDK appends /v1/traces)."""
         return self.url
 
+    def service_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a service whose spans all come here, plus `extra`."""
+        return {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            **extra,
+        }
+
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from checks.service import parse_traceresponse
+
 from .processes import wait_until_ready
 from .tools import free_port
 
-__all__ = ["DEFAULT_TEST_ENV", "RunningService", "running_service"]
+__all__ = ["DEFAULT_TEST_ENV", "RunningService", "running_service", "trace_of"]
 
 DEFAULT_TEST_ENV: Mapping[str, str] = {
     "DICE_MAX_DELAY_SECONDS": "0.05",
@@ -99,3 +101,13 @@ def running_service(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def trace_of(headers: Mapping[str, str]) -> tuple[str, str]:
+    """(trace id, span id) of an answer, from its `traceresponse` header.
+
+    Fails the test when the header is missing, malformed or names the all-zero trace.
+    """
+    ids = parse_traceresponse(headers.get("traceresponse"))
+    assert ids is not None, f"no valid traceresponse header: {headers.get('traceresponse')!r}"
+    return ids

@@ -27,7 +27,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import SERVICE_NAME, __version__
 from .dice import DieType, RiskyDieFailure, draw_delay, roll
@@ -138,10 +137,6 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             },
             status_code=422,
         )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
     metrics.instrument(app)
     app.add_middleware(TraceResponseMiddleware)
