@@ -102,9 +102,14 @@ def _describe(
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "?"
         field = Settings.model_fields.get(name)
-        source = f"--{name.replace('_', '-')}" if overrides.get(name) is not None else None
-        source = source or f"DICE_{name.upper()}"
-        given = overrides.get(name, env.get(f"DICE_{name.upper()}"))
+        # The command line passes every flag, set or not: an unset one arrives as None
+        # and must not hide the environment's value, the one that was actually read.
+        flag_value = overrides.get(name)
+        if flag_value is not None:
+            source, given = f"--{name.replace('_', '-')}", flag_value
+        else:
+            source = f"DICE_{name.upper()}"
+            given = env.get(source)
         hint = f" ({field.description})" if field is not None and field.description else ""
         lines.append(f"{source}={given!r}: {item['msg']}{hint}")
     return lines
