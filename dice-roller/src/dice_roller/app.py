@@ -22,7 +22,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from . import SERVICE_NAME, __version__
 from .dice import DieType, RiskyDieFailure, draw_delay, roll
 from .logs import LOGGER_NAME
-from .metrics import DiceMetrics, exposition
+from .metrics import DiceMetrics
 from .settings import Settings
 from .tracing import TraceResponseMiddleware, create_tracer_provider, fastapi_telemetry
 
@@ -121,11 +121,6 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
         return RollResult(roll=value)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics_endpoint(request: Request) -> Response:
-        body, content_type = exposition(metrics.registry, request.headers.get("accept"))
-        return Response(body, media_type=content_type)
-
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
         # The offending value is not echoed back: it may be huge or hostile.
@@ -138,6 +133,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             status_code=422,
         )
 
+    app.router.routes.append(metrics.route("/metrics"))
     metrics.instrument(app)
     app.add_middleware(TraceResponseMiddleware)
     return app

@@ -14,14 +14,15 @@ Five families tell the story of the service:
 
 Observations made while a span is active carry its trace id as an exemplar, so a
 point on a latency graph leads to the trace of a request that produced it.
-Exemplars only travel in the OpenMetrics format, which `exposition` serves when the
-scraper asks for it.
+Exemplars only travel in the OpenMetrics format, which prometheus_client's own ASGI app
+(`DiceMetrics.route`) serves when the scraper asks for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import trace
 from prometheus_client import (
@@ -31,11 +32,13 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    make_asgi_app,
 )
-from prometheus_client.exposition import choose_encoder
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .dice import DieType
 
@@ -44,7 +47,6 @@ __all__ = [
     "ROLL_VALUE_BUCKETS",
     "DiceMetrics",
     "current_exemplar",
-    "exposition",
 ]
 
 LATENCY_BUCKETS = (
@@ -153,6 +155,21 @@ class DiceMetrics:
         if value is not None:
             self.roll_value.labels(die.value).observe(value, exemplar=exemplar)
 
+    def route(self, path: str = "/metrics") -> Route:
+        """The scrape endpoint, served by prometheus_client's own ASGI app.
+
+        The library reads the Accept header and answers Prometheus in OpenMetrics,
+        exemplars included, and a browser or `curl` in the classic text format, which
+        has no place for exemplars; it also compresses when asked and honours `name[]`
+        filters. Nothing here repeats that negotiation.
+        """
+        return Route(
+            path,
+            _AsgiEndpoint(make_asgi_app(self.registry)),
+            methods=["GET"],
+            include_in_schema=False,
+        )
+
     def instrument(self, app: Starlette) -> None:
         """Measure every HTTP request of `app`; call it once all its routes exist.
 
@@ -197,11 +214,16 @@ def current_exemplar() -> dict[str, str] | None:
     return {"trace_id": trace.format_trace_id(context.trace_id)}
 
 
-def exposition(registry: CollectorRegistry, accept_header: str | None) -> tuple[bytes, str]:
-    """Render `registry` in the format the scraper asked for: (body, content type).
+@dataclass(frozen=True)
+class _AsgiEndpoint:
+    """An ASGI app as the endpoint of a `Route`.
 
-    Prometheus asks for OpenMetrics (and gets exemplars); a browser or `curl` gets the
-    classic text format, which has no place for exemplars.
+    Starlette calls a plain function endpoint with a `Request` and expects a response
+    back; any other callable gets the raw ASGI call, which is what
+    `make_asgi_app`'s function needs.
     """
-    encoder, content_type = choose_encoder(accept_header or "")
-    return encoder(registry), content_type
+
+    app: Callable[..., Any]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
