@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 """The project's commands, runnable on a fresh machine with nothing but Python 3.11+.
 
-    python3 tasks.py run      # the service alone, on http://127.0.0.1:8100
-    python3 tasks.py test     # the whole test suite
-    python3 tasks.py lint     # ruff and mypy
-    python3 tasks.py bench    # the benchmarks (see docs/performance.md)
-    python3 tasks.py verify   # check a running stack, box by box (see README)
+    python3 tasks.py run        # the service alone, on http://127.0.0.1:8100
+    python3 tasks.py test       # the whole test suite
+    python3 tasks.py realstack  # the stack as plain processes, no Docker (docs/native-stack.md)
+    python3 tasks.py lint       # ruff and mypy
+    python3 tasks.py bench      # the benchmarks (see docs/performance.md)
+    python3 tasks.py verify     # check a running stack, box by box (see README)
 
 Each command first makes sure uv is there (installing it with pip if not) and that
-the virtual environment matches uv.lock, so there is no separate set-up step.
+the virtual environment matches uv.lock, so there is no separate set-up step. `test`
+also installs what the suite runs for real: Debian's wrk and iproute2 (as root), the
+query grammars from npm, and the Go builds of Prometheus, Loki and Alloy.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +35,7 @@ def main(argv: list[str]) -> int:
     commands = {
         "run": run,
         "test": test,
+        "realstack": realstack,
         "lint": lint,
         "bench": bench,
         "verify": verify,
@@ -55,10 +60,20 @@ def run(args: list[str]) -> int:
 
 
 def test(args: list[str]) -> int:
+    """Set up everything the suite runs for real, then run it: nothing may skip."""
     uv = ensure_environment()
+    install_system_tools()
     install_grammars()
-    code = call([uv, "run", "--frozen", "pytest", *args])
-    return code
+    build = call([uv, "run", "--frozen", "python", "-m", "nativestack", "--build-only"])
+    if build != 0:
+        raise SetupError("the Go builds of the stack's components failed (the error is above)")
+    return call([uv, "run", "--frozen", "pytest", *args])
+
+
+def realstack(args: list[str]) -> int:
+    """Prometheus, Loki, Alloy, a Tempo stand-in and the service, without Docker."""
+    uv = ensure_environment()
+    return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
 
 
 def lint(args: list[str]) -> int:
@@ -82,8 +97,13 @@ def verify(args: list[str]) -> int:
 
 
 def ensure_environment() -> str:
-    """uv on PATH (or installed now), and the workspace synced exactly to uv.lock."""
-    uv = shutil.which("uv") or _install_uv()
+    """uv (found, or installed once), and the workspace synced exactly to uv.lock.
+
+    uv's folder goes on PATH for everything started from here, so tests and tools
+    that call `uv` find the same one.
+    """
+    uv = shutil.which("uv") or _installed_uv() or _install_uv()
+    os.environ["PATH"] = os.pathsep.join([str(Path(uv).parent), os.environ.get("PATH", "")])
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     sync = [uv, "sync", "--frozen", "--all-packages", "--quiet"]
     if subprocess.run(sync, cwd=ROOT).returncode != 0:
@@ -92,6 +112,15 @@ def ensure_environment() -> str:
             "it needs PyPI and Python 3.11 or newer on PATH"
         )
     return uv
+
+
+def _installed_uv() -> str | None:
+    """A uv that an earlier run installed with pip, where pip put it (maybe not on PATH)."""
+    for scheme in (None, "nt_user" if os.name == "nt" else "posix_user"):
+        candidate = Path(_script_path("uv", scheme))
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def _install_uv() -> str:
@@ -114,25 +143,70 @@ def _install_uv() -> str:
     return uv
 
 
-def install_grammars() -> None:
-    """Grafana's PromQL/LogQL/TraceQL grammars for the query tests, when npm is there.
+DEBIAN_PACKAGES = {"wrk": "wrk", "ip": "iproute2", "npm": "npm", "node": "nodejs"}
+"""Commands the suite runs for real, and the Debian package of each."""
 
-    Without node the grammar tests skip on a laptop (and fail under CI=true).
-    """
-    npm = shutil.which("npm")
-    if npm is None or (GRAMMARS / "node_modules").is_dir():
+
+def install_system_tools() -> None:
+    """Install the missing commands of DEBIAN_PACKAGES with apt (as root), or stop."""
+    missing = sorted(
+        {package for tool, package in DEBIAN_PACKAGES.items() if not shutil.which(tool)}
+    )
+    if not missing:
         return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise SetupError(
+            f"the tests need {', '.join(missing)}: install them (on Debian or Ubuntu: "
+            f"`sudo apt-get install -y --no-install-recommends {' '.join(missing)}`), "
+            "then run this command again"
+        )
+    print(
+        f"tasks.py: installing {', '.join(missing)} with apt-get (about a minute) ...",
+        file=sys.stderr,
+    )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        [apt, "update", "-qq"],
+        [apt, "install", "-y", "-qq", "--no-install-recommends", *missing],
+    ):
+        if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            raise SetupError(f"`{' '.join(command)}` failed (its error is above)")
+
+
+def install_grammars() -> None:
+    """Grafana's PromQL/LogQL/TraceQL grammars for the query tests, from npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SetupError("npm is missing: install Node.js 20 and npm, then run this again")
+    if (GRAMMARS / "node_modules").is_dir():
+        return
+    print("tasks.py: installing the query grammars with npm (a few seconds) ...", file=sys.stderr)
     command = [npm, "ci", "--prefix", str(GRAMMARS), "--silent", "--no-audit"]
     if subprocess.run(command).returncode != 0:
-        print(
-            "tasks.py: `npm ci` failed (its error is above); the grammar tests will skip, "
-            "or fail under CI=true",
-            file=sys.stderr,
-        )
+        raise SetupError("`npm ci` failed for tests/grammars (its error is above)")
 
 
 def call(command: list[str]) -> int:
-    return subprocess.run(command, cwd=ROOT).returncode
+    """Run `command` until it ends, passing on SIGINT, SIGTERM and SIGHUP.
+
+    The child gets a process group of its own, so a Ctrl-C in the terminal reaches it
+    once, through here, and a signal sent to this process alone (an IDE's stop button,
+    `kill`) reaches it too: nothing started here outlives this process.
+    """
+    process = subprocess.Popen(command, cwd=ROOT, process_group=0)
+
+    def forward(signum: int, frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in handled}
+    try:
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _script_path(name: str, scheme: str | None) -> str:

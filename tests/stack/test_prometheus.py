@@ -15,13 +15,10 @@ from tests.support.prometheus import (
     OPENMETRICS_FIRST,
     PROMETHEUS_DIR,
     RULES_DIR,
-    SCRAPE_PROTOCOLS_SINCE,
-    config_for_version,
     load_config,
-    tool_version,
+    prometheus_binary,
     write_local_config,
 )
-from tests.support.tools import require_tool
 
 RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
 """promtool's unit tests of the rules."""
@@ -93,43 +90,27 @@ def test_rule_globs_resolve_inside_the_container() -> None:
         assert list(CONFIG.parent.glob(pattern)), f"{pattern} matches no file in the repository"
 
 
-def test_adaptation_for_older_prometheus_drops_only_scrape_protocols() -> None:
-    config = load_config()
-    assert config_for_version(config, SCRAPE_PROTOCOLS_SINCE) == config
-    older = config_for_version(config, (2, 42, 0))
-    for job in config["scrape_configs"]:
-        job.pop("scrape_protocols", None)
-    assert older == config
-
-
-def test_adaptation_refuses_to_change_what_is_scraped() -> None:
-    config = {"scrape_configs": [{"job_name": "x", "scrape_protocols": ["PrometheusText0.0.4"]}]}
-    with pytest.raises(ValueError, match=r"always asks for OpenMetricsText1\.0\.0 first"):
-        config_for_version(config, (2, 42, 0))
-
-
 def test_promtool_accepts_the_config_and_finds_the_rules(tmp_path: Path) -> None:
-    promtool = require_tool("promtool", "Debian package `prometheus`")
-    path = write_local_config(promtool, tmp_path)
+    promtool = prometheus_binary("promtool")
+    path = write_local_config(tmp_path)
     result = run([promtool, "check", "config", str(path)])
     assert result.returncode == 0, result.stdout + result.stderr
     for rule_file in RULE_FILES:
         assert str(rule_file) in result.stdout, f"{rule_file.name} was not loaded"
-    if tool_version(promtool) >= SCRAPE_PROTOCOLS_SINCE:
-        direct = run([promtool, "check", "config", str(CONFIG)])
-        assert direct.returncode == 0, direct.stdout + direct.stderr
+    direct = run([promtool, "check", "config", str(CONFIG)])
+    assert direct.returncode == 0, direct.stdout + direct.stderr
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
 def test_promtool_accepts_the_rules(rule_file: Path) -> None:
-    promtool = require_tool("promtool", "Debian package `prometheus`")
+    promtool = prometheus_binary("promtool")
     result = run([promtool, "check", "rules", str(rule_file)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(test_file: Path) -> None:
-    promtool = require_tool("promtool", "Debian package `prometheus`")
+    promtool = prometheus_binary("promtool")
     result = run([promtool, "test", "rules", test_file.name], cwd=test_file.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

@@ -3,7 +3,7 @@
 promtool's unit tests prove the rules' arithmetic on series written by hand. They
 can't prove those series look like the ones the service really exports: a renamed
 label or metric would leave every rule recording nothing, and every unit test green.
-Here the project's prometheus.yml and rules run in Prometheus (Debian's, adapted as
+Here the project's prometheus.yml and rules run in the pinned Prometheus (as
 tests/support/prometheus.py explains), scraping the real service under traffic.
 """
 

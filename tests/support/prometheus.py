@@ -1,37 +1,24 @@
 """A real Prometheus server for tests: with a config the test writes, or the project's.
 
-Debian's `prometheus` package (2.42) runs here as a plain process: it listens on a
-free 127.0.0.1 port, keeps its data in a temporary directory, stores exemplars
-(`--enable-feature=exemplar-storage`, as stack/compose.yml enables it), and is
-stopped when the block ends. Without the binary the test is skipped on a laptop and
-fails under CI=true (`require_tool`).
+It is the Prometheus users run, v3.14.0 as stack/compose.yml pins it, built from its
+Go module by nativestack/build.py (`python3 tasks.py test` builds it before the
+suite starts), run as a plain process: it listens on a free 127.0.0.1 port, keeps its
+data in a temporary directory, stores exemplars (`--enable-feature=exemplar-storage`,
+as compose enables it), and is stopped when the block ends.
 
 Two ways in:
 
 - `running_prometheus(config_text)`: a test's own prometheus.yml, for tests that need
   a Prometheus and not the project's settings (a fast scrape, a target that is down);
 - `running_project_prometheus(targets)`: the repository's stack/prometheus/prometheus.yml
-  and its rules, with only what cannot work outside Docker changed.
-
-The project's config, adapted to whichever Prometheus runs the tests
---------------------------------------------------------------------
-
-Users run Prometheus 3 (compose.yml); our machines have Debian's 2.42. The config is
-written for 3 and pins `scrape_protocols` (OpenMetrics first, so exemplars arrive),
-a key Prometheus only knows since 2.49: older versions refuse the whole file. Their
-scrapes already ask for OpenMetrics 1.0.0 first (2.42's scrape/scrape.go,
-`scrapeAcceptHeader`), so dropping the key there keeps what is scraped the same.
-That, absolute rule file paths, and the static targets of the jobs a test names
-(`dice-roller:8000` only resolves inside the compose network) are the only changes
-made; scrape and evaluation intervals stay as the project sets them. Every test that
-runs or checks the project's config (promtool's check too) goes through
-`local_config`, so they all make exactly the same adaptation.
+  and its rules, with only what cannot work outside Docker changed: absolute rule file
+  paths, and the static targets of the jobs a test names (`dice-roller:8000` only
+  resolves inside the compose network). Scrape and evaluation intervals stay as the
+  project sets them. The native stack (nativestack/) runs the file unchanged.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import re
 import subprocess
 import tempfile
@@ -43,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
+
+from nativestack.build import binary_path
 
 from .paths import ROOT
 from .processes import wait_until_ready
-from .tools import free_port, require_tool
+from .tools import free_port
 
 __all__ = [
     "CONFIG",
@@ -55,18 +45,15 @@ __all__ = [
     "OPENMETRICS_FIRST",
     "PROMETHEUS_DIR",
     "RULES_DIR",
-    "SCRAPE_PROTOCOLS_SINCE",
     "Prometheus",
     "PrometheusError",
-    "Version",
-    "config_for_version",
     "load_config",
     "local_config",
     "parse_duration",
+    "prometheus_binary",
     "running_project_prometheus",
     "running_prometheus",
     "scrape_interval_seconds",
-    "tool_version",
     "write_local_config",
 ]
 
@@ -77,10 +64,6 @@ RULES_DIR = PROMETHEUS_DIR / "rules"
 JOB = "dice-roller-stage1"
 """The project's scrape job for the dice roller."""
 
-Version = tuple[int, int, int]
-SCRAPE_PROTOCOLS_SINCE: Version = (2, 49, 0)
-"""First Prometheus release with `scrape_protocols` (its CHANGELOG, 2.49.0)."""
-
 OPENMETRICS_FIRST = "OpenMetricsText1.0.0"
 
 JSON = dict[str, Any]
@@ -89,17 +72,15 @@ JSON = dict[str, Any]
 # --- The project's config -------------------------------------------------------------
 
 
-@functools.cache
-def tool_version(binary: str) -> Version:
-    """The version `prometheus --version` or `promtool --version` reports (asked once)."""
-    result = subprocess.run(
-        [binary, "--version"], capture_output=True, text=True, timeout=60, check=True
-    )
-    match = re.search(r"version (\d+)\.(\d+)\.(\d+)", result.stdout + result.stderr)
-    if match is None:
-        raise ValueError(f"{binary} --version printed no version: {result.stdout!r}")
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
+def prometheus_binary(program: str = "prometheus") -> str:
+    """The pinned Prometheus (or its `promtool`), as `python3 tasks.py test` built it."""
+    path = binary_path("prometheus", program)
+    if not path.is_file():
+        pytest.fail(
+            f"{path} is missing: run the suite with `python3 tasks.py test`, which builds "
+            "it first (or build it alone: `python3 tasks.py realstack --build-only`)"
+        )
+    return str(path)
 
 
 def load_config() -> JSON:
@@ -110,28 +91,13 @@ def load_config() -> JSON:
     return document
 
 
-def config_for_version(config: JSON, version: Version) -> JSON:
-    """`config` as a Prometheus of `version` accepts it, scraping the same way."""
-    adapted = copy.deepcopy(config)
-    if version >= SCRAPE_PROTOCOLS_SINCE:
-        return adapted
-    for scope in [adapted.get("global") or {}, *adapted.get("scrape_configs", [])]:
-        protocols = scope.pop("scrape_protocols", None)
-        if protocols is not None and protocols[0] != OPENMETRICS_FIRST:
-            raise ValueError(
-                f"scrape_protocols {protocols} can't be dropped for Prometheus "
-                f"{'.'.join(map(str, version))}: it always asks for {OPENMETRICS_FIRST} first"
-            )
-    return adapted
-
-
-def local_config(version: Version, targets: Mapping[str, Sequence[str]] | None = None) -> JSON:
-    """The project's config for a Prometheus of `version` running outside Docker.
+def local_config(targets: Mapping[str, Sequence[str]] | None = None) -> JSON:
+    """The project's config for a Prometheus running outside Docker.
 
     Rule file globs become absolute paths into stack/prometheus/. `targets` replaces
     the static targets of the named jobs, e.g. ``{"dice-roller-stage1": ["127.0.0.1:8123"]}``.
     """
-    config = config_for_version(load_config(), version)
+    config = load_config()
     config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
     for job, job_targets in (targets or {}).items():
         matching = [s for s in config["scrape_configs"] if s["job_name"] == job]
@@ -141,11 +107,9 @@ def local_config(version: Version, targets: Mapping[str, Sequence[str]] | None =
     return config
 
 
-def write_local_config(
-    binary: str, directory: Path, targets: Mapping[str, Sequence[str]] | None = None
-) -> Path:
-    """Write `local_config` for the Prometheus or promtool at `binary` into `directory`."""
-    config = local_config(tool_version(binary), targets)
+def write_local_config(directory: Path, targets: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """Write `local_config` into `directory`."""
+    config = local_config(targets)
     path = directory / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -255,7 +219,7 @@ class Prometheus:
 @contextmanager
 def running_prometheus(config_text: str, ready_timeout: float = 30) -> Iterator[Prometheus]:
     """Run Prometheus with `config_text` as its prometheus.yml until the block ends."""
-    binary = require_tool("prometheus", "Debian package `prometheus`")
+    binary = prometheus_binary()
     with tempfile.TemporaryDirectory(prefix="prometheus-") as tmp:
         workdir = Path(tmp)
         config = workdir / "prometheus.yml"
@@ -270,10 +234,10 @@ def running_project_prometheus(
 ) -> Iterator[Prometheus]:
     """Run Prometheus with the project's config and rules (see `local_config`), scraping
     `targets` (job name to host:port list) instead of the compose services."""
-    binary = require_tool("prometheus", "Debian package `prometheus`")
+    binary = prometheus_binary()
     with tempfile.TemporaryDirectory(prefix="prometheus-") as tmp:
         workdir = Path(tmp)
-        config = write_local_config(binary, workdir, targets)
+        config = write_local_config(workdir, targets)
         with _running(binary, config, workdir, ready_timeout) as server:
             yield server
 

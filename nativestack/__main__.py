@@ -1,0 +1,69 @@
+"""`python3 tasks.py realstack`: the stack as plain processes, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from .build import BuildError
+from .network import NetworkError
+from .stack import NativeStackError, build_all, native_stack, stop_on_sigterm
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 tasks.py realstack",
+        description=(
+            "Build Prometheus, Loki and Alloy at the versions stack/compose.yml pins (once; "
+            "cached), then run them, a Tempo stand-in and the dice roller as plain processes "
+            "on the shipped configs, each in a network namespace of its own (needs root). "
+            "See docs/native-stack.md."
+        ),
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="build and cache the binaries, then exit"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep data, copied configs and logs here (default: a temporary directory)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.build_only:
+            build_all(lambda line: print(line, file=sys.stderr))
+            return 0
+        stop_on_sigterm()
+        with native_stack(args.state_dir) as stack:
+            print("The stack is up (Ctrl-C stops it):", flush=True)
+            print(stack.describe())
+            print(f"Logs: {stack.state_dir / 'logs'}", flush=True)
+            print(
+                "Check it box by box:  python3 tasks.py verify "
+                + " ".join(
+                    f"--{name}-url {url}"
+                    for name, url in (
+                        ("service", stack.service_url),
+                        ("prometheus", stack.prometheus_url),
+                        ("loki", stack.loki_url),
+                        ("tempo", stack.tempo_url),
+                        ("alloy", stack.alloy_url),
+                    )
+                ),
+                flush=True,
+            )
+            threading.Event().wait()
+    except (BuildError, NetworkError, NativeStackError) as error:
+        print(f"realstack: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("realstack: stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

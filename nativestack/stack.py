@@ -1,0 +1,291 @@
+"""Start the stack as plain processes, wait until each part is ready, stop all of it.
+
+The order is compose's `depends_on`: Prometheus, then Loki and Tempo, then Alloy
+(which ships to both), then the service (which sends spans to Alloy). Every wait has
+a limit; a component that exits or is not ready in time stops the whole start with
+one message naming it, its command and the last lines of its log. Whatever started is
+stopped when the block ends, on failure and on Ctrl-C: SIGTERM first, then SIGKILL
+for a process that does not exit in time (Tempo's does not, within 40 s).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from . import build
+from .docker_api import STDERR, STDOUT, Container, DockerApi, serving_docker_api
+from .network import Network, private_network
+from .pins import pin
+from .substitutions import (
+    NativeCommand,
+    compose_project,
+    compose_service,
+    native_command,
+    service_command,
+)
+
+__all__ = [
+    "Component",
+    "NativeStack",
+    "NativeStackError",
+    "build_all",
+    "cached_binaries",
+    "native_stack",
+    "stop_on_sigterm",
+]
+
+HOSTS = ("prometheus", "loki", "tempo", "alloy", "dice-roller")
+"""Compose's service names, which are also the host names the configs use."""
+LOG_TAIL = 30
+STOP_TIMEOUT = 15.0
+
+
+class NativeStackError(RuntimeError):
+    """A component did not start; the message says which, how it was run and what it said."""
+
+
+@dataclass
+class Component:
+    """One running process of the stack."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    command: list[str]
+    log_path: Path
+
+    def log_tail(self, lines: int = LOG_TAIL) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(f"    {line}" for line in text[-lines:]) or "    (it printed nothing)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class NativeStack:
+    """The running stack: where each part answers, and what stands in for what."""
+
+    network: Network
+    state_dir: Path
+    docker: DockerApi
+    container: Container
+    components: dict[str, Component] = field(default_factory=dict)
+    tempo_standin: str | None = None
+    """Why Tempo is the stand-in (the build's error), or None when the real one runs."""
+
+    def url(self, host: str, port: int) -> str:
+        return f"http://{self.network.addresses[host]}:{port}"
+
+    @property
+    def service_url(self) -> str:
+        return self.url("dice-roller", 8000)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.url("prometheus", 9090)
+
+    @property
+    def loki_url(self) -> str:
+        return self.url("loki", 3100)
+
+    @property
+    def tempo_url(self) -> str:
+        return self.url("tempo", 3200)
+
+    @property
+    def alloy_url(self) -> str:
+        return self.url("alloy", 12345)
+
+    def service_lines(self) -> list[str]:
+        """What the service printed on stdout so far."""
+        return [line.decode() for _, stream, line in self.container.log.written(0, {STDOUT})]
+
+    def describe(self) -> str:
+        rows = [
+            ("dice-roller", self.service_url),
+            (f"Prometheus {pin('prometheus').tag}", self.prometheus_url),
+            (f"Loki {pin('loki').tag}", self.loki_url),
+            (
+                f"Tempo {pin('tempo').tag}" if self.tempo_standin is None else "Tempo (stand-in)",
+                self.tempo_url,
+            ),
+            (f"Alloy {pin('alloy').tag}", self.alloy_url),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"  {name:<{width}}  {url}" for name, url in rows)
+
+
+def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
+    """The binaries of every component, and why Tempo's could not be built (if so)."""
+    binaries = {}
+    tempo_error = None
+    for service in ("prometheus", "loki", "alloy", "tempo"):
+        try:
+            binaries[service] = build.build(service)
+        except build.BuildError as error:
+            if service != "tempo":
+                raise
+            tempo_error = str(error).splitlines()[-1].strip()
+            log(f"nativestack: Tempo cannot be built here, a stand-in runs: {tempo_error}")
+    return binaries, tempo_error
+
+
+def _wait_ready(component: Component, url: str, timeout: float, expect: int = 200) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if component.process.poll() is not None:
+            raise NativeStackError(
+                f"{component.name} exited with code {component.process.returncode} while "
+                f"starting: `{' '.join(component.command)}`\n  last lines of "
+                f"{component.log_path}:\n{component.log_tail()}"
+            )
+        try:
+            if httpx.get(url, timeout=2).status_code == expect:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise NativeStackError(
+        f"{component.name} was not ready within {timeout:.0f} s ({url}): "
+        f"`{' '.join(component.command)}`\n  last lines of {component.log_path}:\n"
+        f"{component.log_tail()}"
+    )
+
+
+@contextmanager
+def native_stack(
+    state_dir: Path | None = None,
+    *,
+    service_env: Mapping[str, str] | None = None,
+    extra_containers: Sequence[Container] = (),
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> Iterator[NativeStack]:
+    """Build what is missing, start everything, yield it, and stop it all at the end.
+
+    `service_env` adds to compose's environment of the service (tests: a seed, a
+    failure rate); `extra_containers` are listed by the Docker API stand-in besides
+    the service (tests: a container of another project, which Alloy must ignore).
+    """
+    binaries, tempo_error = build_all(log)
+    with ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="dice-sandbox-"))
+            )
+        logs = state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        network = stack.enter_context(private_network(HOSTS))
+        project = compose_project()
+        docker = DockerApi(f"{project}_monitoring")
+        socket = state_dir / "docker.sock"
+        stack.enter_context(serving_docker_api(docker, socket))
+        service_spec, _ = compose_service("dice-roller")
+        container = docker.add(
+            Container(
+                id=os.urandom(32).hex(),
+                name="/" + service_spec["container_name"],
+                image=f"{project}-dice-roller",
+                labels={
+                    "com.docker.compose.project": project,
+                    "com.docker.compose.service": "dice-roller",
+                    "com.docker.compose.container-number": "1",
+                    "com.docker.compose.oneoff": "False",
+                },
+                network=docker.network,
+                address=network.addresses["dice-roller"],
+                ports=(8000,),
+            )
+        )
+        for extra in extra_containers:
+            docker.add(extra)
+        running = NativeStack(network, state_dir, docker, container, tempo_standin=tempo_error)
+
+        def start(name: str, command: NativeCommand, feed: Container | None = None) -> Component:
+            for path, text in command.written.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            argv = [*network.exec_prefix(name), *command.argv]
+            log_path = logs / f"{name}.log"
+            output = log_path.open("wb")
+            stack.callback(output.close)
+            process = subprocess.Popen(
+                argv,
+                env={**os.environ, **command.env},
+                stdout=subprocess.PIPE if feed else output,
+                stderr=subprocess.PIPE if feed else subprocess.STDOUT,
+                cwd=state_dir,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+            component = Component(name, process, command.argv, log_path)
+            running.components[name] = component
+            stack.callback(component.stop)
+            if feed is not None:
+                for pipe, stream in ((process.stdout, STDOUT), (process.stderr, STDERR)):
+                    assert pipe is not None
+                    threading.Thread(
+                        target=_pump, args=(pipe, stream, feed, output), daemon=True
+                    ).start()
+            return component
+
+        def native(name: str) -> NativeCommand:
+            return native_command(name, binaries[name], state_dir, socket)
+
+        prometheus = start("prometheus", native("prometheus"))
+        _wait_ready(prometheus, f"{running.prometheus_url}/-/ready", 60)
+        loki = start("loki", native("loki"))
+        if "tempo" in binaries:
+            tempo = start("tempo", native("tempo"))
+        else:
+            standin = NativeCommand([sys.executable, "-m", "nativestack.tempo_standin"], {})
+            tempo = start("tempo", standin)
+        _wait_ready(loki, f"{running.loki_url}/ready", 90)
+        _wait_ready(tempo, f"{running.tempo_url}/ready", 90)
+        alloy = start("alloy", native("alloy"))
+        _wait_ready(alloy, f"{running.alloy_url}/-/ready", 90)
+        service_run = service_command()
+        service_run.env.update(service_env or {})
+        service = start("dice-roller", service_run, feed=container)
+        _wait_ready(service, f"{running.service_url}/", 60)
+        yield running
+
+
+def _pump(pipe: IO[bytes], stream: int, container: Container, copy: IO[bytes]) -> None:
+    """Feed one output stream of the service, line by line, to its "container" log."""
+    for line in iter(pipe.readline, b""):
+        container.log.append(stream, line)
+        copy.write(line)
+        copy.flush()
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so `with native_stack()` cleans up on both."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def cached_binaries() -> dict[str, bool]:
+    """Which components are built already (`realstack --status`)."""
+    return {service: build.binary_path(service).is_file() for service in build.PROGRAMS}

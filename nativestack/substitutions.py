@@ -1,0 +1,139 @@
+"""Every change the native stack makes to run compose's services as plain processes.
+
+Nothing here is written by hand per component: each command line, environment and
+config file is compose's own (stack/compose.yml, docker-compose.yml), with the one
+thing a container has and a process has not, its mounts, translated:
+
+1. A container path in a command line (`--config.file=/etc/prometheus/prometheus.yml`)
+   becomes the host path compose mounts there (`stack/prometheus/prometheus.yml`).
+2. A named volume (`loki-data:/loki`) becomes a folder of this run's state directory.
+3. The Docker socket (`/var/run/docker.sock`) becomes the socket of the stand-in
+   Docker Engine API (nativestack/docker_api.py).
+4. A mounted config file that names another mount (Loki's `path_prefix: /loki`,
+   Alloy's `unix:///var/run/docker.sock`) is copied into the state directory with
+   those paths translated the same way, and the copy is what the process reads.
+5. The service, which compose builds from dice-roller/Dockerfile, runs from this
+   checkout's virtual environment with compose's `environment`.
+6. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
+
+Host names and ports stay as they are: each service has a network namespace of its
+own (nativestack/network.py).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "COMPOSE_FILES",
+    "Mount",
+    "NativeCommand",
+    "compose_service",
+    "mounts",
+    "native_command",
+    "service_command",
+    "translate_text",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILES = (ROOT / "stack" / "compose.yml", ROOT / "docker-compose.yml")
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A container path and what stands for it on the host."""
+
+    target: str
+    source: Path
+    is_file_bind: bool
+
+
+@dataclass
+class NativeCommand:
+    """A service's command line and environment, and the config copies it reads."""
+
+    argv: list[str]
+    env: dict[str, str]
+    written: dict[Path, str] = field(default_factory=dict)
+
+
+def compose_service(name: str) -> tuple[dict[str, Any], Path]:
+    """The service's definition and the file that defines it."""
+    for path in COMPOSE_FILES:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        services = document.get("services") or {}
+        if name in services:
+            return services[name], path
+    raise KeyError(f"no service {name!r} in {', '.join(str(p) for p in COMPOSE_FILES)}")
+
+
+def compose_project() -> str:
+    """The compose project name (`name:`), which labels every container."""
+    return str(yaml.safe_load(COMPOSE_FILES[1].read_text(encoding="utf-8"))["name"])
+
+
+def mounts(service: str, state_dir: Path, docker_socket: Path) -> list[Mount]:
+    """The service's volumes, each with its host side (substitutions 1 to 3)."""
+    spec, compose_file = compose_service(service)
+    found = []
+    for volume in spec.get("volumes") or []:
+        source, target = str(volume).split(":")[:2]
+        if source == DOCKER_SOCKET:
+            host = docker_socket
+        elif source.startswith((".", "/")):
+            host = (compose_file.parent / source).resolve()
+        else:
+            host = state_dir / "volumes" / source
+            host.mkdir(parents=True, exist_ok=True)
+        found.append(Mount(target, host, host.is_file()))
+    # Longest first, so /etc/prometheus/rules wins over /etc/prometheus.
+    return sorted(found, key=lambda mount: len(mount.target), reverse=True)
+
+
+def translate_text(text: str, table: list[Mount]) -> str:
+    """Container paths in `text` replaced by their host side.
+
+    A path counts where it starts a value (after a space, quote, `=` or `unix://`)
+    and ends at a `/` or the end of the word, so `http://loki:3100/loki/api/v1/push`
+    keeps its `/loki`.
+    """
+    for mount in table:
+        pattern = rf"(?:(?<=unix://)|(?<![\w/.:-])){re.escape(mount.target)}(?![\w.-])"
+        text = re.sub(pattern, str(mount.source).replace("\\", "/"), text)
+    return text
+
+
+def native_command(
+    service: str, binary: Path, state_dir: Path, docker_socket: Path
+) -> NativeCommand:
+    """Compose's command for `service`, run by `binary` on this machine."""
+    spec, _ = compose_service(service)
+    table = mounts(service, state_dir, docker_socket)
+    directory_mounts = [m for m in table if not m.is_file_bind]
+    written: dict[Path, str] = {}
+    for mount in table:
+        if not mount.is_file_bind:
+            continue
+        original = mount.source.read_text(encoding="utf-8")
+        translated = translate_text(original, directory_mounts)
+        if translated != original:  # substitution 4
+            copy = state_dir / "config" / service / mount.source.name
+            written[copy] = translated
+            table = [Mount(m.target, copy, True) if m is mount else m for m in table]
+    argv = [str(binary), *(translate_text(str(arg), table) for arg in spec.get("command") or [])]
+    env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+    return NativeCommand(argv, env, written)
+
+
+def service_command() -> NativeCommand:
+    """The dice roller as compose runs it, from this checkout (substitution 5)."""
+    spec, _ = compose_service("dice-roller")
+    env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+    return NativeCommand([sys.executable, "-m", "dice_roller"], env)

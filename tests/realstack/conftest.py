@@ -1,0 +1,116 @@
+"""The native stack, started once for the tests of this package, with some traffic.
+
+Prometheus 3.14, Loki 3.7.6 and Alloy 1.18.1 built from their Go modules, the Tempo
+stand-in, and the service, each in its own network namespace, on the shipped
+configs (nativestack/). The tests reach them at their namespace addresses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from checks.service import parse_traceresponse
+from nativestack.docker_api import Container
+from nativestack.stack import NativeStack, native_stack
+
+T = TypeVar("T")
+
+CONTAINER = "dice-roller-stage1"
+WAIT = 90.0
+"""Seconds any test waits for data to travel through the stack."""
+
+
+@dataclass
+class Roll:
+    """One request the fixture made, and the trace it started."""
+
+    die: str
+    status: int
+    trace_id: str
+
+
+@dataclass
+class RealStack:
+    native: NativeStack
+    rolls: list[Roll]
+    started: float
+
+    def loki(
+        self, query: str, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Streams of a LogQL log query over Loki's HTTP API."""
+        response = httpx.get(
+            f"{self.native.loki_url}/loki/api/v1/query_range",
+            params={
+                "query": query,
+                "start": str(int((since or self.started - 60) * 1e9)),
+                "end": str(int((time.time() + 5) * 1e9)),
+                "limit": str(limit),
+            },
+            timeout=30,
+        )
+        assert response.status_code == 200, f"{query}: {response.status_code} {response.text}"
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def prometheus(self, expr: str, path: str = "/api/v1/query", **params: str) -> Any:
+        response = httpx.get(
+            f"{self.native.prometheus_url}{path}", params={"query": expr, **params}, timeout=30
+        )
+        body = response.json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return body["data"]
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
+    """Poll `probe` until it returns something truthy; fail saying `what` never came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def roll(url: str, dice: list[str]) -> list[Roll]:
+    """Roll `dice` concurrently; every roll with the trace its answer names."""
+
+    def one(die: str) -> Roll:
+        response = httpx.get(f"{url}/roll", params={"die": die}, timeout=30)
+        ids = parse_traceresponse(response.headers.get("traceresponse"))
+        assert ids is not None, f"no trace named in {dict(response.headers)}"
+        return Roll(die, response.status_code, ids[0])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, dice))
+
+
+DECOY = Container(
+    id="d" * 64,
+    name="/someone-elses-app",
+    image="nginx:1.27",
+    labels={"com.docker.compose.project": "another-project", "com.docker.compose.service": "web"},
+    network="another-project_default",
+    address="10.254.255.9",
+)
+"""A container of another compose project on the same engine: Alloy must leave it alone."""
+
+
+@pytest.fixture(scope="package")
+def real() -> Iterator[RealStack]:
+    started = time.time()
+    DECOY.log.append(1, b'{"message": "a line that is not ours"}\n')
+    # Half the risky rolls fail, deterministically: the error panels have data.
+    env = {"DICE_RISKY_FAILURE_RATE": "0.5", "DICE_SEED": "7"}
+    with native_stack(service_env=env, extra_containers=[DECOY]) as native:
+        rolls = roll(native.service_url, ["fair", "risky"] * 15)
+        yield RealStack(native, rolls, started)

@@ -1,0 +1,229 @@
+"""The whole path, for real: service -> Alloy -> Loki and Tempo, service <- Prometheus.
+
+Each test names one thing a user's `docker compose up` must get right, and checks it
+against the real components at the pinned versions, on the shipped configs (see
+tests/realstack/conftest.py and docs/native-stack.md for what stands in for Docker
+and for Tempo).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from checks.cli import run_checks
+from checks.context import Settings
+from nativestack.build import binary_path
+from nativestack.pins import pin
+from nativestack.substitutions import compose_service
+from tests.dashboard.model import DATASOURCES_DIR, load_dashboard, panels, queries
+from tests.realstack.conftest import CONTAINER, DECOY, RealStack, eventually
+from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.tools import free_port
+
+pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+
+SELECTOR = f'{{container_name="{CONTAINER}"}}'
+
+
+def test_each_component_runs_the_release_compose_pins(real: RealStack) -> None:
+    native = real.native
+    prometheus = httpx.get(f"{native.prometheus_url}/api/v1/status/buildinfo", timeout=10)
+    assert prometheus.json()["data"]["version"] == pin("prometheus").tag.removeprefix("v")
+    loki = httpx.get(f"{native.loki_url}/loki/api/v1/status/buildinfo", timeout=10)
+    assert loki.json()["version"] == pin("loki").tag
+    alloy = httpx.get(f"{native.alloy_url}/metrics", timeout=10).text
+    assert re.search(rf'alloy_build_info{{[^}}]*version="{re.escape(pin("alloy").tag)}"', alloy)
+
+
+@pytest.mark.parametrize("service", ["loki", "alloy"])
+def test_the_compose_healthcheck_turns_healthy(real: RealStack, service: str) -> None:
+    """Compose's own healthcheck command, run where the component runs."""
+    test = compose_service(service)[0]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    command = [
+        str(binary_path(service)) if part.endswith(f"/{service}") else part for part in test[1:]
+    ]
+    command = [part.replace("$$", "$") for part in command]  # compose's escape for `$`
+    result = subprocess.run(
+        [*real.native.network.exec_prefix(service), *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+
+
+def _discovered(real: RealStack) -> list[dict[str, str]]:
+    url = f"{real.native.alloy_url}/api/v0/web/components/discovery.docker.containers"
+    detail = httpx.get(url, timeout=10).json()
+    [targets] = [export for export in detail["exports"] if export["name"] == "targets"]
+    return [
+        {pair["key"]: pair["value"]["value"] for pair in target["value"]}
+        for target in targets["value"]["value"]
+    ]
+
+
+def test_alloy_discovers_the_service_container_and_not_other_projects(real: RealStack) -> None:
+    names = eventually(
+        lambda: {t["__meta_docker_container_name"] for t in _discovered(real)},
+        "Alloy's docker discovery found no container",
+    )
+    assert names == {f"/{CONTAINER}"}, f"{DECOY.name} belongs to another project"
+
+
+def test_the_service_logs_reach_loki_with_the_labels_of_the_alloy_config(real: RealStack) -> None:
+    streams = eventually(lambda: real.loki(SELECTOR), "no line of the service in Loki")
+    labels = streams[0]["stream"]
+    assert labels["container_name"] == CONTAINER
+    assert labels["compose_service"] == "dice-roller"
+    assert labels["stream"] == "stdout"
+
+
+def test_every_line_the_service_printed_is_in_loki_unchanged(real: RealStack) -> None:
+    printed = {line.rstrip("\n") for line in real.native.service_lines()}
+    assert printed
+
+    def arrived() -> bool:
+        in_loki = {line for s in real.loki(SELECTOR, limit=5000) for _, line in s["values"]}
+        return printed <= in_loki
+
+    eventually(arrived, "some lines the service printed never reached Loki")
+
+
+def test_no_line_of_another_project_reaches_loki(real: RealStack) -> None:
+    eventually(lambda: real.loki(SELECTOR), "no line of the service in Loki")
+    other = DECOY.name.lstrip("/")
+    assert real.loki(f'{{container_name="{other}"}}') == []
+    assert real.loki('{compose_service="web"}') == []
+
+
+def _trace_to_logs_query(trace_id: str) -> str:
+    """The provisioned Tempo data source's trace-to-logs query, for one trace."""
+    document = yaml.safe_load((DATASOURCES_DIR / "datasources.yaml").read_text(encoding="utf-8"))
+    [tempo] = [d for d in document["datasources"] if d["type"] == "tempo"]
+    query: str = tempo["jsonData"]["tracesToLogsV2"]["query"]
+    return query.replace("$${__trace.traceId}", trace_id)
+
+
+def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(real: RealStack) -> None:
+    for roll in real.rolls:
+        query = _trace_to_logs_query(roll.trace_id)
+        streams = eventually(
+            lambda query=query: real.loki(query),  # type: ignore[misc]
+            f"the trace-to-logs query found no line of trace {roll.trace_id}",
+        )
+        records = [json.loads(line) for s in streams for _, line in s["values"]]
+        assert {r["trace_id"] for r in records} == {roll.trace_id}
+        assert any(r.get("die_type") == roll.die for r in records), records
+
+
+def test_prometheus_scrapes_the_service_by_its_compose_name(real: RealStack) -> None:
+    up = eventually(
+        lambda: real.prometheus('up{job="dice-roller-stage1", instance="dice-roller:8000"} == 1')[
+            "result"
+        ],
+        "Prometheus never scraped dice-roller:8000",
+    )
+    assert len(up) == 1
+
+
+def test_exemplars_reach_prometheus_with_the_rolls_trace_ids(real: RealStack) -> None:
+    ours = {roll.trace_id for roll in real.rolls}
+
+    def exemplar_ids() -> set[str]:
+        data = real.prometheus(
+            "dice_roll_duration_seconds_bucket",
+            "/api/v1/query_exemplars",
+            start=str(real.started),
+            end=str(time.time() + 5),
+        )
+        return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]} & ours
+
+    eventually(exemplar_ids, "no exemplar with a trace id of our rolls")
+
+
+def test_spans_reach_tempo_through_alloy(real: RealStack) -> None:
+    for roll in real.rolls[:5]:
+
+        def spans(trace_id: str = roll.trace_id) -> list[dict[str, Any]]:
+            body = httpx.get(f"{real.native.tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()
+            return [
+                span
+                for resource in body["trace"].get("resourceSpans", [])
+                for scope in resource["scopeSpans"]
+                for span in scope["spans"]
+            ]
+
+        found = eventually(spans, f"trace {roll.trace_id} never reached Tempo")
+        assert any(span["kind"] == "SPAN_KIND_SERVER" for span in found)
+
+
+def test_every_logql_query_of_the_dashboard_returns_lines_from_loki(real: RealStack) -> None:
+    eventually(lambda: real.loki(f'{SELECTOR} |= "ERROR"'), "no error line in Loki")
+    context = QueryContext(interval=timedelta(seconds=15), time_range=timedelta(hours=1))
+    logql = [q for q in queries(load_dashboard()) if q.language == "logql"]
+    assert logql
+    for query in logql:
+        text = substitute(query.text, context)
+        assert real.loki(text), f"{query.panel} ({query.source}): no line for {text}"
+
+
+def test_every_promql_panel_returns_data_from_prometheus(real: RealStack) -> None:
+    """Each Prometheus panel over the run, as Grafana would ask (a range query).
+
+    Trace Count reads Tempo's span metrics; with the Tempo stand-in nothing writes
+    them (docs/native-stack.md), so it is the one panel expected empty then."""
+    eventually(lambda: real.prometheus('dice_rolls_total{die_type="risky"}')["result"], "no scrape")
+    time.sleep(6)  # one more scrape interval (5 s): increase() needs two samples
+    end = time.time()
+    span = timedelta(seconds=end - real.started + 60)
+    context = QueryContext(
+        interval=timedelta(seconds=5), time_range=span, scrape_interval=timedelta(seconds=5)
+    )
+    empty = []
+    for panel in panels(load_dashboard()):
+        for target in panel.get("targets", []):
+            datasource = target.get("datasource") or panel["datasource"]
+            if datasource["type"] != "prometheus":
+                continue
+            expr = substitute(target["expr"], context)
+            data = real.prometheus(
+                expr,
+                "/api/v1/query_range",
+                start=str(real.started - 60),
+                end=str(end),
+                step="5",
+            )
+            if not data["result"]:
+                empty.append(panel["title"])
+    expected = {"Trace Count"} if real.native.tempo_standin else set()
+    assert set(empty) == expected
+
+
+def test_verify_ticks_every_box_that_needs_no_grafana(real: RealStack) -> None:
+    native = real.native
+    settings = Settings(
+        service_url=native.service_url,
+        prometheus_url=native.prometheus_url,
+        loki_url=native.loki_url,
+        tempo_url=native.tempo_url,
+        alloy_url=native.alloy_url,
+        grafana_url=f"http://127.0.0.1:{free_port()}",
+        timeout=5.0,
+        wait=60.0,
+        poll_interval=0.5,
+    )
+    run = run_checks(settings)
+    failed = [(r.group, r.title, r.detail) for r in run.results if not r.passed]
+    not_grafana = [f for f in failed if "Grafana" not in f[2] and f[0] != "Dashboard"]
+    assert not_grafana == []
+    assert len(run.results) - len(failed) >= 20
