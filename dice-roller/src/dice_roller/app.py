@@ -8,6 +8,9 @@
 - metrics: prometheus-fastapi-instrumentator measures each request, `DiceMetrics`
   counts rolls, and `/metrics` serves them (OpenMetrics with exemplars on request);
 - logs: each roll writes one JSON line, at ERROR when the risky die fails.
+
+The benchmark builds this same app with some signals left out (`signals`), to measure
+what each one costs on the very route the service serves (bench/apps.py).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,10 +39,13 @@ from .metrics import DiceMetrics
 from .settings import Settings
 from .tracing import TraceResponseMiddleware, create_tracer_provider, fastapi_telemetry
 
-__all__ = ["create_app"]
+__all__ = ["SIGNALS", "Signal", "create_app"]
 
 log = logging.getLogger(LOGGER_NAME)
 ALLOWED_DICE = [die.value for die in DieType]
+
+Signal = Literal["metrics", "logs", "traces"]
+SIGNALS: frozenset[Signal] = frozenset({"metrics", "logs", "traces"})
 
 
 class RollResult(BaseModel):
@@ -59,17 +66,64 @@ class ServiceInfo(BaseModel):
     endpoints: dict[str, str]
 
 
-def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> FastAPI:
-    """Build the service. `tracer_provider` defaults to one configured from `OTEL_*`."""
-    provider = tracer_provider or create_tracer_provider()
-    metrics = DiceMetrics.create()
+@dataclass(frozen=True)
+class RollTelemetry:
+    """What one roll leaves in each signal that is on: counts, span attributes, a log line.
+
+    A signal that is off costs nothing here, not even a no-op call, so the benchmark's
+    builds without it measure the route alone.
+    """
+
+    metrics: DiceMetrics | None
+    traced: bool
+    logged: bool
+
+    def rolled(self, die: DieType, value: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_roll(die, value, seconds)
+        if self.traced:
+            trace.get_current_span().set_attributes(
+                {"die.type": die.value, "die.result": "success", "die.value": value}
+            )
+        if self.logged:
+            log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
+
+    def failed(self, die: DieType, failure: RiskyDieFailure, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_roll(die, None, seconds)
+        if self.traced:
+            span = trace.get_current_span()
+            span.set_attributes(
+                {"die.type": die.value, "die.result": "error", "die.error": str(failure)}
+            )
+            span.set_status(Status(StatusCode.ERROR, str(failure)))
+        if self.logged:
+            log.error("Roll failed", extra={"die_type": die.value, "error": str(failure)})
+
+
+def create_app(
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    signals: Collection[Signal] = SIGNALS,
+) -> FastAPI:
+    """Build the service. `tracer_provider` defaults to one configured from `OTEL_*`.
+
+    `signals` is for the benchmark alone: the service always runs with all three.
+    """
+    unknown = set(signals) - SIGNALS
+    if unknown:
+        raise ValueError(f"unknown signals {sorted(unknown)}; expected some of {sorted(SIGNALS)}")
+    provider = (tracer_provider or create_tracer_provider()) if "traces" in signals else None
+    metrics = DiceMetrics.create() if "metrics" in signals else None
+    telemetry = RollTelemetry(metrics, traced=provider is not None, logged="logs" in signals)
     rng = random.Random(settings.seed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         # Uvicorn has let the requests in flight finish: send their spans before exiting.
-        provider.shutdown()
+        if provider is not None:
+            provider.shutdown()
 
     app = FastAPI(
         title="dice-roller",
@@ -106,19 +160,12 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     ) -> RollResult | JSONResponse:
         started = time.perf_counter()
         await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds))
-        span = trace.get_current_span()
-        span.set_attribute("die.type", die.value)
         try:
             value = roll(die, rng, settings.risky_failure_rate)
         except RiskyDieFailure as failure:
-            metrics.observe_roll(die, None, time.perf_counter() - started)
-            span.set_attributes({"die.result": "error", "die.error": str(failure)})
-            span.set_status(Status(StatusCode.ERROR, str(failure)))
-            log.error("Roll failed", extra={"die_type": die.value, "error": str(failure)})
+            telemetry.failed(die, failure, time.perf_counter() - started)
             return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
-        metrics.observe_roll(die, value, time.perf_counter() - started)
-        span.set_attributes({"die.result": "success", "die.value": value})
-        log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
+        telemetry.rolled(die, value, time.perf_counter() - started)
         return RollResult(roll=value)
 
     @app.exception_handler(RequestValidationError)
@@ -133,7 +180,9 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             status_code=422,
         )
 
-    app.router.routes.append(metrics.route("/metrics"))
-    metrics.instrument(app)
-    app.add_middleware(TraceResponseMiddleware)
+    if metrics is not None:
+        app.router.routes.append(metrics.route("/metrics"))
+        metrics.instrument(app)
+    if provider is not None:
+        app.add_middleware(TraceResponseMiddleware)
     return app

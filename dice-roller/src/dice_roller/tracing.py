@@ -37,7 +37,12 @@ from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
 from . import __version__
 from .settings import traces_exporter_names
 
-__all__ = ["TraceResponseMiddleware", "create_tracer_provider", "fastapi_telemetry"]
+__all__ = [
+    "NO_TELEMETRY",
+    "TraceResponseMiddleware",
+    "create_tracer_provider",
+    "fastapi_telemetry",
+]
 
 DEFAULT_SCHEDULE_DELAY_MILLIS = 1000
 DEFAULT_EXPORT_TIMEOUT_SECONDS = 3.0
@@ -63,8 +68,15 @@ def create_tracer_provider(environ: Mapping[str, str] | None = None) -> TracerPr
     return provider
 
 
-def fastapi_telemetry(provider: TracerProvider) -> TelemetryConfig:
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's OpenTelemetry support switched off, for a build without traces: even
+finding it unconfigured costs something on every request."""
+
+
+def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
     """FastAPI's own OpenTelemetry support, set to make one server span per request.
+
+    With no provider (a build without traces), it is off altogether: `NO_TELEMETRY`.
 
     The span is named after the route (`GET /roll`) and carries the stable HTTP
     semantic conventions (`http.request.method`, `http.route`, `url.path`,
@@ -73,6 +85,8 @@ def fastapi_telemetry(provider: TracerProvider) -> TelemetryConfig:
     (dependencies, endpoint, serialization), which would triple the spans of a roll.
     `/metrics` makes no span: a scrape every 5 s is not a request worth tracing.
     """
+    if provider is None:
+        return NO_TELEMETRY
     return {
         "tracer_provider": provider,
         "metrics": False,
