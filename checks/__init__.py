@@ -8,5 +8,7 @@ holds its traces, a trace leads to its logs, and Grafana's dashboard has data.
 Modules, one job each: `http` (client, timeouts, readable errors), `model` (a check
 and its result), `context` (settings and findings shared between checks), one module
 per checklist section (`service`, `metrics`, `logs`, `traces`, `dashboard`,
-`traffic`), `report` (text and JSON) and `cli`.
+`traffic`), the helpers the trace checks follow a trace with (`tempo` for Tempo's API,
+`otlp_json` for the spans it answers, `trace_link` for Grafana's trace-to-logs link),
+`report` (text and JSON) and `cli`.
 """

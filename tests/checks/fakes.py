@@ -10,19 +10,20 @@ component's API, from real data wherever there is some:
   that are not JSON) and label filters `| name="value"`. Errors are plain text, as
   Loki answers them.
 - `FakeTempo` (Tempo HTTP API: "Query V2" `/api/v2/traces/<id>` and "Search"
-  `/api/search`, as documented for Tempo 2.x/3.x) serves the spans the real service
-  exported to an OTLP receiver, in OpenTelemetry JSON with base64 ids, as Tempo's
-  protobuf JSON writes them (grafana/tempo#5437; OTLP/JSON itself says hex).
-  It does not imitate `query_end_cutoff`: every received trace is searchable.
+  `/api/search`) serves the spans the real service exported to an OTLP receiver, in
+  OpenTelemetry JSON with base64 ids, as Tempo's protobuf JSON writes them
+  (grafana/tempo#5437; OTLP/JSON itself says hex). Trace by id answers exactly as a
+  real Tempo 3.0.3 did, a trace not yet ingested included (see its docstring), and
+  can hold a trace back for a while as the real one does. It does not imitate
+  `query_end_cutoff`: every received trace is searchable.
 - `FakeAlloy` (Alloy 1.x: `/-/ready` and the UI's `/api/v0/web/components` API)
   reports a `discovery.docker` component whose `targets` export lists containers.
 - `FakeGrafana` (Grafana HTTP API: `/api/search`, `/api/dashboards/uid/<uid>`,
   `/api/datasources/uid/<uid>/health`, `/api/ds/query`) serves the repository's
   dashboard and runs panel queries the way Grafana's backend does: Prometheus
   queries against the real Prometheus, with macros substituted by
-  `tests.support.grafana_macros`; Loki queries against `FakeLoki`. A failed query is
-  answered with HTTP 400 and the error under its refId, as Grafana does without the
-  `datasourceQueryMultiStatus` feature.
+  `tests.support.grafana_macros`; Loki queries against `FakeLoki`. Its answers, errors
+  included, were compared with Grafana's source (see its docstring for the files).
 
 Every fake can also misbehave, per path prefix: `fail["/path"] = mode` with mode one
 of "500", "404", "malformed" (200 with broken JSON), "empty" (a valid answer with no
@@ -35,19 +36,24 @@ import base64
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import yaml
 
+from checks.context import DASHBOARD_FILE, ROOT
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.http_server import LocalHTTPServer, QuietHandler
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
 JSONValue = Any
+
+DASHBOARD_PROVISIONING = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
 Answer = tuple[int, str, bytes]  # status, content type, body
 
 MODES = ("500", "404", "malformed", "empty", "hang")
@@ -288,23 +294,50 @@ def _b64(hex_id: str) -> str:
 
 
 class FakeTempo(FakeServer):
-    """Tempo's trace-by-id (v2) and search APIs over the spans an OTLP receiver got."""
+    """Tempo's trace-by-id (v2) and search APIs over the spans an OTLP receiver got.
+
+    Trace by id answers as a real Tempo 3.0.3 did (built from source and run on
+    stack/tempo/config.yaml; /work/shared/notes/stack-facts.md, "Tempo 3.0", "Seen with
+    a real 3.0.3"): `{"trace": {"resourceSpans": [...]}}` for a trace it has, and HTTP
+    200 with `{"trace": {}, "metrics": {}}` for one it has not ingested yet, never 404.
+    A real Tempo makes a fresh trace readable 0.2 to 1.1 s after its request (issue 16);
+    `withhold_seconds` imitates that: a trace is answered as not yet ingested until that
+    long after this fake first found it among the received spans, and `withheld` counts
+    those answers per trace id.
+    """
 
     name = "Tempo"
+    NOT_YET: ClassVar[dict[str, Any]] = {"trace": {}, "metrics": {}}
 
     def __init__(self, receiver: OtlpReceiver) -> None:
         super().__init__()
         self.receiver = receiver
         self.drop_attributes: set[str] = set()
         self.stretch_seconds = 0.0
+        self.withhold_seconds = 0.0
+        self.withheld: Counter[str] = Counter()
+        self._first_found: dict[str, float] = {}
 
     def reset(self) -> None:
         super().reset()
         self.drop_attributes.clear()
         self.stretch_seconds = 0.0
+        self.withhold_seconds = 0.0
+        self.withheld.clear()
+        self._first_found.clear()
 
     def _spans(self) -> list[ReceivedSpan]:
         return list(self.receiver.spans)
+
+    def _ingested(self, trace_id: str, spans: list[ReceivedSpan]) -> bool:
+        """Whether the trace is readable yet: found, and withheld long enough."""
+        if not spans:
+            return False
+        found = self._first_found.setdefault(trace_id, time.monotonic())
+        if time.monotonic() - found < self.withhold_seconds:
+            self.withheld[trace_id] += 1
+            return False
+        return True
 
     def _otlp_span(self, span: ReceivedSpan) -> dict[str, Any]:
         attributes = {k: v for k, v in span.attributes.items() if k not in self.drop_attributes}
@@ -325,8 +358,8 @@ class FakeTempo(FakeServer):
         if path.startswith("/api/v2/traces/"):
             trace_id = path.rsplit("/", 1)[1].lower()
             spans = [s for s in self._spans() if s.trace_id == trace_id]
-            if not spans or mode == "empty":
-                return text_answer("trace not found\n", 404)
+            if mode == "empty" or not self._ingested(trace_id, spans):
+                return json_answer(self.NOT_YET)
             resource = spans[0].resource
             return json_answer(
                 {
@@ -478,10 +511,75 @@ def _grafana_time(text: str, now: float) -> float:
     return now - int(match.group(1)) * scale
 
 
+def grafana_slug(title: str) -> str:
+    """Grafana's slug of a title, for ASCII titles (pkg/infra/slugify): "Dice Roller - Stage 1"
+    becomes "dice-roller-stage-1"."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _provisioned_folder() -> str:
+    """The folder the repository's dashboard provider puts the dashboard in."""
+    [path] = sorted(DASHBOARD_PROVISIONING.glob("*.y*ml"))
+    providers = yaml.safe_load(path.read_text(encoding="utf-8"))["providers"]
+    return str(providers[0].get("folder") or "General")
+
+
+def _grafana_error(message: str, status: int) -> Answer:
+    """`response.Error(status, message, err)` with an err, as Grafana writes it in production:
+    no `error` field, and the `traceID` (empty without tracing) added on the way out."""
+    return json_answer({"message": message, "traceID": ""}, status)
+
+
 class FakeGrafana(FakeServer):
-    """Grafana's search, dashboard, data source health and query APIs."""
+    """Grafana's search, dashboard, data source health and query APIs, answering as 13.x does.
+
+    Compared with Grafana's source (github.com/grafana/grafana): the newest versions of
+    the files below in the public code index, 12.x or later. A snapshot of the whole
+    repository was over the size that can be fetched here, so the v13.2.0 tag itself
+    was not read; compare again once a real Grafana 13.2.0 runs in the suite.
+
+    - `GET /api/search` (pkg/api/search.go; pkg/services/search/model/model.go `Hit`;
+      pkg/services/dashboards/service/dashboard_service.go `makeQueryResult`): a list of
+      hits with `orgId`, `uri` "db/<slug>", `url` "/d/<uid>/<slug>", an empty `slug`,
+      `sortMeta` 0, `isDeleted` false and the folder's uid, title and url.
+    - `GET /api/dashboards/uid/<uid>` (pkg/api/dashboard.go `GetDashboard`,
+      pkg/api/dtos/dashboard.go `DashboardMeta`): `{"dashboard", "meta"}`, the dashboard
+      with its `id` and `version` set; meta as for the anonymous Editor of
+      stack/compose.yml, provisioned with `allowUiUpdates: false`. An unknown uid is
+      `getDashboardHelper`'s 404 `{"message": "Dashboard not found", "traceID": ""}`
+      (pkg/api/response/response.go adds `traceID` to every error with a cause).
+    - `GET /api/datasources/uid/<uid>/health` (pkg/api/datasources.go
+      `CheckDatasourceHealthWithUID`, `checkDatasourceHealth`): 200 `{"status": "OK",
+      "message"}`, or 400 with `"status": "ERROR"` when the plugin says so; the messages
+      are the plugins' own (pkg/promlib/healthcheck.go, pkg/tsdb/loki/healthcheck.go;
+      for Tempo, the message a user's real 13.2.0 reported). An unknown uid is a 500
+      "Unable to load datasource metadata", not a 404; a malformed uid a 400 "UID is
+      invalid".
+    - `POST /api/ds/query` (pkg/api/ds_query.go `QueryMetricsV2`,
+      `toJsonStreamingResponse`; grafana-plugin-sdk-go backend/json.go): HTTP 400 as soon
+      as one query failed, each result `{"error", "errorSource", "status"}` or
+      `{"status": 200, "frames"}`; a data source that does not exist is a 404 "Data source
+      not found" for the whole request.
+    """
 
     name = "Grafana"
+    ORG_ID = 1
+    DASHBOARD_ID = 1
+    FOLDER_ID = 1
+    FOLDER_UID = "dice-sandbox-folder"
+    """A stand-in: Grafana makes up the uid of a folder a provider creates."""
+    HEALTHY: ClassVar[dict[str, str]] = {
+        "prometheus": "Successfully queried the Prometheus API.",
+        "loki": "Data source successfully connected.",
+        "tempo": "Data source is working",
+    }
+    UNHEALTHY: ClassVar[dict[str, str]] = {
+        "prometheus": (
+            'Post "http://prometheus:9090/api/v1/query": dial tcp: connect: connection '
+            "refused - There was an error returned querying the Prometheus API."
+        ),
+        "loki": "Unable to connect with Loki. Please check the server logs for more details.",
+    }
 
     def __init__(
         self,
@@ -495,6 +593,7 @@ class FakeGrafana(FakeServer):
         self.datasources = datasources
         self.prometheus_url = prometheus_url
         self.loki = loki
+        self.folder = _provisioned_folder()
         self.unhealthy: set[str] = set()
         self.failing_panels: set[str] = set()
         self.with_dashboard = True
@@ -507,47 +606,110 @@ class FakeGrafana(FakeServer):
         self.with_dashboard = True
         self.credentials = None
 
+    @property
+    def _slug(self) -> str:
+        return grafana_slug(str(self.dashboard["title"]))
+
+    @property
+    def _folder_url(self) -> str:
+        return f"/dashboards/f/{self.FOLDER_UID}/{grafana_slug(self.folder)}"
+
+    def _search_hit(self) -> dict[str, Any]:
+        uid = self.dashboard["uid"]
+        return {
+            "id": self.DASHBOARD_ID,
+            "uid": uid,
+            "orgId": self.ORG_ID,
+            "title": self.dashboard["title"],
+            "uri": f"db/{self._slug}",
+            "url": f"/d/{uid}/{self._slug}",
+            "slug": "",
+            "type": "dash-db",
+            "tags": list(self.dashboard.get("tags") or []),
+            "isStarred": False,
+            "folderUid": self.FOLDER_UID,
+            "folderTitle": self.folder,
+            "folderUrl": self._folder_url,
+            "sortMeta": 0,
+            "isDeleted": False,
+        }
+
+    def _dashboard_with_meta(self) -> dict[str, Any]:
+        version = int(self.dashboard.get("version") or 1)
+        uid = self.dashboard["uid"]
+        stamp = "2026-01-01T00:00:00Z"
+        return {
+            "dashboard": {**self.dashboard, "id": self.DASHBOARD_ID, "version": version},
+            "meta": {
+                "type": "db",
+                "canSave": True,
+                "canEdit": True,
+                "canAdmin": False,
+                "canStar": False,  # c.IsSignedIn: anonymous users cannot star
+                "canDelete": True,
+                "slug": self._slug,
+                "url": f"/d/{uid}/{self._slug}",
+                "expires": "0001-01-01T00:00:00Z",
+                "created": stamp,
+                "updated": stamp,
+                "updatedBy": "Anonymous",
+                "createdBy": "Anonymous",
+                "version": version,
+                "hasAcl": False,
+                "isFolder": False,
+                "folderId": self.FOLDER_ID,
+                "folderUid": self.FOLDER_UID,
+                "folderTitle": self.folder,
+                "folderUrl": self._folder_url,
+                "provisioned": True,
+                "provisionedExternalId": DASHBOARD_FILE.name,
+                "annotationsPermissions": {
+                    "dashboard": {"canAdd": True, "canEdit": True, "canDelete": True},
+                    "organization": {"canAdd": False, "canEdit": False, "canDelete": False},
+                },
+                "publicDashboardAccessToken": "",
+                "publicDashboardEnabled": False,
+            },
+        }
+
+    def _health(self, uid: str) -> Answer:
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
+            return json_answer({"message": "UID is invalid"}, 400)
+        source = next((d for d in self.datasources if d.get("uid") == uid), None)
+        if source is None:
+            return _grafana_error("Unable to load datasource metadata", 500)
+        kind = str(source.get("type"))
+        if uid in self.unhealthy:
+            return json_answer({"status": "ERROR", "message": self.UNHEALTHY[kind]}, 400)
+        return json_answer({"status": "OK", "message": self.HEALTHY[kind]})
+
     def answer(
         self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
     ) -> Answer:
-        uid, title = self.dashboard["uid"], self.dashboard["title"]
+        uid = self.dashboard["uid"]
         if self.credentials is not None:
             user, password = self.credentials
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             if self.current_headers.get("authorization") != f"Basic {token}":
                 return json_answer({"message": "Unauthorized"}, 401)
         if path == "/api/search":
-            hits = (
-                []
-                if not self.with_dashboard or mode == "empty"
-                else [
-                    {
-                        "id": 1,
-                        "uid": uid,
-                        "title": title,
-                        "uri": f"db/{uid}",
-                        "url": f"/d/{uid}/dice-roller-stage-1",
-                        "type": "dash-db",
-                        "tags": [],
-                        "isStarred": False,
-                    }
+            hits = [] if not self.with_dashboard or mode == "empty" else [self._search_hit()]
+            query = params.get("query", "").lower()
+            kind = params.get("type")
+            return json_answer(
+                [
+                    hit
+                    for hit in hits
+                    if query in hit["title"].lower() and kind in (None, "", hit["type"])
                 ]
             )
-            query = params.get("query", "").lower()
-            return json_answer([h for h in hits if query in h["title"].lower()])
         if path == f"/api/dashboards/uid/{uid}" and self.with_dashboard:
-            return json_answer(
-                {"dashboard": self.dashboard, "meta": {"type": "db", "provisioned": True}}
-            )
+            return json_answer(self._dashboard_with_meta())
         if path.startswith("/api/dashboards/uid/"):
-            return json_answer({"message": "Dashboard not found"}, 404)
+            return _grafana_error("Dashboard not found", 404)
         match = re.fullmatch(r"/api/datasources/uid/([^/]+)/health", path)
         if match:
-            if match.group(1) not in {d["uid"] for d in self.datasources}:
-                return json_answer({"message": "Data source not found"}, 404)
-            if match.group(1) in self.unhealthy:
-                return json_answer({"status": "ERROR", "message": "connection refused"}, 400)
-            return json_answer({"status": "OK", "message": "Data source is working"})
+            return self._health(match.group(1))
         if path == "/api/ds/query" and method == "POST":
             return self._query(json.loads(body))
         return json_answer({"message": "Not found"}, 404)
@@ -564,6 +726,10 @@ class FakeGrafana(FakeServer):
             if panel.get("title") in self.failing_panels
             for target in panel.get("targets", [])
         }
+        known = {source.get("uid") for source in self.datasources}
+        for query in request["queries"]:
+            if (query.get("datasource") or {}).get("uid") not in known:
+                return _grafana_error("Data source not found", 404)
         for query in request["queries"]:
             ref = query["refId"]
             try:

@@ -116,18 +116,12 @@ SCENARIOS = [
         ("JSON parsing works",),
         "JSONParserErr",
     ),
-    # Tempo HTTP API
+    # Tempo HTTP API, as Tempo 3.0.3 answers it (tests/checks/fakes.py, FakeTempo)
     Scenario(
-        "tempo-empty",
+        "tempo-trace-never-arrives",
         _fail("tempo", "/api", "empty"),
         (*FRESH_TRACE, "Traces in Tempo"),
-        "not in Tempo",
-    ),
-    Scenario(
-        "tempo-404",
-        _fail("tempo", "/api", "404"),
-        (*FRESH_TRACE, "Traces in Tempo"),
-        "not in Tempo",
+        "never arrived in Tempo within the wait",
     ),
     Scenario(
         "tempo-timeout",
@@ -171,7 +165,7 @@ SCENARIOS = [
         "grafana-loki-unhealthy",
         _set(lambda s: s.grafana.unhealthy.add("loki")),
         ("Data source Loki",),
-        "ERROR: connection refused",
+        "ERROR: Unable to connect with Loki",
     ),
     Scenario(
         "grafana-without-dashboard",
@@ -238,6 +232,15 @@ def test_a_failure_crosses_its_own_boxes(live: Stack, scenario: Scenario) -> Non
     assert scenario.says in first.detail
     assert not run.passed
     assert len(run.results) > len(failed)  # the other boxes ran, and passed
+
+
+def test_a_malformed_trace_answer_crosses_at_once(live: Stack) -> None:
+    """Not Tempo's answer at all: the trace's boxes cross on the first answer, unpolled."""
+    live.tempo.fail["/api/v2/traces/"] = "malformed"
+    run = run_checks(live.settings(wait=10.0))
+    failed = assert_exactly_crossed(run, FRESH_TRACE)
+    assert "not JSON" in failed[0].detail
+    assert len([r for r in live.tempo.requests if r.startswith("GET /api/v2/traces/")]) == 1
 
 
 def test_a_component_that_hangs_is_asked_once(live: Stack) -> None:

@@ -10,8 +10,10 @@ import pytest
 from checks.context import DATASOURCES_DIR
 from checks.dashboard import _values, interpolate
 from checks.model import Failed
+from checks.otlp_json import spans_of
 from checks.service import parse_traceresponse
-from checks.traces import link_query, spans_of, tempo_link_settings
+from checks.tempo import read_trace_answer
+from checks.trace_link import link_query, tempo_link_settings
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -60,6 +62,47 @@ def test_span_ids_in_hex_or_in_tempo_base64_are_read_alike() -> None:
         [span] = spans_of(trace(span_id))
         assert span["span_id"] == SPAN
         assert span["seconds"] == pytest.approx(0.5)
+
+
+TEMPO_SPAN = {"spanId": SPAN, "name": "GET /roll", "kind": "SPAN_KIND_SERVER"}
+TEMPO_TRACE = {"resourceSpans": [{"scopeSpans": [{"spans": [TEMPO_SPAN]}]}]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"trace": {}, "metrics": {}},  # Tempo 3.0.3, before it has ingested the trace
+        {"trace": {"resourceSpans": []}},
+        {"trace": {"resourceSpans": [{"scopeSpans": [{"spans": []}]}]}},
+    ],
+    ids=["tempo-3.0.3-not-yet", "no-resource-spans", "no-spans"],
+)
+def test_a_tempo_answer_without_spans_means_not_yet(body: object) -> None:
+    assert read_trace_answer(body) is None
+
+
+def test_a_tempo_answer_with_spans_is_the_trace() -> None:
+    trace = read_trace_answer({"trace": TEMPO_TRACE})
+    assert trace == TEMPO_TRACE
+    assert [span["span_id"] for span in spans_of(trace)] == [SPAN]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "trace",
+        {},
+        {"metrics": {}},
+        {"trace": None},
+        {"trace": []},
+        {"trace": {"resourceSpans": "none"}},
+        {"trace": {"resourceSpans": {"scopeSpans": []}}},
+    ],
+)
+def test_a_malformed_tempo_answer_fails_at_once(body: object) -> None:
+    with pytest.raises(Failed, match="expected"):
+        read_trace_answer(body)
 
 
 def test_nan_and_null_values_are_not_data() -> None:
