@@ -1,4 +1,9 @@
-"""Finding the real tools a test needs, and refusing to skip silently in CI."""
+"""Finding the real tools a test needs: a missing one fails the test, never skips it.
+
+`python3 tasks.py test` installs every tool the suite runs before pytest starts, so
+a missing tool means the suite was started some other way; the failure says how to
+get it.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,13 @@ def in_ci() -> bool:
 
 
 def require_tool(name: str, why: str = "") -> str:
-    """The path of executable `name`; skips the test without it, but fails under CI."""
+    """The path of executable `name`; without it the test fails, saying how to get it."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed{': ' + why if why else ''}"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: .ci/run must install it)")
-        pytest.skip(message)
+        pytest.fail(
+            f"{name} is not installed{': ' + why if why else ''}. Run the suite with "
+            "`python3 tasks.py test`, which installs it first"
+        )
     return path
 
 

@@ -1,0 +1,84 @@
+"""The native run changes compose's services only as docs/native-stack.md lists."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from nativestack.substitutions import (
+    ROOT,
+    compose_service,
+    mounts,
+    native_command,
+    service_command,
+    translate_text,
+)
+
+STACK = ROOT / "stack"
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    """(old line, new line) for each line that differs."""
+    pairs = []
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines())
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            assert tag == "replace" and i2 - i1 == j2 - j1, "lines were added or removed"
+            pairs += zip(before.splitlines()[i1:i2], after.splitlines()[j1:j2], strict=True)
+    return pairs
+
+
+def test_prometheus_runs_compose_command_on_the_shipped_config_itself(tmp_path: Path) -> None:
+    command = native_command("prometheus", Path("/bin/prometheus"), tmp_path, tmp_path / "d.sock")
+    compose_args = compose_service("prometheus")[0]["command"]
+    assert command.written == {}, "prometheus.yml names no container path: used as it is"
+    assert command.argv[1:] == [
+        arg.replace(
+            "/etc/prometheus/prometheus.yml", str(STACK / "prometheus" / "prometheus.yml")
+        ).replace("=/prometheus", f"={tmp_path / 'volumes' / 'prometheus-data'}")
+        for arg in compose_args
+    ]
+
+
+def test_loki_config_changes_only_in_its_storage_paths(tmp_path: Path) -> None:
+    command = native_command("loki", Path("/bin/loki"), tmp_path, tmp_path / "d.sock")
+    [(copy, text)] = command.written.items()
+    assert command.argv == ["/bin/loki", f"-config.file={copy}"]
+    volume = tmp_path / "volumes" / "loki-data"
+    original = (STACK / "loki" / "config.yaml").read_text(encoding="utf-8")
+    for old, new in changed_lines(original, text):
+        assert new == old.replace("/loki", str(volume)), (old, new)
+    assert len(changed_lines(original, text)) == original.count(" /loki")
+
+
+def test_alloy_config_changes_only_in_the_docker_socket(tmp_path: Path) -> None:
+    socket = tmp_path / "docker.sock"
+    command = native_command("alloy", Path("/bin/alloy"), tmp_path, socket)
+    [(copy, text)] = command.written.items()
+    original = (STACK / "alloy" / "config.alloy").read_text(encoding="utf-8")
+    changes = changed_lines(original, text)
+    assert changes and all(
+        new == old.replace("unix:///var/run/docker.sock", f"unix://{socket}")
+        for old, new in changes
+    )
+    assert "http://loki:3100/loki/api/v1/push" in text, "URLs keep their paths"
+    assert str(copy) in command.argv
+    assert f"--storage.path={tmp_path / 'volumes' / 'alloy-data'}" in command.argv
+
+
+def test_a_path_counts_only_where_it_starts_a_value(tmp_path: Path) -> None:
+    table = mounts("loki", tmp_path, tmp_path / "d.sock")
+    volume = str(tmp_path / "volumes" / "loki-data")
+    assert translate_text("path_prefix: /loki", table) == f"path_prefix: {volume}"
+    assert translate_text('dir: "/loki/chunks"', table) == f'dir: "{volume}/chunks"'
+    for untouched in ("http://loki:3100/loki/api", "/lokinet", "/var/loki", "x/loki"):
+        assert translate_text(untouched, table) == untouched
+
+
+def test_the_service_runs_with_composes_environment() -> None:
+    command = service_command()
+    environment = compose_service("dice-roller")[0]["environment"]
+    assert command.env == {k: str(v) for k, v in environment.items()}
+    assert command.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy:4318"
+    assert re.search(r"python", command.argv[0]) and command.argv[1:] == ["-m", "dice_roller"]

@@ -1,0 +1,101 @@
+"""tasks.py, the project's two commands and the rest: set-up found once, nothing left behind."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+
+from tests.support.paths import ROOT
+from tests.support.tools import free_port
+
+
+def load_tasks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("tasks_under_test", ROOT / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_uv_that_pip_installed_off_path_is_found_not_installed_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """pip --user puts uv in ~/.local/bin, often not on PATH: found there, not reinstalled."""
+    tasks = load_tasks()
+    uv = shutil.which("uv")
+    assert uv is not None
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "uv").symlink_to(uv)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(tasks, "_script_path", lambda name, scheme: str(scripts / name))
+
+    def no_install() -> str:
+        raise AssertionError("uv was installed again")
+
+    monkeypatch.setattr(tasks, "_install_uv", no_install)
+    monkeypatch.setattr(tasks.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    assert tasks.ensure_environment() == str(scripts / "uv")
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(scripts), "uv's folder goes on PATH"
+
+
+def _still_running(port: int, pids: bool = False) -> list[str]:
+    """Command lines (or pids) of live processes started for `port`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if f"--port {port}" in command and "dice" in command:
+                found.append(proc.name if pids else command)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(sig: signal.Signals) -> None:
+    port = free_port()
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "DICE_MAX_DELAY_SECONDS": "0"}
+    tasks = subprocess.Popen(
+        [sys.executable, "tasks.py", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # only the signal below reaches it, as from `kill`
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the service never answered")
+        tasks.send_signal(sig)
+        tasks.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _still_running(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _still_running(port) == []
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+    finally:
+        if tasks.poll() is None:
+            os.killpg(tasks.pid, signal.SIGKILL)
+        for pid in _still_running(port, pids=True):
+            os.kill(int(pid), signal.SIGKILL)
