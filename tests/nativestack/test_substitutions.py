@@ -20,7 +20,7 @@ STACK = ROOT / "stack"
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
     """(old line, new line) for each line that differs."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines())
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "equal":
