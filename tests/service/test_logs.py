@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 
 import httpx
+import pytest
+from dice_roller.logs import TraceContextFilter
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
 
 from tests.support.service import running_service, trace_of
 
@@ -78,3 +83,48 @@ def test_a_huge_request_line_is_cut_and_stays_one_json_line() -> None:
     assert len(huge) == 1, huge
     assert huge[0].endswith("more characters]"), huge[0][-80:]
     assert len(huge[0]) < 2100
+
+
+def test_lines_written_outside_a_request_carry_no_ids() -> None:
+    """Start-up and shutdown lines have no span: no ids at all, rather than zeros."""
+    with running_service() as service:
+        httpx.get(service.url + "/roll", params={"die": "fair"})
+        service.stop()
+        records = service.log_records()
+    outside = [r for r in records if r["logger"] == "uvicorn.error"]
+    messages = {r["message"] for r in outside}
+    assert any(m.startswith("Started server process") for m in messages), messages
+    assert {"Application startup complete.", "Application shutdown complete."} <= messages
+    for record in outside:
+        assert "trace_id" not in record and "span_id" not in record, record
+    # The same filter does put ids on the lines of a request.
+    rolls = [r for r in records if r["logger"] == "dice_roller"]
+    assert rolls and all(HEX32.match(r.get("trace_id", "")) for r in rolls)
+
+
+def _filtered_record() -> logging.LogRecord:
+    record = logging.LogRecord("dice_roller", logging.INFO, __file__, 1, "event", None, None)
+    assert TraceContextFilter().filter(record)
+    return record
+
+
+@pytest.mark.parametrize(
+    "context",
+    [None, INVALID_SPAN_CONTEXT],
+    ids=["no-span", "invalid-span-context"],
+)
+def test_no_ids_without_a_valid_span(context: SpanContext | None) -> None:
+    if context is None:
+        record = _filtered_record()
+    else:
+        with trace.use_span(NonRecordingSpan(context)):
+            record = _filtered_record()
+    assert not hasattr(record, "trace_id") and not hasattr(record, "span_id")
+
+
+def test_ids_of_the_current_span() -> None:
+    context = SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(context)):
+        record = _filtered_record()
+    assert getattr(record, "trace_id", None) == f"{0xABC:032x}"
+    assert getattr(record, "span_id", None) == f"{0xDEF:016x}"
