@@ -2,9 +2,10 @@
 
 `create_app` wires the three signals around the routes:
 
-- traces: FastAPI's built-in OpenTelemetry support opens a server span per request;
-  the roll route adds the `die.*` attributes, and every response names its trace in
-  a W3C `traceresponse` header, so a `curl` leads straight to the trace;
+- traces: FastAPI's built-in OpenTelemetry support opens a server span per request
+  but scrapes; the roll route adds the `die.*` attributes, and every answer with a
+  span (all but `/metrics`) names its trace in a W3C `traceresponse` header, so a
+  `curl` leads straight to the trace;
 - metrics: prometheus-fastapi-instrumentator measures each request, `DiceMetrics`
   counts rolls, and `/metrics` serves them (OpenMetrics with exemplars on request);
 - logs: each roll writes one JSON line, at ERROR when the risky die fails.

@@ -32,10 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Flags win over the environment."
         ),
     )
-    parser.add_argument(
-        "--host", help=f"{fields['host'].description} [DICE_HOST, default 127.0.0.1]"
-    )
-    parser.add_argument("--port", help=f"{fields['port'].description} [DICE_PORT, default 8100]")
+    for name in ("host", "port"):
+        field = fields[name]
+        parser.add_argument(
+            f"--{name}", help=f"{field.description} [DICE_{name.upper()}, default {field.default}]"
+        )
     return parser
 
 

@@ -3,7 +3,8 @@
 The server span of each request comes from FastAPI's built-in OpenTelemetry support
 (`fastapi_telemetry`), which costs less per request than OpenTelemetry's generic ASGI
 middleware (see docs/performance.md); `TraceResponseMiddleware` names the trace in a
-`traceresponse` header of every answer.
+`traceresponse` header of every answer that has one: all but `/metrics`, which makes
+no span.
 
 The SDK reads the endpoint, protocol, headers, timeouts and batch sizes itself
 (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_BSP_*`, ...). This module only picks the
@@ -105,7 +106,7 @@ class TraceResponseMiddleware:
 
     `curl -i` then shows the trace id to look up in Tempo. The header is written by
     OpenTelemetry's own `TraceResponsePropagator`, from the span current while the
-    answer starts.
+    answer starts; an answer with no span (a scrape of `/metrics`) gets none.
     """
 
     def __init__(self, app: ASGIApp) -> None:
