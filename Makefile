@@ -50,5 +50,5 @@ down: ## Stop and remove the containers (data volumes are kept)
 clean: ## Stop everything and delete the stored metrics, logs, traces and Grafana state
 	$(COMPOSE) --profile traffic down -v
 
-verify: ## Tick the spec's checklist against the running stack (ARGS='--with-traffic --json ...')
+verify: ## Tick the checklist (docs/checklist.md) against the running stack (ARGS='--with-traffic --json ...')
 	python3 tasks.py verify $(ARGS)

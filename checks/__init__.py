@@ -1,7 +1,7 @@
-"""The spec's testing checklist as a program: check a running stack, box by box.
+"""The checklist of docs/checklist.md as a program: check a running stack, box by box.
 
 `python3 tasks.py verify` (or `make verify`) asks each component of the stack,
-through its own HTTP API, what the spec's checklist asks a person to click through:
+through its own HTTP API, what the checklist would have a person click through:
 the service answers, Prometheus scrapes it, Alloy ships its logs to Loki, Tempo
 holds its traces, a trace leads to its logs, and Grafana's dashboard has data.
 

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python3 tasks.py verify",
         description=(
-            "Check a running stack against the spec's testing checklist, through each "
+            "Check a running stack against the checklist of docs/checklist.md, through each "
             "component's HTTP API, and print each box ticked or crossed, with a fix hint "
             "under each cross."
         ),

@@ -60,7 +60,7 @@ HINT_PANEL = (
 PANEL_EXPECTATIONS: dict[str, tuple[str, Callable[[list[float]], bool]]] = {
     "Trace Count": ("a count above 0", lambda values: any(v > 0 for v in values)),
 }
-"""Panels whose spec item asks more than "shows data" (spec: "Trace count shows > 0")."""
+"""Panels whose box asks more than "shows data" (docs/checklist.md: a trace count above 0)."""
 
 
 def load_dashboard(path: Path) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def _served_dashboard(ctx: Context, uid: str) -> dict[str, Any]:
 def _panel_count(ctx: Context, uid: str) -> str:
     panels = panels_of(_served_dashboard(ctx, uid))
     if len(panels) != EXPECTED_PANELS:
-        raise Failed(f"Grafana serves {len(panels)} panels, the spec has {EXPECTED_PANELS}")
+        raise Failed(f"Grafana serves {len(panels)} panels, the dashboard has {EXPECTED_PANELS}")
     return f"{len(panels)} panels"
 
 

@@ -26,7 +26,7 @@ GROUPS = (
     "Dashboard",
     "Traffic Generation",
 )
-"""The spec's checklist sections, in the spec's order."""
+"""The checklist's sections, in the order docs/checklist.md lists them."""
 
 
 class Failed(Exception):

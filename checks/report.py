@@ -22,7 +22,7 @@ ASCII_TICK, ASCII_CROSS = "[x]", "[ ]"
 
 
 def _grouped(run: Run) -> list[tuple[str, list[Result]]]:
-    """Results in the spec's group order; within a group, in the order they ran."""
+    """Results in the checklist's group order; within a group, in the order they ran."""
     return [
         (group, [r for r in run.results if r.group == group])
         for group in GROUPS

@@ -26,9 +26,9 @@ HINT_DOWN = (
     "(`lsof -i :8100`)? Start it with `docker compose up -d --build`."
 )
 HINT_ROLL = (
-    "Unreachable? See the first box. Otherwise the service answers, but not as the spec "
-    "says: `docker compose logs dice-roller` shows why; `docker compose up -d --build` "
-    "rebuilds its image from this checkout."
+    "Unreachable? See the first box. Otherwise the service answers, but not as "
+    "docs/checklist.md says: `docker compose logs dice-roller` shows why; "
+    "`docker compose up -d --build` rebuilds its image from this checkout."
 )
 
 _TRACERESPONSE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")

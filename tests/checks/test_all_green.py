@@ -28,7 +28,7 @@ def test_every_box_is_ticked_and_the_exit_code_is_0(
     assert "fix:" not in out
     assert out.rstrip().endswith(f"{len(items)}/{len(items)} checks passed (all passed)")
     headings = [line[4:] for line in out.splitlines() if line.startswith("### ")]
-    assert headings == list(GROUPS[:-1])  # the spec's order; no traffic without the flag
+    assert headings == list(GROUPS[:-1])  # the checklist's order; no traffic without the flag
 
 
 def test_the_checks_cover_the_spec_checklist(live: Stack) -> None:

@@ -1,4 +1,4 @@
-"""The dashboard's shape: the spec's twelve panels in their four rows, laid out without
+"""The dashboard's shape: its twelve panels in their four rows, laid out without
 overlaps, each querying a data source the stack really provisions."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from tests.dashboard.model import (
 )
 from tests.support.prometheus import parse_duration, scrape_interval_seconds
 
-# The spec's "Dashboard Panels": row titles, then (panel title, allowed panel types).
+# The dashboard's rows and panels, written out apart from generate_dashboard.py so that a
+# change there must be made here too: row titles, then (panel title, allowed panel types).
 EXPECTED_LAYOUT: list[tuple[str, list[tuple[str, set[str]]]]] = [
     (
         "Overview",

@@ -1,4 +1,4 @@
-"""Every stdout line is one JSON object, with the spec's fields and real trace ids."""
+"""Every stdout line is one JSON object, with the fields README.md shows and real trace ids."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_http_errors_are_counted_not_fatal() -> None:
     assert risky["outcomes"]["http_error"] > 0
     assert risky["outcomes"]["success"] > 0
     assert risky["status_codes"]["500"] == risky["outcomes"]["http_error"]
-    assert risky["success_verdict"] == "unexpected"  # 50 % is far from the spec's 90 %
+    assert risky["success_verdict"] == "unexpected"  # 50 % is far from the expected 90 %
     assert any(m["result"] == "HTTP 500" for m in roll_lines(run.stderr))
 
 

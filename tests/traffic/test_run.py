@@ -1,4 +1,5 @@
-"""Runs against the real service: the spec's messages, each option's effect, honest counts."""
+"""Runs against the real service: the messages the checklist looks for, each option's
+effect, honest counts."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ from tests.traffic.helpers import REPO, dice_rolls_total, gen_command, roll_line
 FAST = ("--think", "0")
 
 
-def test_spec_steps_work_as_written(dice_service: RunningService, tmp_path: Path) -> None:
+def test_the_standalone_steps_work_as_written(dice_service: RunningService, tmp_path: Path) -> None:
     """`cd traffic-gen && uv pip install -r pyproject.toml && python generate_traffic.py`.
 
-    In a fresh virtual environment holding only the dependencies, as the spec's user
-    has: the script must find its package next to it. Defaults apart from the URL and
-    a shorter think time (the default one only makes the test slow).
+    In a fresh virtual environment holding only the dependencies, as traffic-gen/README.md
+    has it outside the workspace: the script must find its package next to it. Defaults
+    apart from the URL and a shorter think time (the default one only makes the test slow).
     """
-    uv = require_tool("uv", "the spec installs the generator's dependencies with uv")
+    uv = require_tool("uv", "traffic-gen/README.md installs the generator's dependencies with uv")
     folder = tmp_path / "traffic-gen"
     shutil.copytree(
         REPO / "traffic-gen", folder, ignore=shutil.ignore_patterns("__pycache__", ".venv")

@@ -26,7 +26,8 @@ PLAIN_PROGRESS_SECONDS = 10.0
 
 
 def roll_line(label: str, result: RollResult) -> str:
-    """The spec's log line: ``User 3 roll 5/12: risky -> 6 (412 ms)``."""
+    """The line per roll the checklist looks for (docs/checklist.md):
+    ``User 3 roll 5/12: risky -> 6 (412 ms)``."""
     line = f"{label}: {result.die} -> {result.text}"
     if result.latency_seconds is not None:
         line += f" ({result.latency_seconds * 1000:.0f} ms)"

@@ -148,7 +148,7 @@ _COLUMNS = [  # (heading, outcome key)
 
 
 def render_text(summary: dict[str, Any]) -> str:
-    """The summary as aligned plain text, ending with the spec's closing line."""
+    """The summary as aligned plain text, ending with the closing line the checklist looks for."""
     requests = summary["requests"]
     lines = ["", f"Summary for {summary['service']} at {summary['url']}", ""]
 
@@ -210,7 +210,8 @@ def render_text(summary: dict[str, Any]) -> str:
 
 
 def closing_line(summary: dict[str, Any]) -> str:
-    """The spec's last words: "Traffic generation complete" and how long it took."""
+    """The last words `verify` looks for (docs/checklist.md): "Traffic generation complete",
+    and how long it took."""
     word = "complete" if summary["completed"] else "interrupted"
     return f"Traffic generation {word} in {summary['elapsed_seconds']:.1f} s"
 

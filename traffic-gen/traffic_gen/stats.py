@@ -29,7 +29,8 @@ DIE_FACES: dict[str, tuple[int, ...]] = {
     "risky": (2, 3, 4, 5, 6, 7),
 }
 
-#: The share of rolls the spec says should succeed: the risky die fails 1 time in 10.
+#: The share of rolls that should succeed with the service's defaults: the risky die fails
+#: 1 time in 10 (DICE_RISKY_FAILURE_RATE=0.1, README.md's settings table).
 EXPECTED_SUCCESS_RATE: dict[str, float] = {"fair": 1.0, "risky": 0.9}
 
 

@@ -101,7 +101,7 @@ class MessageLengthLimiter(logging.Filter):
 
 
 class JsonLogFormatter(JsonFormatter):
-    """The spec's field names: timestamp (ISO 8601, UTC), level, message, logger, ..."""
+    """The field names README.md shows: timestamp (ISO 8601, UTC), level, message, logger, ..."""
 
     def __init__(self) -> None:
         super().__init__(
