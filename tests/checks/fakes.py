@@ -595,6 +595,8 @@ class FakeGrafana(FakeServer):
         self.loki = loki
         self.folder = _provisioned_folder()
         self.unhealthy: set[str] = set()
+        self.missing_datasources: set[str] = set()
+        """uids of provisioned data sources this Grafana does not have (never loaded)."""
         self.failing_panels: set[str] = set()
         self.with_dashboard = True
         self.credentials: tuple[str, str] | None = None
@@ -602,6 +604,7 @@ class FakeGrafana(FakeServer):
     def reset(self) -> None:
         super().reset()
         self.unhealthy.clear()
+        self.missing_datasources.clear()
         self.failing_panels.clear()
         self.with_dashboard = True
         self.credentials = None
@@ -672,10 +675,13 @@ class FakeGrafana(FakeServer):
             },
         }
 
+    def _datasources(self) -> list[dict[str, Any]]:
+        return [d for d in self.datasources if d.get("uid") not in self.missing_datasources]
+
     def _health(self, uid: str) -> Answer:
         if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
             return json_answer({"message": "UID is invalid"}, 400)
-        source = next((d for d in self.datasources if d.get("uid") == uid), None)
+        source = next((d for d in self._datasources() if d.get("uid") == uid), None)
         if source is None:
             return _grafana_error("Unable to load datasource metadata", 500)
         kind = str(source.get("type"))
@@ -726,7 +732,7 @@ class FakeGrafana(FakeServer):
             if panel.get("title") in self.failing_panels
             for target in panel.get("targets", [])
         }
-        known = {source.get("uid") for source in self.datasources}
+        known = {source.get("uid") for source in self._datasources()}
         for query in request["queries"]:
             if (query.get("datasource") or {}).get("uid") not in known:
                 return _grafana_error("Data source not found", 404)

@@ -168,6 +168,12 @@ SCENARIOS = [
         "ERROR: Unable to connect with Loki",
     ),
     Scenario(
+        "grafana-without-loki-data-source",
+        _set(lambda s: s.grafana.missing_datasources.add("loki")),
+        ("Data source Loki", 'Panel "Recent Logs"', 'Panel "Error Logs"'),
+        "HTTP 500",
+    ),
+    Scenario(
         "grafana-without-dashboard",
         _set(lambda s: setattr(s.grafana, "with_dashboard", False)),
         (
