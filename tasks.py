@@ -62,6 +62,12 @@ def run(args: list[str]) -> int:
 def test(args: list[str]) -> int:
     """Set up everything the suite runs for real, then run it: nothing may skip."""
     uv = ensure_environment()
+    if os.name == "posix" and os.geteuid() != 0:
+        raise SetupError(
+            "the suite runs the native stack in network namespaces, which needs root: run "
+            "`sudo python3 tasks.py test`, or the rest alone with "
+            "`uv run --frozen pytest -m 'not realstack'`"
+        )
     install_system_tools()
     install_grammars()
     build = call([uv, "run", "--frozen", "python", "-m", "nativestack", "--build-only"])
