@@ -92,6 +92,8 @@ class NativeStack:
     components: dict[str, Component] = field(default_factory=dict)
     tempo_standin: str | None = None
     """Why Tempo is the stand-in (the build's error), or None when the real one runs."""
+    started: float = field(default_factory=time.time)
+    """When the first component started (Unix seconds): nothing is older."""
 
     def url(self, host: str, port: int) -> str:
         return f"http://{self.network.addresses[host]}:{port}"

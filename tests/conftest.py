@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from nativestack.stack import NativeStack, native_stack
+from tests.support.native import DECOY, NATIVE_SERVICE_ENV
 from tests.support.service import RunningService, running_service
 
 
@@ -14,3 +16,15 @@ def dice_service() -> Iterator[RunningService]:
     """One real service per test module, with a short delay and tracing off."""
     with running_service() as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def native() -> Iterator[NativeStack]:
+    """The native stack (nativestack/), started once for every test that asks for it.
+
+    Prometheus, Loki and Alloy at the pinned versions on the shipped configs, the
+    Tempo stand-in, and the service with `NATIVE_SERVICE_ENV`; the Docker API stand-in
+    also lists `DECOY`, a container of another compose project.
+    """
+    with native_stack(service_env=NATIVE_SERVICE_ENV, extra_containers=[DECOY]) as stack:
+        yield stack

@@ -8,7 +8,7 @@ configs (nativestack/). The tests reach them at their namespace addresses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from checks.service import parse_traceresponse
-from nativestack.docker_api import Container
-from nativestack.stack import NativeStack, native_stack
+from nativestack.stack import NativeStack
 
 T = TypeVar("T")
 
@@ -94,23 +93,8 @@ def roll(url: str, dice: list[str]) -> list[Roll]:
         return list(pool.map(one, dice))
 
 
-DECOY = Container(
-    id="d" * 64,
-    name="/someone-elses-app",
-    image="nginx:1.27",
-    labels={"com.docker.compose.project": "another-project", "com.docker.compose.service": "web"},
-    network="another-project_default",
-    address="10.254.255.9",
-)
-"""A container of another compose project on the same engine: Alloy must leave it alone."""
-
-
 @pytest.fixture(scope="package")
-def real() -> Iterator[RealStack]:
-    started = time.time()
-    DECOY.log.append(1, b'{"message": "a line that is not ours"}\n')
-    # Half the risky rolls fail, deterministically: the error panels have data.
-    env = {"DICE_RISKY_FAILURE_RATE": "0.5", "DICE_SEED": "7"}
-    with native_stack(service_env=env, extra_containers=[DECOY]) as native:
-        rolls = roll(native.service_url, ["fair", "risky"] * 15)
-        yield RealStack(native, rolls, started)
+def real(native: NativeStack) -> RealStack:
+    """The session's native stack, and some rolls of each die made through it."""
+    rolls = roll(native.service_url, ["fair", "risky"] * 15)
+    return RealStack(native, rolls, native.started)

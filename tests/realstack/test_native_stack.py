@@ -25,8 +25,9 @@ from nativestack.build import binary_path
 from nativestack.pins import pin
 from nativestack.substitutions import compose_service
 from tests.dashboard.model import DATASOURCES_DIR, load_dashboard, panels, queries
-from tests.realstack.conftest import CONTAINER, DECOY, RealStack, eventually
+from tests.realstack.conftest import CONTAINER, RealStack, eventually
 from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.native import DECOY
 from tests.support.tools import free_port
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
