@@ -6,9 +6,11 @@ the service answers, Prometheus scrapes it, Alloy ships its logs to Loki, Tempo
 holds its traces, a trace leads to its logs, and Grafana's dashboard has data.
 
 Modules, one job each: `http` (client, timeouts, readable errors), `model` (a check
-and its result), `context` (settings and findings shared between checks), one module
+and its result), `sources` (what a check relied on: components, repository files),
+`context` (settings and findings shared between checks), one module
 per checklist section (`service`, `metrics`, `logs`, `traces`, `dashboard`,
 `traffic`), the helpers the trace checks follow a trace with (`tempo` for Tempo's API,
 `otlp_json` for the spans it answers, `trace_link` for Grafana's trace-to-logs link),
-`report` (text and JSON) and `cli`.
+`summary` (the report's opening: what answered, how to start the rest), `report`
+(text and JSON) and `cli`.
 """

@@ -194,9 +194,12 @@ def run_checks(settings: Settings) -> Run:
         run_service_checks(ctx, run)
         run_metrics_checks(ctx, run)
         run_log_checks(ctx, run)
-        run_trace_checks(ctx, run)
-        run_trace_to_logs_checks(ctx, run)
-        run_dashboard_checks(ctx, run)
+        # The trace boxes follow the fresh request of the service checks through Tempo.
+        with run.relying_on(ctx.service, ctx.tempo):
+            run_trace_checks(ctx, run)
+            run_trace_to_logs_checks(ctx, run)
+        with run.relying_on(ctx.grafana):  # the panels are read from Grafana's dashboard
+            run_dashboard_checks(ctx, run)
     finally:
         api.close()
     return run

@@ -6,7 +6,10 @@ exception, `ApiError`, whose message names the component and the URL: the checks
 report it under their cross instead of a traceback.
 
 When a component cannot be reached at all, `Api` remembers it and fails every later
-call to it at once: a stopped Tempo costs one timeout, not one per trace check.
+call to it at once: a stopped Tempo costs one timeout, not one per trace check. Such
+an error names the component in `unreachable`, so the report can fold every box that
+failed for that one reason. Every answer, whatever its status, is noted in `sources`
+as coming from a component that answered.
 """
 
 from __future__ import annotations
@@ -17,16 +20,9 @@ from typing import Any
 
 import httpx
 
+from . import sources
+
 __all__ = ["Api", "ApiError", "Component"]
-
-
-class ApiError(Exception):
-    """A call to a component's HTTP API did not give a usable answer."""
-
-    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 @dataclass(frozen=True)
@@ -35,6 +31,26 @@ class Component:
 
     name: str
     url: str
+
+
+class ApiError(Exception):
+    """A call to a component's HTTP API did not give a usable answer.
+
+    `unreachable` is the component when it could not be reached at all (refused,
+    timed out, no route), rather than answering something unusable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str = "",
+        unreachable: Component | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.unreachable = unreachable
 
 
 def _shorten(text: str, limit: int = 200) -> str:
@@ -48,7 +64,7 @@ class Api:
 
     timeout: float
     auth: dict[str, httpx.BasicAuth] = field(default_factory=dict)
-    _unreachable: dict[str, str] = field(default_factory=dict)
+    _unreachable: dict[Component, str] = field(default_factory=dict)
     _client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,8 +87,8 @@ class Api:
     ) -> httpx.Response:
         """The response to `method path`, or ApiError if it failed or its status isn't `ok`."""
         url = component.url.rstrip("/") + path
-        if component.url in self._unreachable:
-            raise ApiError(self._unreachable[component.url])
+        if component in self._unreachable:
+            raise ApiError(self._unreachable[component], unreachable=component)
         try:
             response = self._client.request(
                 method,
@@ -84,12 +100,13 @@ class Api:
             )
         except httpx.TimeoutException:
             message = f"{component.name} did not answer within {self.timeout:g} s ({url})"
-            self._unreachable[component.url] = message
-            raise ApiError(message) from None
+            self._unreachable[component] = message
+            raise ApiError(message, unreachable=component) from None
         except httpx.TransportError as error:
             message = f"{component.name} is unreachable at {component.url} ({_describe(error)})"
-            self._unreachable[component.url] = message
-            raise ApiError(message) from None
+            self._unreachable[component] = message
+            raise ApiError(message, unreachable=component) from None
+        sources.answered(component.name)
         if response.status_code not in ok:
             body = response.text
             detail = f": {_shorten(body)}" if body.strip() else ""

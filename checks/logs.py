@@ -28,29 +28,35 @@ GROUP = "Log Collection"
 SELECTOR = f'{{container_name="{CONTAINER}"}}'
 
 HINT_ALLOY = (
-    "Alloy collects the logs: `docker compose ps alloy` should say healthy; "
-    "`docker compose logs alloy` shows config errors. Edited stack/alloy/config.alloy? "
+    "Alloy collects the logs: `docker compose ps alloy` should say healthy and "
+    "`docker compose logs alloy` shows config errors; without Docker, the terminal of "
+    "`python3 tasks.py realstack` shows Alloy's. Edited stack/alloy/config.alloy? "
     "`make reload` applies it without a restart."
 )
 HINT_DISCOVERY = (
     "Open http://localhost:12345 → discovery.docker.containers: dice-roller-stage1 should be "
     "among its targets. It only lists running containers of the compose project dice-sandbox "
     "(the filter in stack/alloy/config.alloy) and needs /var/run/docker.sock mounted; start "
-    "the service with `docker compose up -d` at the repository root."
+    "the service with `docker compose up -d` at the repository root. Without Docker, "
+    "`python3 tasks.py realstack` gives Alloy a stand-in Docker API that lists the service."
 )
 HINT_LOKI = (
-    "Lines reach Loki through Alloy: check the two Alloy boxes above, then "
-    "`docker compose logs loki alloy`. Loki says 503 for a few seconds after it starts. "
-    "Roll some dice (`make traffic`) to write fresh lines."
+    "Lines reach Loki through Alloy: check the two Alloy boxes above, then the logs of Loki "
+    "and Alloy (`docker compose logs loki alloy`, or the terminal of "
+    "`python3 tasks.py realstack`). Loki says 503 for a few seconds after it starts. Roll some "
+    "dice (`make traffic`, or `.venv/bin/python traffic-gen/generate_traffic.py`) to write "
+    "fresh lines."
 )
 HINT_IDS = (
     "Each roll's log line should carry the ids of its span: see dice-roller/src/dice_roller/"
-    "logs.py (TraceContextFilter) and `docker compose logs dice-roller | tail`. All-zero or "
-    "missing ids mean no span was active (tracing disabled?)."
+    "logs.py (TraceContextFilter) and the service's last lines (`docker compose logs "
+    "dice-roller | tail`, or the terminal of `python3 tasks.py run`). All-zero or missing ids "
+    "mean no span was active (tracing disabled?)."
 )
 HINT_JSON = (
     "`| json` failed on some lines (label __error__): every stdout line must be one JSON "
-    "object. Look at `docker compose logs dice-roller` for a line that is not."
+    "object. Look for a line that is not in `docker compose logs dice-roller` (without "
+    "Docker: the terminal of `python3 tasks.py run`)."
 )
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")

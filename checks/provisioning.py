@@ -2,7 +2,8 @@
 
 The checks compare the live stack with what this repository configures, so a link
 query or a data source list is read from `stack/grafana/provisioning/datasources/`
-rather than copied into the checks.
+rather than copied into the checks. Each file read is noted (`sources.read`): a box ticked
+from it alone says so.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from .model import Failed
+from .sources import read as note_read
 
 __all__ = ["provisioned_datasources"]
 
@@ -24,6 +26,7 @@ def provisioned_datasources(directory: Path) -> list[dict[str, Any]]:
     if not paths:
         raise Failed(f"no provisioning files (*.yaml) in {directory}")
     for path in paths:
+        note_read(path)
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as error:

@@ -1,5 +1,9 @@
 """The checklist on screen (ticks, crosses and hints) or as JSON for scripts.
 
+On screen, the summary of `summary.py` comes first; a box crossed only because a
+component could not be reached then takes one line, and a box ticked from the
+repository's files alone says so under its detail.
+
 JSON shape (`--json`), stable for scripts:
 
     {"passed": bool, "total": int, "passed_count": int, "failed_count": int,
@@ -11,9 +15,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 from typing import Any
 
+from .context import ROOT
 from .model import GROUPS, Result, Run
+from .summary import summary_lines
 
 __all__ = ["render_json", "render_text", "to_json"]
 
@@ -62,14 +69,19 @@ def render_json(run: Run) -> str:
 
 def render_text(run: Run, ascii_only: bool = False, notes: list[str] | None = None) -> str:
     tick, cross = (ASCII_TICK, ASCII_CROSS) if ascii_only else (TICK, CROSS)
-    lines: list[str] = []
+    lines: list[str] = summary_lines(run)
     for group, results in _grouped(run):
         lines.append(f"### {group}")
         lines.append("")
         hinted: set[str] = set()
         for r in results:
+            if r.blocked_by is not None:
+                lines.append(f"{cross} {r.title} ({r.blocked_by.name} did not answer)")
+                continue
             lines.append(f"{tick if r.passed else cross} {r.title}")
             lines.append(textwrap.indent(r.detail, "      "))
+            if r.from_files_only:
+                lines.append(_from_files(r))
             if not r.passed and r.hint in hinted:
                 lines.append("      fix: as above")
             elif not r.passed:
@@ -84,3 +96,13 @@ def render_text(run: Run, ascii_only: bool = False, notes: list[str] | None = No
     verdict = "all passed" if run.passed else f"{len(run.results) - passed} failed"
     lines.append(f"{passed}/{len(run.results)} checks passed ({verdict})")
     return "\n".join(lines)
+
+
+def _from_files(result: Result) -> str:
+    """Two lines under the detail: where the box's answer came from instead."""
+    shown = "\n".join(f"        {_shown_path(path)}" for path in result.files)
+    return f"      (read from the repository, not from a running component:\n{shown})"
+
+
+def _shown_path(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -21,14 +21,17 @@ __all__ = ["parse_traceresponse", "run_service_checks"]
 GROUP = "Service Health"
 
 HINT_DOWN = (
-    "Is the service running? `docker compose ps` should show dice-roller-stage1 healthy; "
-    "`docker compose logs dice-roller` shows why not. Port 8100 taken by another program "
-    "(`lsof -i :8100`)? Start it with `docker compose up -d --build`."
+    "Is the service running? With Docker, `docker compose ps` should show dice-roller-stage1 "
+    "healthy and `docker compose logs dice-roller` says why not; start it with "
+    "`docker compose up -d --build`. Without Docker, start it with `python3 tasks.py run` "
+    "(or the whole stack with `python3 tasks.py realstack`); its terminal says why it "
+    "stopped. Port 8100 taken by another program (`lsof -i :8100`)?"
 )
 HINT_ROLL = (
     "Unreachable? See the first box. Otherwise the service answers, but not as "
-    "docs/checklist.md says: `docker compose logs dice-roller` shows why; "
-    "`docker compose up -d --build` rebuilds its image from this checkout."
+    "docs/checklist.md says: its log says why (`docker compose logs dice-roller`, or the "
+    "terminal of `python3 tasks.py run`). `docker compose up -d --build` rebuilds its image "
+    "from this checkout; `python3 tasks.py run` always runs the checkout as it is."
 )
 
 _TRACERESPONSE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")

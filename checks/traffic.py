@@ -24,9 +24,10 @@ TIMEOUT = 900.0
 _USER_LINE = re.compile(r"^\s*User \d+ roll \d+")
 
 HINT_RUN = (
-    "Run it by hand to see its messages: `cd traffic-gen && python generate_traffic.py "
-    "--url http://localhost:8100` (or `make traffic`, in a container). Exit code 1 means "
-    "the service was unreachable or every request failed."
+    "Run it by hand to see its messages, from the repository's root: "
+    "`.venv/bin/python traffic-gen/generate_traffic.py --url http://localhost:8100` (or "
+    "`make traffic`, in a container). Exit code 1 means the service was unreachable or every "
+    "request failed."
 )
 HINT_ERRORS = (
     "Risky-die 500s are part of the game: the generator must count them and go on. "
