@@ -5,9 +5,13 @@ refuses. So each is built inside a copy of its own downloaded module, as its
 Makefile would: `go build` of its main package there. Two projects replace a module
 by a folder of their repository that is a module of its own and so missing from the
 download (Loki's `./pkg/push`, Alloy's `./syntax`); those are taken from the module
-proxy at the version their go.mod requires. Alloy's release binary is built from a
-generated module that the proxy does not serve, so a four-line main package that
-runs Alloy's own command (`flowcmd`, the default `alloy run`) stands in for it.
+proxy at the version their go.mod requires.
+
+Alloy needs more (`trim_alloy`): its release binary comes from a generated module the
+proxy does not serve, and about ninety of the modules its full component set imports
+are refused by the proxy here. So it is built with the components
+stack/alloy/config.alloy uses and Alloy's own runtime and `alloy run` command, nothing
+else; docs/native-stack.md lists each change.
 
 Binaries are cached under `~/.cache/dice-sandbox/native/SERVICE-TAG/` (or
 `$XDG_CACHE_HOME`), so a build happens again only when compose pins another tag.
@@ -26,12 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pins import Pin, pin
+from .pins import ROOT, Pin, pin
 
 __all__ = [
     "PROGRAMS",
     "BuildError",
     "GoProgram",
+    "alloy_components",
     "binary_path",
     "build",
     "cache_dir",
@@ -67,6 +72,10 @@ class GoProgram:
     """The release as the project prints it (`prometheus --version`: 3.14.0)."""
     main_source: str | None = None
     """A main package of our own, written to `package` inside the module (Alloy)."""
+    prepare: Callable[[Path], None] | None = None
+    """Changes to the module's copy before building (Alloy: `trim_alloy`)."""
+    replacements: tuple[tuple[str, str], ...] = ()
+    """(module, version) to use instead of a required version the proxy refuses."""
     extra_programs: tuple[tuple[str, str], ...] = ()
     """Other programs of the same module, (name, package), built alongside (promtool)."""
     cold_build_minutes: int = 10
@@ -94,22 +103,112 @@ def _tempo_version(p: Pin) -> str:
 
 
 ALLOY_MAIN = """\
-// The default command of Alloy's release binary (`alloy run ...`), without the
-// experimental OpenTelemetry Collector engine, whose module is not published.
+// Alloy's own command line (`alloy run ...`), as its release binary runs it, with
+// the components of stack/alloy/config.alloy (see trim_alloy in nativestack/build.py).
 package main
 
 import (
 \t"os"
 
-\t"github.com/grafana/alloy/flowcmd"
+\t"github.com/grafana/alloy/internal/alloycli"
 )
 
 func main() {
-\tif err := flowcmd.RootCommand().Execute(); err != nil {
+\tif err := alloycli.Command().Execute(); err != nil {
 \t\tos.Exit(1)
 \t}
 }
 """
+
+ALLOY_CONFIG = ROOT / "stack" / "alloy" / "config.alloy"
+ALLOY_CONVERTER_STUB = """\
+// Package converter: converting Prometheus, Promtail, static or OpenTelemetry
+// Collector configs is not built into this Alloy (nativestack/build.py).
+package converter
+
+import (
+\t"fmt"
+
+\t"github.com/grafana/alloy/internal/converter/diag"
+)
+
+type Input string
+
+var SupportedFormats = []string{}
+
+func Convert(in []byte, kind Input, extraArgs []string) ([]byte, diag.Diagnostics) {
+\tvar diags diag.Diagnostics
+\tdiags.Add(diag.SeverityLevelCritical, fmt.Sprintf("converting %q is not built in", kind))
+\treturn nil, diags
+}
+"""
+
+
+def alloy_components(config: Path = ALLOY_CONFIG) -> list[str]:
+    """The components a config declares: `discovery.docker "x" {` is discovery.docker."""
+    text = config.read_text(encoding="utf-8")
+    return sorted(set(re.findall(r'^([a-z_]+(?:\.[a-z0-9_]+)+)\s+"[^"]*"\s*\{', text, re.M)))
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if old not in text:
+        raise BuildError(
+            f"{path}: expected text is gone (another Alloy release?): {old.strip()[:80]!r}"
+        )
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def trim_alloy(source: Path) -> None:
+    """Alloy with the runtime, the HTTP API and UI API, and only the config's components.
+
+    Each edit below removes an import whose module the proxy refuses here; each one
+    fails the build loudly if the text it expects has changed.
+    """
+    imports = []
+    for name in alloy_components():
+        package = source / "internal" / "component" / name.replace(".", "/")
+        if not package.is_dir():
+            raise BuildError(f"{ALLOY_CONFIG} uses {name}, which Alloy has no package for")
+        imports.append(
+            f'\t_ "github.com/grafana/alloy/internal/component/{name.replace(".", "/")}"'
+        )
+    (source / "internal" / "alloycli" / "native_components.go").write_text(
+        "package alloycli\n\n// The components stack/alloy/config.alloy uses.\nimport (\n"
+        + "\n".join(imports)
+        + "\n)\n",
+        encoding="utf-8",
+    )
+    # Every component, and the config converters, which import every component too.
+    _edit(
+        source / "internal" / "alloycli" / "cmd_run.go",
+        '\t_ "github.com/grafana/alloy/internal/component/all"\n',
+        "",
+    )
+    (source / "internal" / "converter" / "converter.go").write_text(
+        ALLOY_CONVERTER_STUB, encoding="utf-8"
+    )
+    # Feature gates of the filelog receiver and k8sattributes processor (not built in).
+    gates = source / "internal" / "util" / "otel_feature_gate.go"
+    contrib = "github.com/open-telemetry/opentelemetry-collector-contrib"
+    for package in ("processor/k8sattributesprocessor", "pkg/stanza/fileconsumer"):
+        _edit(gates, f'\t_ "{contrib}/{package}"\n', "")
+    gate = re.search(r"\t\t\{\n[^{}]*\"filelog\.allowFileDeletion\"[^{}]*\},\n", gates.read_text())
+    if gate is None:
+        raise BuildError(f"{gates}: the filelog feature gate is gone (another Alloy release?)")
+    _edit(gates, gate.group(0), "")
+    # Settings shared by the scraping and file-reading receivers (not built in).
+    for name in ("config_scrape.go", "config_stanza_receivers.go", "config_controller.go"):
+        (source / "internal" / "component" / "otelcol" / name).unlink()
+    # The runtime recognises profiling receivers by their Go type; there are none here.
+    loader = source / "internal" / "runtime" / "internal" / "controller" / "loader.go"
+    _edit(loader, '\t"github.com/grafana/alloy/internal/component/pyroscope"\n', "")
+    _edit(
+        loader,
+        "pyroscopeAppendableType := reflect.TypeOf((*pyroscope.Appendable)(nil)).Elem()",
+        "pyroscopeAppendableType := appendableType // no profiling components built in",
+    )
+
 
 PROGRAMS: dict[str, GoProgram] = {
     program.service: program
@@ -154,6 +253,9 @@ PROGRAMS: dict[str, GoProgram] = {
             tags=("gore2regex",),
             version_variables=("github.com/grafana/alloy/internal/build.Version",),
             main_source=ALLOY_MAIN,
+            prepare=trim_alloy,
+            # The commit Alloy requires is refused; v0.67.5 is the release before it.
+            replacements=(("github.com/prometheus/common", "v0.67.5"),),
             version_text=lambda p: p.tag,
             cold_build_minutes=40,
         ),
@@ -268,8 +370,11 @@ def build(service: str, *, quiet: bool = False) -> Path:
         shutil.copytree(download["Dir"], source)
         for path in [source, *source.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
-        for module, required in _local_replacements(source / "go.mod"):
-            run([go, "mod", "edit", f"-replace={module}={module}@{required}"], cwd=source)
+        replacements = [*_local_replacements(source / "go.mod"), *program.replacements]
+        for module, version in replacements:
+            run([go, "mod", "edit", f"-replace={module}={module}@{version}"], cwd=source)
+        if program.prepare is not None:
+            program.prepare(source)
         if program.main_source is not None:
             main_dir = source / program.package
             main_dir.mkdir(parents=True, exist_ok=True)
