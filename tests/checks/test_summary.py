@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from checks import dashboard, logs, metrics, service, traffic
+from checks import dashboard, logs, metrics, service, traces, traffic
 from checks.cli import main, run_checks
 from checks.summary import summary_lines
 from tests.checks.conftest import Stack, closed_url
@@ -105,7 +105,7 @@ def test_with_everything_answering_the_summary_is_one_line(live: Stack) -> None:
     assert link.from_files_only  # still from the file, with Grafana up: said so, not hidden
 
 
-@pytest.mark.parametrize("module", [service, metrics, logs, dashboard, traffic])
+@pytest.mark.parametrize("module", [service, metrics, logs, traces, dashboard, traffic])
 def test_hints_that_name_docker_also_give_the_way_without_it(module: ModuleType) -> None:
     hints = {name: value for name, value in vars(module).items() if name.startswith("HINT_")}
     assert hints
