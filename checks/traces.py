@@ -45,7 +45,7 @@ HINT_FRESH = (
     "The request's trace did not reach Tempo in time. The service batches spans for up to "
     "1 s; `docker compose logs dice-roller` shows export failures, `docker compose logs "
     "alloy` what Alloy forwards (without Docker: dice-roller.log and alloy.log in the "
-    "realstack logs folder). Raise --wait on a slow machine."
+    "logs folder `python3 tasks.py realstack` prints). Raise --wait on a slow machine."
 )
 HINT_ATTRIBUTES = (
     "The roll route sets die.type and die.result on the request's span "
