@@ -110,10 +110,15 @@ package main
 import (
 \t"os"
 
+\t"github.com/prometheus/client_golang/prometheus"
+
 \t"github.com/grafana/alloy/internal/alloycli"
+\t"github.com/grafana/alloy/internal/build"
 )
 
 func main() {
+\t// alloy_build_info, as the release binary's command package registers it.
+\tprometheus.MustRegister(build.NewCollector("alloy"))
 \tif err := alloycli.Command().Execute(); err != nil {
 \t\tos.Exit(1)
 \t}
@@ -351,7 +356,7 @@ def build(service: str, *, quiet: bool = False) -> Path:
     env["CGO_ENABLED"] = "1" if program.cgo and shutil.which("gcc") else "0"
     with log_path.open("w", encoding="utf-8") as log:
 
-        def run(command: list[str], cwd: Path | None = None) -> str:
+        def run(command: list[str], cwd: Path | None = None, check: bool = True) -> str:
             log.write(f"$ {' '.join(command)}\n")
             log.flush()
             result = subprocess.run(
@@ -359,11 +364,18 @@ def build(service: str, *, quiet: bool = False) -> Path:
             )
             log.write(result.stdout)
             log.flush()
-            if result.returncode != 0:
+            if check and result.returncode != 0:
                 raise BuildError(_failure(service, command, log_path))
             return result.stdout
 
-        download = json.loads(run([go, "mod", "download", "-json", f"{program.module}@{version}"]))
+        fetch = [go, "mod", "download", "-json", f"{program.module}@{version}"]
+        download = json.loads(run(fetch, check=False) or "{}")
+        if "Dir" not in download:
+            refusal = str(download.get("Error") or "no answer").splitlines()
+            raise BuildError(
+                f"building {service} failed: the Go module proxy does not serve it: "
+                f"{' '.join(line.strip() for line in refusal)}"
+            )
         source = workdir / "src"
         if source.exists():
             shutil.rmtree(source)

@@ -30,6 +30,7 @@ from .docker_api import STDERR, STDOUT, Container, DockerApi, serving_docker_api
 from .network import Network, private_network
 from .pins import pin
 from .substitutions import (
+    ROOT,
     NativeCommand,
     compose_project,
     compose_service,
@@ -147,7 +148,7 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
         except build.BuildError as error:
             if service != "tempo":
                 raise
-            tempo_error = str(error).splitlines()[-1].strip()
+            tempo_error = str(error).splitlines()[0].removeprefix("building tempo failed: ")
             log(f"nativestack: Tempo cannot be built here, a stand-in runs: {tempo_error}")
     return binaries, tempo_error
 
@@ -258,7 +259,9 @@ def native_stack(
         if "tempo" in binaries:
             tempo = start("tempo", native("tempo"))
         else:
-            standin = NativeCommand([sys.executable, "-m", "nativestack.tempo_standin"], {})
+            standin = NativeCommand(
+                [sys.executable, "-m", "nativestack.tempo_standin"], {"PYTHONPATH": str(ROOT)}
+            )
             tempo = start("tempo", standin)
         _wait_ready(loki, f"{running.loki_url}/ready", 90)
         _wait_ready(tempo, f"{running.tempo_url}/ready", 90)
