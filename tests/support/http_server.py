@@ -1,7 +1,8 @@
 """The scaffold of the small HTTP servers tests run in-process as stand-ins.
 
-No Loki, Tempo, Grafana or OpenTelemetry collector can run here, so tests play them
-with `http.server`: a `ThreadingHTTPServer` on 127.0.0.1, on a port the OS picks
+Where a test needs a component that cannot run here (Grafana), one that misbehaves
+on purpose (a proxy in front of a real one), or a receiver it can inspect, it plays
+it with `http.server`: a `ThreadingHTTPServer` on 127.0.0.1, on a port the OS picks
 (so parallel tests never collide), served from a daemon thread. Stand-ins that
 misbehave on purpose hold a request open ("hang") by waiting on `release`; `stop`
 sets it first, so shutting the server down never waits for them.

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
+from nativestack.build import binary_path
 from nativestack.docker_api import Container
 
-__all__ = ["DECOY", "NATIVE_SERVICE_ENV"]
+__all__ = ["DECOY", "NATIVE_SERVICE_ENV", "built"]
+
+
+def built(service: str, program: str | None = None) -> str:
+    """A component's binary (or its other `program`), as `python3 tasks.py test` built it
+    at the version compose pins."""
+    path = binary_path(service, program)
+    if not path.is_file():
+        pytest.fail(
+            f"{path} is missing: run the suite with `python3 tasks.py test`, which builds "
+            "it first (or build it alone: `python3 tasks.py realstack --build-only`)"
+        )
+    return str(path)
+
 
 NATIVE_SERVICE_ENV: Mapping[str, str] = {
     # Half the risky rolls fail, deterministically: error panels and boxes have data.

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
-from nativestack.build import binary_path
-
+from .native import built
 from .paths import ROOT
 from .processes import wait_until_ready
 from .tools import free_port
@@ -74,13 +72,7 @@ JSON = dict[str, Any]
 
 def prometheus_binary(program: str = "prometheus") -> str:
     """The pinned Prometheus (or its `promtool`), as `python3 tasks.py test` built it."""
-    path = binary_path("prometheus", program)
-    if not path.is_file():
-        pytest.fail(
-            f"{path} is missing: run the suite with `python3 tasks.py test`, which builds "
-            "it first (or build it alone: `python3 tasks.py realstack --build-only`)"
-        )
-    return str(path)
+    return built("prometheus", program)
 
 
 def load_config() -> JSON:
