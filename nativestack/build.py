@@ -196,8 +196,8 @@ def trim_alloy(source: Path) -> None:
     # Feature gates of the filelog receiver and k8sattributes processor (not built in).
     gates = source / "internal" / "util" / "otel_feature_gate.go"
     contrib = "github.com/open-telemetry/opentelemetry-collector-contrib"
-    for package in ("processor/k8sattributesprocessor", "pkg/stanza/fileconsumer"):
-        _edit(gates, f'\t_ "{contrib}/{package}"\n', "")
+    for gate_package in ("processor/k8sattributesprocessor", "pkg/stanza/fileconsumer"):
+        _edit(gates, f'\t_ "{contrib}/{gate_package}"\n', "")
     gate = re.search(r"\t\t\{\n[^{}]*\"filelog\.allowFileDeletion\"[^{}]*\},\n", gates.read_text())
     if gate is None:
         raise BuildError(f"{gates}: the filelog feature gate is gone (another Alloy release?)")
