@@ -10,7 +10,7 @@
 
 Each command first makes sure uv is there (installing it with pip if not) and that
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
-also installs what the suite runs for real: Debian's wrk and iproute2 (as root), the
+also installs what the suite runs for real: Debian's wrk, iproute2 and make (as root), the
 query grammars from npm, and the Go builds of Prometheus, Loki and Alloy.
 """
 
@@ -149,7 +149,13 @@ def _install_uv() -> str:
     return uv
 
 
-DEBIAN_PACKAGES = {"wrk": "wrk", "ip": "iproute2", "npm": "npm", "node": "nodejs"}
+DEBIAN_PACKAGES = {
+    "wrk": "wrk",
+    "ip": "iproute2",
+    "make": "make",
+    "npm": "npm",
+    "node": "nodejs",
+}
 """Commands the suite runs for real, and the Debian package of each."""
 
 
