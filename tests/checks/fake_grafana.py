@@ -1,33 +1,15 @@
-"""Stand-ins for Loki, Tempo, Alloy and Grafana, which cannot run here.
+"""A stand-in for Grafana, which cannot run here.
 
-Each is a small HTTP server on 127.0.0.1 answering in the documented format of the
-component's API, from real data wherever there is some:
-
-- `FakeLoki` (Loki HTTP API v1, `/loki/api/v1/query_range`, as in Loki 3.x) serves
-  the lines the real service printed, as Alloy would ship them, and evaluates the
-  small part of LogQL the checks and the dashboard use: one stream selector, line
-  filters `|= "text"`, the `| json` parser (with Loki's `__error__` label on lines
-  that are not JSON) and label filters `| name="value"`. Errors are plain text, as
-  Loki answers them.
-- `FakeTempo` (Tempo HTTP API: "Query V2" `/api/v2/traces/<id>` and "Search"
-  `/api/search`) serves the spans the real service exported to an OTLP receiver, in
-  OpenTelemetry JSON with base64 ids, as Tempo's protobuf JSON writes them
-  (grafana/tempo#5437; OTLP/JSON itself says hex). Trace by id answers exactly as a
-  real Tempo 3.0.3 did, a trace not yet ingested included (see its docstring), and
-  can hold a trace back for a while as the real one does. It does not imitate
-  `query_end_cutoff`: every received trace is searchable.
-- `FakeAlloy` (Alloy 1.x: `/-/ready` and the UI's `/api/v0/web/components` API)
-  reports a `discovery.docker` component whose `targets` export lists containers.
-- `FakeGrafana` (Grafana HTTP API: `/api/search`, `/api/dashboards/uid/<uid>`,
-  `/api/datasources/uid/<uid>/health`, `/api/ds/query`) serves the repository's
-  dashboard and runs panel queries the way Grafana's backend does: Prometheus
-  queries against the real Prometheus, with macros substituted by
-  `tests.support.grafana_macros`; Loki queries against `FakeLoki`. Its answers, errors
-  included, were compared with Grafana's source (see its docstring for the files).
-
-Every fake can also misbehave, per path prefix: `fail["/path"] = mode` with mode one
-of "500", "404", "malformed" (200 with broken JSON), "empty" (a valid answer with no
-data) and "hang" (never answers, until the server stops).
+Grafana's Go module is refused by the module proxy (github.com/grafana/grafana), so
+the Dashboard boxes are checked against `FakeGrafana`: a small HTTP server on
+127.0.0.1 answering Grafana's HTTP API in its documented format (`/api/search`,
+`/api/dashboards/uid/<uid>`, `/api/datasources/uid/<uid>/health`, `/api/ds/query`).
+It serves the repository's dashboard and data sources and runs panel queries the
+way Grafana's backend does: Prometheus queries against a real Prometheus, with
+macros substituted by `tests.support.grafana_macros`, and Loki queries against the
+real Loki (through the scenarios' proxy, so Loki's faults reach the log panels). Its
+answers, errors included, were compared with Grafana's source (see its docstring for
+the files). Like the proxies, it misbehaves on demand: tests/checks/faults.py.
 """
 
 from __future__ import annotations
@@ -36,469 +18,20 @@ import base64
 import json
 import re
 import time
-from collections import Counter
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from datetime import timedelta
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import yaml
 
 from checks.context import DASHBOARD_FILE, ROOT
 from tests.support.grafana_macros import QueryContext, substitute
-from tests.support.http_server import LocalHTTPServer, QuietHandler
-from tests.support.otlp import OtlpReceiver, ReceivedSpan
 
-JSONValue = Any
+from .faults import Answer, FaultyServer, Request, json_answer
+
+__all__ = ["FakeGrafana", "grafana_slug"]
 
 DASHBOARD_PROVISIONING = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
-Answer = tuple[int, str, bytes]  # status, content type, body
-
-MODES = ("500", "404", "malformed", "empty", "hang")
-
-
-def json_answer(body: JSONValue, status: int = 200) -> Answer:
-    return status, "application/json", json.dumps(body).encode()
-
-
-def text_answer(text: str, status: int = 200) -> Answer:
-    return status, "text/plain; charset=utf-8", text.encode()
-
-
-class FakeServer(LocalHTTPServer):
-    """A threaded HTTP server whose `answer` method each fake implements."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.fail: dict[str, str] = {}
-        self.requests: list[str] = []
-        self.current_headers: dict[str, str] = {}
-        super().__init__(self._handler_class())
-
-    def reset(self) -> None:
-        self.fail.clear()
-        self.requests.clear()
-
-    def mode_for(self, path: str) -> str | None:
-        for prefix, mode in self.fail.items():
-            if path.startswith(prefix):
-                return mode
-        return None
-
-    def answer(
-        self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
-    ) -> Answer:
-        raise NotImplementedError
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(QuietHandler):
-            def _serve(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                path = unquote(parts.path)
-                params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                length = int(self.headers.get("Content-Length", "0") or 0)
-                body = self.rfile.read(length) if length else b""
-                fake.requests.append(f"{method} {path}")
-                fake.current_headers = {k.lower(): v for k, v in self.headers.items()}
-                mode = fake.mode_for(path)
-                if mode == "hang":
-                    fake.release.wait(120)
-                    return
-                if mode == "500":
-                    answer = text_answer("internal server error: something broke", 500)
-                elif mode == "404":
-                    answer = text_answer("404 page not found\n", 404)
-                elif mode == "malformed":
-                    answer = 200, "application/json", b'{"status": "success", "data": {'
-                else:
-                    try:
-                        answer = fake.answer(method, path, params, body, mode)
-                    except Exception as error:  # a bug in a fake shows up as a 500
-                        answer = text_answer(f"fake {fake.name} failed: {error!r}", 500)
-                status, content_type, payload = answer
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-        return Handler
-
-
-# ------------------------------------------------------------------ Loki
-
-
-class LogQLError(ValueError):
-    pass
-
-
-_SELECTOR = re.compile(r'^\s*\{\s*(\w+)\s*=\s*"([^"]*)"\s*\}')
-_STAGE = re.compile(
-    r'\s*(?:\|=\s*"(?P<contains>(?:[^"\\]|\\.)*)"'
-    r"|\|\s*(?P<json>json)\b"
-    r'|\|\s*(?P<label>\w+)\s*=\s*"(?P<value>(?:[^"\\]|\\.)*)")'
-)
-
-
-def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Loki's `| json` without arguments: nested keys joined with `_`, values as text."""
-    labels: dict[str, str] = {}
-    for key, value in record.items():
-        name = re.sub(r"\W", "_", f"{prefix}{key}")
-        if isinstance(value, dict):
-            labels.update(_flatten(value, name + "_"))
-        elif value is not None:
-            labels[name] = value if isinstance(value, str) else json.dumps(value)
-    return labels
-
-
-class FakeLoki(FakeServer):
-    """Loki HTTP API v1 over the lines `lines()` returns (one stream, as Alloy labels it)."""
-
-    name = "Loki"
-
-    def __init__(self, lines: Callable[[], list[str]], labels: dict[str, str]) -> None:
-        super().__init__()
-        self.lines = lines
-        self.labels = labels
-        self.extra_lines: list[tuple[int, str]] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self.extra_lines.clear()
-
-    def add_line(self, line: str) -> None:
-        """A line from another writer in the same container, received now."""
-        self.extra_lines.append((time.time_ns(), line))
-
-    def _timed_lines(self) -> list[tuple[int, str]]:
-        timed = list(self.extra_lines)
-        for line in self.lines():
-            try:
-                stamp = json.loads(line)["timestamp"]
-                ns = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1e9)
-            except (ValueError, KeyError, TypeError):
-                ns = time.time_ns()
-            timed.append((ns, line))
-        return timed
-
-    def evaluate(self, query: str, start: int, end: int, limit: int) -> list[dict[str, Any]]:
-        match = _SELECTOR.match(query)
-        if match is None:
-            raise LogQLError(f"parse error : syntax error: unexpected input in {query!r}")
-        if self.labels.get(match.group(1)) != match.group(2):
-            return []
-        rest, stages = query[match.end() :], []
-        while rest.strip():
-            stage = _STAGE.match(rest)
-            if stage is None:
-                raise LogQLError(f"parse error : unexpected {rest.strip()[:20]!r}")
-            stages.append(stage)
-            rest = rest[stage.end() :]
-        streams: dict[str, dict[str, Any]] = {}
-        chosen = [(ns, line) for ns, line in self._timed_lines() if start <= ns <= end]
-        for ns, line in sorted(chosen, reverse=True):
-            labels: dict[str, str] | None = dict(self.labels)
-            for stage in stages:
-                assert labels is not None
-                if stage.group("contains") is not None:
-                    if json.loads(f'"{stage.group("contains")}"') not in line:
-                        labels = None
-                elif stage.group("json"):
-                    try:
-                        record = json.loads(line)
-                        if not isinstance(record, dict):
-                            raise ValueError("not an object")
-                        labels.update(_flatten(record))
-                    except ValueError as error:
-                        labels["__error__"] = "JSONParserErr"
-                        labels["__error_details__"] = str(error)
-                else:
-                    wanted = json.loads(f'"{stage.group("value")}"')
-                    if labels.get(stage.group("label")) != wanted:
-                        labels = None
-                if labels is None:
-                    break
-            if labels is None:
-                continue
-            key = json.dumps(labels, sort_keys=True)
-            streams.setdefault(key, {"stream": labels, "values": []})["values"].append(
-                [str(ns), line]
-            )
-            if sum(len(s["values"]) for s in streams.values()) >= limit:
-                break
-        return list(streams.values())
-
-    def answer(
-        self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
-    ) -> Answer:
-        if path == "/ready":
-            return text_answer("ready\n")
-        if path != "/loki/api/v1/query_range":
-            return text_answer("404 page not found\n", 404)
-        now = time.time_ns()
-        try:
-            result = self.evaluate(
-                params.get("query", ""),
-                int(params.get("start", now - 3600 * 10**9)),
-                int(params.get("end", now)),
-                int(params.get("limit", 100)),
-            )
-        except LogQLError as error:
-            return text_answer(str(error), 400)
-        if mode == "empty":
-            result = []
-        return json_answer(
-            {
-                "status": "success",
-                "data": {"resultType": "streams", "result": result, "stats": {}},
-            }
-        )
-
-
-# ----------------------------------------------------------------- Tempo
-
-_KINDS = {
-    0: "SPAN_KIND_UNSPECIFIED",
-    1: "SPAN_KIND_INTERNAL",
-    2: "SPAN_KIND_SERVER",
-    3: "SPAN_KIND_CLIENT",
-    4: "SPAN_KIND_PRODUCER",
-    5: "SPAN_KIND_CONSUMER",
-}
-
-
-def _any_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    return {"stringValue": str(value)}
-
-
-def _b64(hex_id: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_id)).decode()
-
-
-class FakeTempo(FakeServer):
-    """Tempo's trace-by-id (v2) and search APIs over the spans an OTLP receiver got.
-
-    Trace by id answers as a real Tempo 3.0.3 did (built from source and run on
-    stack/tempo/config.yaml; /work/shared/notes/stack-facts.md, "Tempo 3.0", "Seen with
-    a real 3.0.3"): `{"trace": {"resourceSpans": [...]}}` for a trace it has, and HTTP
-    200 with `{"trace": {}, "metrics": {}}` for one it has not ingested yet, never 404.
-    A real Tempo makes a fresh trace readable 0.2 to 1.1 s after its request (issue 16);
-    `withhold_seconds` imitates that: a trace is answered as not yet ingested until that
-    long after this fake first found it among the received spans, and `withheld` counts
-    those answers per trace id.
-    """
-
-    name = "Tempo"
-    NOT_YET: ClassVar[dict[str, Any]] = {"trace": {}, "metrics": {}}
-
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        super().__init__()
-        self.receiver = receiver
-        self.drop_attributes: set[str] = set()
-        self.stretch_seconds = 0.0
-        self.withhold_seconds = 0.0
-        self.withheld: Counter[str] = Counter()
-        self._first_found: dict[str, float] = {}
-
-    def reset(self) -> None:
-        super().reset()
-        self.drop_attributes.clear()
-        self.stretch_seconds = 0.0
-        self.withhold_seconds = 0.0
-        self.withheld.clear()
-        self._first_found.clear()
-
-    def _spans(self) -> list[ReceivedSpan]:
-        return list(self.receiver.spans)
-
-    def _ingested(self, trace_id: str, spans: list[ReceivedSpan]) -> bool:
-        """Whether the trace is readable yet: found, and withheld long enough."""
-        if not spans:
-            return False
-        found = self._first_found.setdefault(trace_id, time.monotonic())
-        if time.monotonic() - found < self.withhold_seconds:
-            self.withheld[trace_id] += 1
-            return False
-        return True
-
-    def _otlp_span(self, span: ReceivedSpan) -> dict[str, Any]:
-        attributes = {k: v for k, v in span.attributes.items() if k not in self.drop_attributes}
-        return {
-            "traceId": _b64(span.trace_id),
-            "spanId": _b64(span.span_id),
-            "name": span.name,
-            "kind": _KINDS.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
-            "startTimeUnixNano": str(span.start_ns),
-            "endTimeUnixNano": str(span.end_ns + int(self.stretch_seconds * 1e9)),
-            "attributes": [{"key": k, "value": _any_value(v)} for k, v in attributes.items()],
-            "status": {"code": "STATUS_CODE_ERROR"} if span.status_code == 2 else {},
-        }
-
-    def answer(
-        self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
-    ) -> Answer:
-        if path.startswith("/api/v2/traces/"):
-            trace_id = path.rsplit("/", 1)[1].lower()
-            spans = [s for s in self._spans() if s.trace_id == trace_id]
-            if mode == "empty" or not self._ingested(trace_id, spans):
-                return json_answer(self.NOT_YET)
-            resource = spans[0].resource
-            return json_answer(
-                {
-                    "trace": {
-                        "resourceSpans": [
-                            {
-                                "resource": {
-                                    "attributes": [
-                                        {"key": k, "value": _any_value(v)}
-                                        for k, v in resource.items()
-                                    ]
-                                },
-                                "scopeSpans": [
-                                    {
-                                        "scope": {"name": "opentelemetry.instrumentation"},
-                                        "spans": [self._otlp_span(s) for s in spans],
-                                    }
-                                ],
-                            }
-                        ]
-                    }
-                }
-            )
-        if path == "/api/search":
-            match = re.fullmatch(
-                r'\{\s*resource\.service\.name\s*=\s*"([^"]*)"\s*\}', params.get("q", "")
-            )
-            if match is None:
-                return text_answer("invalid TraceQL query: unsupported by this fake", 400)
-            start = int(params.get("start", 0)) * 10**9
-            end = int(params.get("end", 2**40)) * 10**9
-            traces: dict[str, list[ReceivedSpan]] = {}
-            for span in self._spans():
-                service = span.resource.get("service.name")
-                if service == match.group(1) and start <= span.start_ns <= end:
-                    traces.setdefault(span.trace_id, []).append(span)
-            if mode == "empty":
-                # Tempo writes protobuf JSON, which leaves out an empty list entirely.
-                return json_answer({"metrics": {"inspectedBytes": "0", "totalBlocks": 0}})
-            found = list(traces.items())
-            limit = int(params.get("limit", 20))
-            return json_answer(
-                {
-                    "traces": [
-                        {
-                            "traceID": trace_id,
-                            "rootServiceName": match.group(1),
-                            "rootTraceName": spans[0].name,
-                            "startTimeUnixNano": str(min(s.start_ns for s in spans)),
-                            "durationMs": int(
-                                (max(s.end_ns for s in spans) - min(s.start_ns for s in spans))
-                                / 1e6
-                            ),
-                        }
-                        for trace_id, spans in found[:limit]
-                    ],
-                    "metrics": {"inspectedBytes": "0", "totalBlocks": 0},
-                }
-            )
-        if path == "/ready":
-            return text_answer("ready\n")
-        return text_answer("404 page not found\n", 404)
-
-
-# ----------------------------------------------------------------- Alloy
-
-
-class FakeAlloy(FakeServer):
-    """Alloy's readiness probe and its UI's component API, with docker discovery."""
-
-    name = "Alloy"
-    COMPONENT = "discovery.docker.containers"
-
-    def __init__(self, containers: list[str]) -> None:
-        super().__init__()
-        self.default_containers = list(containers)
-        self.containers = list(containers)
-
-    def reset(self) -> None:
-        super().reset()
-        self.containers = list(self.default_containers)
-
-    def _info(self, local_id: str) -> dict[str, Any]:
-        name, _, label = local_id.rpartition(".")
-        return {
-            "moduleID": "",
-            "localID": local_id,
-            "name": name,
-            "label": label,
-            "health": {"state": "healthy", "message": "started component"},
-            "referencedBy": [],
-            "referencesTo": [],
-            "dataFlowEdgesTo": [],
-            "liveDebuggingEnabled": False,
-        }
-
-    def _target(self, container: str) -> dict[str, Any]:
-        labels = {
-            "__address__": "172.18.0.5:8000",
-            "__meta_docker_container_name": container,
-            "__meta_docker_container_label_com_docker_compose_project": "dice-sandbox",
-        }
-        return {
-            "type": "object",
-            "value": [
-                {"key": k, "value": {"type": "string", "value": v}} for k, v in labels.items()
-            ],
-        }
-
-    def answer(
-        self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
-    ) -> Answer:
-        ids = [self.COMPONENT, "discovery.relabel.containers", "loki.source.docker.containers"]
-        if path == "/-/ready":
-            return text_answer("Alloy is ready.\n")
-        if path == "/api/v0/web/components":
-            return json_answer([self._info(i) for i in ids])
-        if path == f"/api/v0/web/components/{self.COMPONENT}":
-            containers = [] if mode == "empty" else self.containers
-            detail = self._info(self.COMPONENT)
-            detail["arguments"] = [
-                {
-                    "type": "attr",
-                    "name": "host",
-                    "value": {"type": "string", "value": "unix:///var/run/docker.sock"},
-                }
-            ]
-            detail["exports"] = [
-                {
-                    "type": "attr",
-                    "name": "targets",
-                    "value": {"type": "array", "value": [self._target(c) for c in containers]},
-                }
-            ]
-            return json_answer(detail)
-        return text_answer("404 page not found\n", 404)
-
-
-# --------------------------------------------------------------- Grafana
 
 
 def _grafana_time(text: str, now: float) -> float:
@@ -530,7 +63,7 @@ def _grafana_error(message: str, status: int) -> Answer:
     return json_answer({"message": message, "traceID": ""}, status)
 
 
-class FakeGrafana(FakeServer):
+class FakeGrafana(FaultyServer):
     """Grafana's search, dashboard, data source health and query APIs, answering as 13.x does.
 
     Compared with Grafana's source (github.com/grafana/grafana): the newest versions of
@@ -586,13 +119,13 @@ class FakeGrafana(FakeServer):
         dashboard: dict[str, Any],
         datasources: list[dict[str, Any]],
         prometheus_url: str,
-        loki: FakeLoki,
+        loki_url: str,
     ) -> None:
         super().__init__()
         self.dashboard = dashboard
         self.datasources = datasources
         self.prometheus_url = prometheus_url
-        self.loki = loki
+        self.loki_url = loki_url
         self.folder = _provisioned_folder()
         self.unhealthy: set[str] = set()
         self.missing_datasources: set[str] = set()
@@ -689,14 +222,13 @@ class FakeGrafana(FakeServer):
             return json_answer({"status": "ERROR", "message": self.UNHEALTHY[kind]}, 400)
         return json_answer({"status": "OK", "message": self.HEALTHY[kind]})
 
-    def answer(
-        self, method: str, path: str, params: dict[str, str], body: bytes, mode: str | None
-    ) -> Answer:
+    def answer(self, request: Request, mode: str | None) -> Answer:
+        path, params = request.path, request.params
         uid = self.dashboard["uid"]
         if self.credentials is not None:
             user, password = self.credentials
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
-            if self.current_headers.get("authorization") != f"Basic {token}":
+            if request.headers.get("authorization") != f"Basic {token}":
                 return json_answer({"message": "Unauthorized"}, 401)
         if path == "/api/search":
             hits = [] if not self.with_dashboard or mode == "empty" else [self._search_hit()]
@@ -716,8 +248,8 @@ class FakeGrafana(FakeServer):
         match = re.fullmatch(r"/api/datasources/uid/([^/]+)/health", path)
         if match:
             return self._health(match.group(1))
-        if path == "/api/ds/query" and method == "POST":
-            return self._query(json.loads(body))
+        if path == "/api/ds/query" and request.method == "POST":
+            return self._query(json.loads(request.body))
         return json_answer({"message": "Not found"}, 404)
 
     def _query(self, request: dict[str, Any]) -> Answer:
@@ -802,7 +334,7 @@ class FakeGrafana(FakeServer):
     def _loki(self, query: dict[str, Any], start: float, end: float) -> list[Any]:
         # Through Loki's HTTP API, as Grafana's backend goes, so Loki's failures show here too.
         response = httpx.get(
-            self.loki.url + "/loki/api/v1/query_range",
+            self.loki_url + "/loki/api/v1/query_range",
             params={
                 "query": query["expr"],
                 "start": str(int(start * 1e9)),
