@@ -12,9 +12,11 @@ Creating namespaces needs root (CAP_NET_ADMIN) and iproute2's `ip`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,13 +83,19 @@ def _free_subnet() -> ipaddress.IPv4Network:
 
 
 def remove_stale(prefix_root: str = "dsn") -> None:
-    """Namespaces and bridges left by a run whose process is gone (killed with -9)."""
+    """Namespaces, bridges and processes left by a run that was killed (SIGKILL) before
+    it could stop them."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     for line in listed.splitlines():
         name = line.split()[0] if line.split() else ""
         parts = name.split("-")
         ours = len(parts) >= 3 and parts[0] == prefix_root and parts[1].isdigit()
         if ours and not Path(f"/proc/{parts[1]}").exists():
+            # The run was killed before it could stop its components: stop them now.
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
             subprocess.run(["ip", "link", "del", f"dsb{parts[1]}"[:15]], capture_output=True)

@@ -62,6 +62,10 @@ def test_a_signal_stops_every_component_and_removes_the_namespaces(
         assert namespaces_of(stack.pid) == []
         assert alive(components) == set()
     finally:
-        if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
-            stack.wait()
+        if stack.poll() is None:  # the test failed early: stop it the polite way first
+            stack.terminate()
+            try:
+                stack.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(stack.pid, signal.SIGKILL)
+                stack.wait()
