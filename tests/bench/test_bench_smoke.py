@@ -69,14 +69,16 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
         assert f"== {part}:" in out, f"part {part} did not run:\n{out}"
     assert "cores: " in out and "reproduce: python3 tasks.py bench" in out
     assert "throughput full/bare: " in out
+    assert "CPU per request full/recipe: " in out
 
     data = json.loads(results.read_text())
     figures = data["figures"]
     overhead = figures["overhead"]
-    for build in ("bare", "full", "metrics", "logs", "traces", "traces-unexported"):
+    for build in ("bare", "full", "metrics", "logs", "traces", "traces-unexported", "recipe"):
         assert positive(overhead[build]["ratio"]), overhead[build]
         assert all(positive(c) for c in overhead[build]["cpu_microseconds_per_request"])
     # No sampling: the full build sent a span for every roll it logged.
+    assert positive(overhead["full_over_recipe_cpu"])
     emitted = overhead["full_emitted"]
     assert emitted["spans"] == emitted["logged"] >= emitted["answered"] > 0
 
