@@ -15,9 +15,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+from .ids import current_ids
 
 __all__ = [
     "ExportWarningLimiter",
@@ -36,17 +37,17 @@ _RENAMED_FIELDS = {"levelname": "level", "name": "logger"}
 class TraceContextFilter(logging.Filter):
     """Adds `trace_id` and `span_id` of the current span to every record.
 
-    OpenTelemetry's logging instrumentation no longer injects these by default, and
-    reading them here costs two attribute look-ups, so the filter does it itself.
-    Lines written outside any request (start-up, shutdown) carry no ids at all rather
-    than all-zero ones that would match nothing.
+    OpenTelemetry's logging instrumentation no longer injects these by default, so the
+    filter does it itself, from the ids the request formatted once for all its signals
+    (`dice_roller.ids`). Lines written outside any request (start-up, shutdown) carry
+    no ids at all rather than all-zero ones that would match nothing.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record.trace_id = trace.format_trace_id(context.trace_id)
-            record.span_id = trace.format_span_id(context.span_id)
+        ids = current_ids()
+        if ids is not None:
+            record.trace_id = ids.trace_id
+            record.span_id = ids.span_id
         return True
 
 

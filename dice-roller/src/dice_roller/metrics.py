@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import trace
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -41,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .dice import DieType
+from .ids import current_ids
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -207,11 +207,13 @@ def _route_templates(app: Starlette) -> frozenset[str]:
 
 
 def current_exemplar() -> dict[str, str] | None:
-    """The exemplar labels for the active span, or None when there is none."""
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return None
-    return {"trace_id": trace.format_trace_id(context.trace_id)}
+    """The exemplar labels for the active span, or None when there is none.
+
+    The same dict for every observation of a request (`dice_roller.ids`): the roll's
+    and the HTTP request's share one formatted trace id.
+    """
+    ids = current_ids()
+    return None if ids is None else ids.exemplar
 
 
 @dataclass(frozen=True)

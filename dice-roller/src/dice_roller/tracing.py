@@ -23,7 +23,6 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry.instrumentation.propagators import TraceResponsePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -36,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
 from . import __version__
+from .ids import publish_current, unpublish
 from .settings import traces_exporter_names
 
 __all__ = [
@@ -102,28 +102,40 @@ def _is_metrics_scrape(scope: MutableMapping[str, Any]) -> bool:
 
 
 class TraceResponseMiddleware:
-    """Adds a W3C `traceresponse` header naming the request's trace to every answer.
+    """Names the request's trace in a W3C `traceresponse` header of every answer, and
+    publishes the span's ids for the request's other signals (`dice_roller.ids`).
 
-    `curl -i` then shows the trace id to look up in Tempo. The header is written by
-    OpenTelemetry's own `TraceResponsePropagator`, from the span current while the
-    answer starts; an answer with no span (a scrape of `/metrics`) gets none.
+    `curl -i` then shows the trace id to look up in Tempo. The header is the one
+    OpenTelemetry's `TraceResponsePropagator` writes (with
+    `Access-Control-Expose-Headers: traceresponse`, so a browser script can read it),
+    built from the ids formatted once for the whole request rather than looked up
+    again; an answer with no span (a scrape of `/metrics`) gets none.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.propagator = TraceResponsePropagator()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        ids, token = publish_current()
+        try:
+            if ids is None:
+                await self.app(scope, receive, send)
+                return
+            traceresponse = ids.traceresponse
 
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.propagator.inject(MutableHeaders(scope=message))
-            await send(message)
+            async def send_with_trace(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableHeaders(scope=message)
+                    headers["traceresponse"] = traceresponse
+                    headers["access-control-expose-headers"] = "traceresponse"
+                await send(message)
 
-        await self.app(scope, receive, send_with_trace)
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            unpublish(token)
 
 
 def _create_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
