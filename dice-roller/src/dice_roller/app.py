@@ -6,8 +6,8 @@
   but scrapes; the roll route adds the `die.*` attributes, and every answer with a
   span (all but `/metrics`) names its trace in a W3C `traceresponse` header, so a
   `curl` leads straight to the trace;
-- metrics: prometheus-fastapi-instrumentator measures each request, `DiceMetrics`
-  counts rolls, and `/metrics` serves them (OpenMetrics with exemplars on request);
+- metrics: `HttpMetricsMiddleware` measures each request, `DiceMetrics` counts rolls,
+  and `/metrics` serves them (OpenMetrics with exemplars on request);
 - logs: each roll writes one JSON line, at ERROR when the risky die fails.
 
 The benchmark builds this same app with some signals left out (`signals`), to measure

@@ -3,10 +3,10 @@
 Five families tell the story of the service:
 
 - `http_requests_total{handler, method, status}` and
-  `http_request_duration_seconds{handler, method}`: every HTTP request, measured by
-  prometheus-fastapi-instrumentator's middleware. `handler` is the route template
-  (`/roll`), never the raw path: unknown and redirected paths share `handler="none"`,
-  and unusual methods share `method="_OTHER"`, so no request can invent a new series.
+  `http_request_duration_seconds{handler, method}`: every HTTP request but scrapes,
+  measured by `HttpMetricsMiddleware`. `handler` is the route template (`/roll`),
+  never the raw path: unknown and redirected paths share `handler="none"`, and
+  unusual methods share `method="_OTHER"`, so no request can invent a new series.
 - `dice_rolls_total{die_type, result}`: every roll, `result` being `success` or `error`.
 - `dice_roll_value{die_type}`: the values rolled, one bucket per face.
 - `dice_roll_duration_seconds{die_type}`: how long a roll took, delay included; the
@@ -20,8 +20,9 @@ Exemplars only travel in the OpenMetrics format, which prometheus_client's own A
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import (
@@ -33,11 +34,10 @@ from prometheus_client import (
     Histogram,
     make_asgi_app,
 )
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator.metrics import Info
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .dice import DieType
 from .ids import current_ids
@@ -46,6 +46,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "ROLL_VALUE_BUCKETS",
     "DiceMetrics",
+    "HttpMetricsMiddleware",
     "current_exemplar",
 ]
 
@@ -65,6 +66,9 @@ ROLL_VALUE_BUCKETS = tuple(float(value) for value in range(1, 9))
 """One bucket per possible value, 1 to 8: fair rolls fill 1-6, risky rolls 2-7."""
 
 ROLL_RESULTS = ("success", "error")
+
+SCRAPE_PATH = "/metrics"
+"""The scrape endpoint's route: Prometheus's own requests are not the service's traffic."""
 
 HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
@@ -88,6 +92,9 @@ class DiceMetrics:
     rolls: Counter
     roll_value: Histogram
     roll_duration: Histogram
+    _children: dict[tuple[object, ...], Any] = field(default_factory=dict, init=False, repr=False)
+    """Each labelled child found once, then reused: `labels()` checks and locks on
+    every call, and the label sets are few and fixed (see `HTTP_METHODS`)."""
 
     @classmethod
     def create(cls) -> DiceMetrics:
@@ -146,16 +153,30 @@ class DiceMetrics:
             self.roll_value.labels(die.value)
             self.roll_duration.labels(die.value)
 
+    def child(self, family: MetricWrapperBase, *labels: str) -> Any:
+        """`family.labels(*labels)`, looked up once per label set."""
+        key = (family, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = family.labels(*labels)
+        return found
+
     def observe_roll(self, die: DieType, value: int | None, duration_seconds: float) -> None:
         """Record one roll; `value` is None when the roll failed."""
         exemplar = current_exemplar()
         result = "error" if value is None else "success"
-        self.rolls.labels(die.value, result).inc(exemplar=exemplar)
-        self.roll_duration.labels(die.value).observe(duration_seconds, exemplar=exemplar)
+        self.child(self.rolls, die.value, result).inc(exemplar=exemplar)
+        self.child(self.roll_duration, die.value).observe(duration_seconds, exemplar=exemplar)
         if value is not None:
-            self.roll_value.labels(die.value).observe(value, exemplar=exemplar)
+            self.child(self.roll_value, die.value).observe(value, exemplar=exemplar)
 
-    def route(self, path: str = "/metrics") -> Route:
+    def observe_request(self, handler: str, method: str, status: str, seconds: float) -> None:
+        """Record one HTTP request; the labels are already the bounded ones."""
+        exemplar = current_exemplar()
+        self.child(self.http_requests, handler, method, status).inc(exemplar=exemplar)
+        self.child(self.http_request_duration, handler, method).observe(seconds, exemplar=exemplar)
+
+    def route(self, path: str = SCRAPE_PATH) -> Route:
         """The scrape endpoint, served by prometheus_client's own ASGI app.
 
         The library reads the Accept header and answers Prometheus in OpenMetrics,
@@ -171,34 +192,56 @@ class DiceMetrics:
         )
 
     def instrument(self, app: Starlette) -> None:
-        """Measure every HTTP request of `app`; call it once all its routes exist.
+        """Measure every HTTP request of `app`; call it once all its routes exist."""
+        app.add_middleware(
+            HttpMetricsMiddleware, metrics=self, route_templates=_route_templates(app)
+        )
 
-        prometheus-fastapi-instrumentator's middleware resolves the route template and
-        groups status codes; `_http_instrumentation` records them in our own families
-        so they carry exemplars, which the instrumentator's built-in metrics do not.
-        """
-        Instrumentator(
-            should_group_status_codes=True,
-            should_group_untemplated=True,  # every unknown path counts as handler="none"
-            excluded_handlers=["/metrics"],
-            registry=self.registry,
-        ).add(self._http_instrumentation(_route_templates(app))).instrument(app)
 
-    def _http_instrumentation(self, route_templates: frozenset[str]) -> Callable[[Info], None]:
-        def instrument(info: Info) -> None:
-            handler = info.modified_handler
-            if handler not in route_templates:
-                # The instrumentator names a redirected request ("/roll/" to "/roll",
-                # "//" to "/") after its raw path; any path could then become a label.
+class HttpMetricsMiddleware:
+    """Counts and times every HTTP request but scrapes, labelled by route template.
+
+    It replaces prometheus-fastapi-instrumentator's middleware, which matched the path
+    against every route a second time before the router did, and built a `Request`, a
+    `Response` and an `Info` for every request (docs/performance.md). The router has
+    already put the route it chose in the scope (FastAPI's routes set
+    `scope["route"]`, a partial match for a 405 included): its template is the
+    `handler`. A scrape (`SCRAPE_PATH`) passes straight through. A request no route took (a
+    404, a redirect of `/roll/` to `/roll`) has `handler="none"`, as has anything
+    outside `route_templates`, so no path can become a label. An answer that never
+    started (an exception) counts as a 500, like the instrumentator's.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: DiceMetrics, route_templates: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.route_templates = route_templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == SCRAPE_PATH:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            handler = getattr(scope.get("route"), "path", "none")
+            if handler not in self.route_templates:
                 handler = "none"
-            method = info.method if info.method in HTTP_METHODS else OTHER_METHOD
-            exemplar = current_exemplar()
-            self.http_requests.labels(handler, method, info.modified_status).inc(exemplar=exemplar)
-            self.http_request_duration.labels(handler, method).observe(
-                info.modified_duration, exemplar=exemplar
+            method = scope["method"]
+            if method not in HTTP_METHODS:
+                method = OTHER_METHOD
+            self.metrics.observe_request(
+                handler, method, f"{str(status)[0]}xx", time.perf_counter() - started
             )
-
-        return instrument
 
 
 def _route_templates(app: Starlette) -> frozenset[str]:
