@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ __all__ = ["Network", "NetworkError", "private_network", "require_network_tools"
 SUBNETS = ipaddress.ip_network("10.254.0.0/16")
 """The /24 of each network is taken from here: one not already on a host interface."""
 NETNS_ETC = Path("/etc/netns")
+_SERIALS = itertools.count()
 
 
 class NetworkError(RuntimeError):
@@ -89,7 +91,7 @@ def remove_stale(prefix_root: str = "dsn") -> None:
     for line in listed.splitlines():
         name = line.split()[0] if line.split() else ""
         parts = name.split("-")
-        ours = len(parts) >= 3 and parts[0] == prefix_root and parts[1].isdigit()
+        ours = len(parts) >= 4 and parts[0] == prefix_root and parts[1].isdigit()
         if ours and not Path(f"/proc/{parts[1]}").exists():
             # The run was killed before it could stop its components: stop them now.
             pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
@@ -98,7 +100,8 @@ def remove_stale(prefix_root: str = "dsn") -> None:
                     os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
-            subprocess.run(["ip", "link", "del", f"dsb{parts[1]}"[:15]], capture_output=True)
+            bridge = f"dsb{parts[1]}x{parts[2]}"[:15]
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
 @contextmanager
@@ -107,8 +110,9 @@ def private_network(hosts: Sequence[str]) -> Iterator[Network]:
     require_network_tools()
     remove_stale()
     pid = os.getpid()
-    prefix = f"dsn-{pid}"
-    bridge = f"dsb{pid}"[:15]
+    serial = next(_SERIALS)  # several networks in one process (a test session)
+    prefix = f"dsn-{pid}-{serial}"
+    bridge = f"dsb{pid}x{serial}"[:15]
     subnet = _free_subnet()
     gateway, *free = (str(address) for address in subnet.hosts())
     addresses = {host: free[index + 9] for index, host in enumerate(hosts)}
@@ -119,7 +123,7 @@ def private_network(hosts: Sequence[str]) -> Iterator[Network]:
         _ip("addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", bridge)
         _ip("link", "set", bridge, "up")
         for index, host in enumerate(hosts):
-            namespace, veth = namespaces[host], f"dsv{pid}x{index}"[:15]
+            namespace, veth = namespaces[host], f"dv{pid}x{serial}x{index}"[:15]
             _ip("netns", "add", namespace)
             _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
             _ip("link", "set", veth, "master", bridge, "up")

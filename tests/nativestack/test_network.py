@@ -51,7 +51,7 @@ def test_hosts_reach_each_other_by_name_and_the_host_reaches_them(tmp_path: Path
 def test_what_a_killed_run_left_behind_is_removed_with_its_processes() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
-    name = f"dsn-{gone.pid}-leftover"
+    name = f"dsn-{gone.pid}-0-leftover"
     subprocess.run(["ip", "netns", "add", name], check=True)
     orphan = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "300"])
     try:

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.realstack, pytest.mark.slow]
 
 def namespaces_of(pid: int) -> list[str]:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if f"dsn-{pid}-" in line]
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(f"dsn-{pid}-")]
 
 
 def pids_in(namespaces: list[str]) -> set[int]:
