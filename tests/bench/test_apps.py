@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 
-import httpx
 import pytest
 from dice_roller.app import create_app
 from dice_roller.logs import LOGGER_NAME
@@ -15,18 +14,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from bench.apps import VARIANTS, build_app
+from tests.bench.asgi import roll_and_scrape
 
 SETTINGS = Settings(max_delay_seconds=0.0, seed=1)
-
-
-async def roll_and_scrape(app: FastAPI) -> tuple[httpx.Response, httpx.Response]:
-    """A fair roll and a scrape, inside the app's lifespan (its end flushes the spans)."""
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
-    ):
-        return await client.get("/roll", params={"die": "fair"}), await client.get("/metrics")
 
 
 def roll_endpoint(app: FastAPI) -> object:

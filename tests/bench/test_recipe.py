@@ -13,7 +13,6 @@ import httpx
 import pytest
 from dice_roller.logs import LOGGER_NAME
 from dice_roller.settings import Settings
-from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -21,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from bench.receiver import bench_receiver
 from bench.recipe import RECIPE, RecipeJsonFormatter, build_recipe_app
 from bench.servers import start_server
+from tests.bench.asgi import roll_and_scrape
 
 SETTINGS = Settings(max_delay_seconds=0.0, seed=1)
 
@@ -40,15 +40,6 @@ def roll_log() -> Iterator[io.StringIO]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-async def roll_and_scrape(app: FastAPI) -> tuple[httpx.Response, httpx.Response]:
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
-    ):
-        return await client.get("/roll", params={"die": "fair"}), await client.get("/metrics")
 
 
 def test_the_recipe_build_rolls_with_a_span_a_json_line_and_metrics(

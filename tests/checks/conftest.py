@@ -46,6 +46,7 @@ from checks.service import parse_traceresponse
 from nativestack.docker_api import STDERR
 from nativestack.stack import NativeStack
 from tests.support.http_server import serving
+from tests.support.processes import eventually as wait_for
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.tools import free_port
 
@@ -88,15 +89,8 @@ def closed_url() -> str:
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = ARRIVAL) -> T:
-    """Poll `probe` until it returns something truthy; fail saying `what` never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
-        time.sleep(0.2)
+    """`tests.support.processes.eventually` with this package's patience."""
+    return wait_for(probe, what, timeout)
 
 
 @dataclass

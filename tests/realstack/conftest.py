@@ -18,6 +18,7 @@ import pytest
 
 from checks.service import parse_traceresponse
 from nativestack.stack import NativeStack
+from tests.support.processes import eventually as wait_for
 
 T = TypeVar("T")
 
@@ -69,15 +70,8 @@ class RealStack:
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
-    """Poll `probe` until it returns something truthy; fail saying `what` never came."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
-        time.sleep(0.5)
+    """`tests.support.processes.eventually` with this package's patience."""
+    return wait_for(probe, what, timeout)
 
 
 def roll(url: str, dice: list[str]) -> list[Roll]:

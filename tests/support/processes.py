@@ -11,10 +11,14 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
+import pytest
 
-__all__ = ["wait_until_ready"]
+T = TypeVar("T")
+
+__all__ = ["eventually", "wait_until_ready"]
 
 
 def wait_until_ready(
@@ -41,3 +45,19 @@ def wait_until_ready(
             pass
         time.sleep(interval)
     raise RuntimeError(f"{name} not ready after {timeout} s:\n{output()}")
+
+
+def eventually(
+    probe: Callable[[], T | None], what: str, timeout: float, interval: float = 0.2
+) -> T:
+    """Poll `probe` until it returns something truthy; fail saying `what` never happened
+    within `timeout` seconds. For data that travels through a pipeline (a line to Loki,
+    a span to Tempo): every wait has a limit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s")
+        time.sleep(interval)
