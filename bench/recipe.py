@@ -97,8 +97,9 @@ def build_recipe_app(
     app = create_app(settings, signals=_ROUTE_SIGNALS)
     # Without the service's middleware the route logs its roll on a line of its own,
     # as a tutorial's route would; uvicorn's access line covers the rest.
+    service_middleware: object = RequestTelemetryMiddleware
     app.user_middleware = [
-        layer for layer in app.user_middleware if layer.cls is not RequestTelemetryMiddleware
+        layer for layer in app.user_middleware if layer.cls is not service_middleware
     ]
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     Instrumentator(registry=registry).instrument(app).expose(app)
