@@ -173,6 +173,12 @@ SCENARIOS = [
         "ERROR: Unable to connect with Loki",
     ),
     Scenario(
+        "grafana-cannot-reach-alertmanager",
+        _set(lambda s: s.grafana.unhealthy.add("alertmanager")),
+        ("Data source Alertmanager",),
+        "HTTP 502",
+    ),
+    Scenario(
         "grafana-without-loki-data-source",
         _set(lambda s: s.grafana.missing_datasources.add("loki")),
         ("Data source Loki", 'Panel "Recent Logs"', 'Panel "Error Logs"'),
