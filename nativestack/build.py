@@ -270,7 +270,7 @@ PROGRAMS: dict[str, GoProgram] = {
             version_variables=("github.com/prometheus/common/version.Version",),
             prepare=stub_alertmanager_ui,
             extra_programs=(("amtool", "./cmd/amtool"),),
-            cold_build_minutes=3,
+            cold_build_minutes=2,
         ),
         GoProgram(
             service="loki",

@@ -31,6 +31,8 @@ from tests.stack.compose import (
     ports,
     service_networks,
 )
+from tests.support.native import built
+from tests.support.prometheus import parse_duration
 from tests.support.tools import require_tool
 
 PROJECTS = {
@@ -393,8 +395,6 @@ def test_alertmanager_notifies_the_alert_receiver_where_it_listens() -> None:
 
 def test_notifications_come_within_half_a_minute() -> None:
     """A sandbox user who breaks the service looks for the notification right away."""
-    from tests.support.prometheus import parse_duration
-
     route = load_yaml(ALERTMANAGER_CONFIG)["route"]
     assert parse_duration(route["group_wait"]) + parse_duration(route["group_interval"]) <= 30
     assert parse_duration(route["repeat_interval"]) >= 3600, "not a reminder every few minutes"
@@ -601,3 +601,17 @@ def test_no_known_admin_password_is_left_anywhere() -> None:
         assert not re.search(r"\$\{GRAFANA_ADMIN_PASSWORD:?-[^}]", text), (
             f"{path.relative_to(ROOT)} gives GRAFANA_ADMIN_PASSWORD a default"
         )
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    """The pinned release's own checker, built with it (nativestack/build.py)."""
+    result = subprocess.run(
+        [built("alertmanager", "amtool"), "check-config", str(ALERTMANAGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert " - 1 receivers" in result.stdout
