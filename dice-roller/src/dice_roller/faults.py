@@ -213,14 +213,14 @@ class FlagFileFaults:
         )
         # A domain of its own: the OpenFeature API is global, and tests and the
         # benchmark build several apps in one process.
-        self._domain = f"dice-roller-flags-{id(self):x}"
-        self._client: OpenFeatureClient = api.get_client(self._domain)
+        self.domain = f"dice-roller-flags-{id(self):x}"
+        self._client: OpenFeatureClient = api.get_client(self.domain)
         self._client.add_hooks([TracingHook()])
-        self._probe: OpenFeatureClient = api.get_client(self._domain)  # no hook: no span
+        self._probe: OpenFeatureClient = api.get_client(self.domain)  # no hook: no span
         # If the first read fails, the provider stays in error and keeps polling;
-        # _reload below says what is wrong, once.
+        # reload() below says what is wrong, once.
         with contextlib.suppress(Exception):
-            api.set_provider_and_wait(self._provider, self._domain)
+            api.set_provider_and_wait(self._provider, self.domain)
         self._events: tuple[ProviderEvent, ...] = (
             ProviderEvent.PROVIDER_READY,
             ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
@@ -232,7 +232,7 @@ class FlagFileFaults:
         # so no change falls between the two.
         for event in self._events:
             self._probe.add_handler(event, self._on_event)
-        self._reload()
+        self.reload()
         log.info(
             "Feature flags loaded",
             extra={"flags_file": str(path), **self._announce(self._snapshot)},
@@ -251,7 +251,7 @@ class FlagFileFaults:
 
         for event in self._events:
             self._probe.remove_handler(event, self._on_event)
-        api.set_provider(NoOpProvider(), self._domain)  # shuts ours down, watcher included
+        api.set_provider(NoOpProvider(), self.domain)  # shuts ours down, watcher included
 
     def _evaluate(
         self, snapshot: _Snapshot, die: DieType, flags: tuple[FaultFlag, ...]
@@ -282,7 +282,7 @@ class FlagFileFaults:
 
     def _on_event(self, details: EventDetails) -> None:
         try:
-            self._reload()
+            self.reload()
         except Exception as error:  # a handler that raises gets a traceback logged
             log.error(
                 "Could not apply the flag file: %s: %s",
@@ -291,7 +291,8 @@ class FlagFileFaults:
                 extra={"flags_file": str(self.path)},
             )
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Read the file and apply it now: what every provider event does."""
         with self._lock:
             try:
                 stamp, document = read_flag_file(self.path)
