@@ -13,7 +13,8 @@ thing a container has and a process has not, its mounts, translated:
    Alloy's `unix:///var/run/docker.sock`) is copied into the state directory with
    those paths translated the same way, and the copy is what the process reads.
 5. The service, which compose builds from dice-roller/Dockerfile, runs from this
-   checkout's virtual environment with compose's `environment`.
+   checkout's virtual environment with compose's `environment`, container paths
+   translated as in 1 (`DICE_FLAGS_FILE` names the mounted stack/flags/ folder's file).
 6. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
 
 Host names and ports stay as they are: each service has a network namespace of its
@@ -132,8 +133,11 @@ def native_command(
     return NativeCommand(argv, env, written)
 
 
-def service_command() -> NativeCommand:
+def service_command(state_dir: Path, docker_socket: Path) -> NativeCommand:
     """The dice roller as compose runs it, from this checkout (substitution 5)."""
     spec, _ = compose_service("dice-roller")
-    env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+    table = mounts("dice-roller", state_dir, docker_socket)
+    env = {
+        str(k): translate_text(str(v), table) for k, v in (spec.get("environment") or {}).items()
+    }
     return NativeCommand([sys.executable, "-m", "dice_roller"], env)

@@ -54,8 +54,8 @@ class Settings(BaseModel):
     )
     flags_file: FilePath | None = Field(
         default=None,
-        description="flagd flag file of the faults, watched and applied live "
-        "(stack/flags/README.md); unset: no flags, the spec's behaviour.",
+        description="A flagd flag file of faults, watched and applied live, see "
+        "stack/flags/README.md; unset: no flags, the spec's behaviour.",
     )
     seed: int | None = Field(
         default=None, description="Seed of the random generator, for reproducible runs."
