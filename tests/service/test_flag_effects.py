@@ -10,8 +10,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.flags import copy_shipped
+from tests.support.flags import copy_shipped, edit_flags
 from tests.support.service import trace_of
 
 Z_999 = 3.291  # two-sided normal quantile for a 0.1% false alarm
@@ -41,15 +42,21 @@ async def _roll(
 
 
 def roll(
-    tmp_path: Path, variants: dict[str, str], dice: Sequence[str], seed: int = 1
+    tmp_path: Path,
+    variants: dict[str, str],
+    dice: Sequence[str],
+    seed: int = 1,
+    edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[list[httpx.Response], list[ReadableSpan]]:
-    """Roll `dice` in order on a fresh app whose flag file selects `variants`."""
+    """Roll `dice` in order on a fresh app whose flag file selects `variants` (and
+    has had `edit` applied)."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = Settings(
-        max_delay_seconds=0.0, seed=seed, flags_file=copy_shipped(tmp_path, variants)
-    )
+    flags_file = copy_shipped(tmp_path, variants)
+    if edit is not None:
+        edit_flags(flags_file, edit)
+    settings = Settings(max_delay_seconds=0.0, seed=seed, flags_file=flags_file)
     responses = asyncio.run(_roll(settings, provider, dice))
     spans = [span for span in exporter.get_finished_spans() if span.name == "GET /roll"]
     assert len(spans) == len(responses)
@@ -138,3 +145,23 @@ def test_the_roll_line_names_the_flags_away_from_their_default(
     assert lines["risky"].getMessage() == "Roll failed"
     assert lines["risky"].__dict__["feature_flags"] == variants
     assert lines["fair"].__dict__["feature_flags"] == {"loaded-die-bias": "loaded"}
+
+
+def test_a_fractional_rule_splits_rolls_by_their_trace(tmp_path: Path) -> None:
+    """flagd's `fractional` hashes the targeting key, a roll's trace id: each roll gets
+    one variant, says which on its span, and behaves as that variant says."""
+
+    def split(document: dict[str, Any]) -> None:
+        document["flags"]["fair-failure-rate"]["targeting"] = {
+            "fractional": [["spec", 50], ["always", 50]]
+        }
+
+    responses, spans = roll(tmp_path, {}, ["fair"] * 40, edit=split)
+    variants = []
+    for response, span in zip(responses, spans, strict=True):
+        [event] = span.events
+        assert (event.attributes or {})["feature_flag.result.reason"] == "targeting_match"
+        variant = (event.attributes or {})["feature_flag.result.variant"]
+        assert response.status_code == (500 if variant == "always" else 200)
+        variants.append(variant)
+    assert set(variants) == {"spec", "always"}  # 40 coin flips: all alike once in 2^39
