@@ -95,7 +95,7 @@ def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(
             pytest.fail("the service never answered")
         # `run` serves with the repository's flag file, as compose does.
         loaded = [
-            line for line in output.read_text().splitlines() if "Feature flags loaded" in line
+            line for line in output.read_text().splitlines() if "Watching the flag file" in line
         ]
         assert len(loaded) == 1 and json.loads(loaded[0])["flags_file"] == str(FLAGS_FILE)
         tasks.send_signal(sig)

@@ -234,7 +234,7 @@ class FlagFileFaults:
             self._probe.add_handler(event, self._on_event)
         self.reload()
         log.info(
-            "Feature flags loaded",
+            "Watching the flag file",
             extra={"flags_file": str(path), **self._announce(self._snapshot)},
         )
 
