@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .apps import UNEXPORTED_TRACES
-from .flags import flag_environments, report_flags
+from .flags import flag_environment, flag_files, report_flags
 from .receiver import BenchReceiver, bench_receiver
 from .recipe import RECIPE
 from .report import Report
@@ -77,9 +77,9 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
     )
     with ExitStack() as stack:
         receivers = {build: stack.enter_context(bench_receiver()) for build in BUILDS}
-        flags = flag_environments(output_dir)
+        files = flag_files(output_dir)
         envs = [
-            (build, {**_environment(receivers[build]), **flags.get(build, {"DICE_FLAGS_FILE": ""})})
+            (build, {**_environment(receivers[build]), **flag_environment(build, files)})
             for build in BUILDS
         ]
         started = stack.enter_context(start_servers(envs, output_dir))
@@ -103,7 +103,7 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
             build: read_memory(servers[build].process.pid) for build in SERVICE_BUILDS
         }
         _print_results(report, runs, cpu)
-        report_flags(report, PART, runs, cpu, memory)
+        report_flags(report, PART, runs, cpu, memory, files)
         _check_nothing_dropped(report, servers[FULL], receivers[FULL], runs[FULL])
 
 

@@ -81,7 +81,9 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     flags = overhead["flags"]
     for ratio in ("at_default_cpu_ratio", "drill_cpu_ratio", "drill_throughput_ratio"):
         assert positive(flags[ratio]), flags
-    assert "CPU per request, shipped flags/no flag file: " in out
+    assert positive(flags["layer_at_default_microseconds"])
+    assert flags["layer_in_drill_microseconds"] > flags["layer_at_default_microseconds"]
+    assert "flag layer at the defaults / full CPU per request: " in out
     # No sampling: the full build sent a span for every roll it logged.
     assert positive(overhead["full_over_recipe_cpu"])
     emitted = overhead["full_emitted"]
