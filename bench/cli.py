@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmark parts and print their figures against the targets.
 
-    python -m bench                       # everything, about 6 minutes
+    python -m bench                       # everything, about 9 minutes
     python -m bench --quick               # a smoke run: seconds per part, nothing judged
     python -m bench --only overhead,memory
     python -m bench --json results.json   # also write the figures as JSON
