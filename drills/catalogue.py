@@ -1,0 +1,434 @@
+"""The drills: what each one breaks, where to look, and which signals must respond.
+
+A drill is data: the flags it sets (flag key -> variant of stack/flags/flags.json),
+what to show the user (dashboard panels by title, a LogQL and a TraceQL query to
+paste, the alert), the lesson, and a plan made when it starts: the signals to
+wait for, each a probe of one component's API, and how long to wait for them all
+(drills/timing.py says how that is computed from the alert windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from checks.context import SERVICE_NAME
+
+from . import timing
+from .alert_probes import (
+    RECEIVER_LOGS,
+    AlertRef,
+    alert_pending,
+    alertmanager_holds,
+    alertmanager_released,
+    firing_alerts,
+    prometheus_firing,
+    prometheus_resolved,
+    receiver_line,
+)
+from .context import DrillContext, Reading, not_yet, seen
+from .flagfile import read_flag_file
+from .probes import (
+    SERVICE_LOGS,
+    Span,
+    error_ratio,
+    flagged_lines,
+    flagged_spans,
+    generator_flags_skew,
+    p99_above,
+    prometheus_vector,
+    value_skew,
+)
+
+__all__ = ["DRILLS", "SHIPPED", "Drill", "Plan", "Signal", "WhereToLook", "find"]
+
+SHIPPED: Mapping[str, str] = {
+    "risky-failure-rate": "spec",
+    "fair-failure-rate": "spec",
+    "extra-latency-seconds": "off",
+    "extra-latency-share": "all",
+    "loaded-die-bias": "off",
+}
+"""Each flag's default variant as stack/flags/flags.json ships it: the spec's behaviour."""
+
+FAILURE_RATES = {"spec": {"risky": 0.1, "fair": 0.0}, "half": {"risky": 0.5, "fair": 0.5}}
+"""The failure rates of the variants the error spike switches between."""
+SLOW_SECONDS = 1.0
+"""A span longer than this is slow (the TraceQL below says `duration > 1s`)."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One thing that must respond: its name, where it is read, and how."""
+
+    name: str
+    source: str
+    probe: Callable[[DrillContext], Reading]
+    hint: str = ""
+    """What to check when it never responds."""
+
+
+@dataclass(frozen=True)
+class WhereToLook:
+    panels: tuple[str, ...]
+    """Panel titles of grafana-dashboards/stage1-dashboard.json."""
+    logql: str
+    traceql: str
+    alerts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a drill waits for, decided when it starts (recovery looks at what fires)."""
+
+    signals: list[Signal]
+    give_up: float
+    """Seconds, unless --give-up says otherwise."""
+    flags: Mapping[str, str] = field(default_factory=dict)
+    """Flags to switch (key -> variant); usually the drill's own."""
+    notes: list[str] = field(default_factory=list)
+    """Lines to show before waiting."""
+    done: str | None = None
+    """Set when there is nothing to wait for: the runner says so and stops."""
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    summary: str
+    """One line for --list."""
+    flags: Mapping[str, str]
+    look: WhereToLook
+    lesson: str
+    plan: Callable[[DrillContext], Plan]
+    give_up_text: str
+    """How long it waits by default, in words, for --list."""
+    needs: tuple[str, ...] = ("service", "prometheus", "loki", "tempo", "alertmanager")
+    keeps_flags: bool = False
+    """True for recovery: its change (back to shipped) is the point, so it stays."""
+
+
+def _lines(die: str, *filters: str) -> str:
+    return " | ".join([SERVICE_LOGS, "json", f'die_type="{die}"', *filters])
+
+
+HINT_FLAGS = (
+    "No line carries the flag: is --flags-file (or DRILL_FLAGS_FILE) the file the running "
+    "service reads (its DICE_FLAGS_FILE)? Under compose that is stack/flags/flags.json."
+)
+HINT_ALERT = (
+    "See the rule's state at Prometheus /alerts; `python3 tasks.py drill --list` says how "
+    "long each alert takes."
+)
+HINT_ALERTMANAGER = "Prometheus sends alerts to alertmanager:9093 (its `alerting:` block)."
+HINT_RECEIVER = (
+    f"The receiver's lines reach Loki through Alloy: {RECEIVER_LOGS}. Alertmanager "
+    "routes to it in stack/alertmanager/alertmanager.yml."
+)
+
+
+def _alert_signals(ref: AlertRef) -> list[Signal]:
+    """The journey of an alert that must fire: pending, firing, Alertmanager, receiver."""
+    return [
+        Signal(f"{ref} pending", "Prometheus", lambda c: alert_pending(c, ref), HINT_ALERT),
+        Signal(f"{ref} firing", "Prometheus", lambda c: prometheus_firing(c, ref), HINT_ALERT),
+        Signal(
+            f"{ref} in Alertmanager",
+            "Alertmanager",
+            lambda c: alertmanager_holds(c, ref),
+            HINT_ALERTMANAGER,
+        ),
+        Signal(
+            f"{ref} received",
+            "receiver, in Loki",
+            lambda c: receiver_line(c, ref, "firing"),
+            HINT_RECEIVER,
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- error-spike
+
+ERROR_SPIKE_FLAGS = {"risky-failure-rate": "half", "fair-failure-rate": "half"}
+FAIR_FAST_BURN = AlertRef(timing.FAST_BURN, {"die_type": "fair"})
+
+
+def _error_spike(ctx: DrillContext) -> Plan:
+    before, after = FAILURE_RATES["spec"], FAILURE_RATES["half"]
+    thresholds = {die: (before[die] + after[die]) / 2 for die in ("fair", "risky")}
+    flag_of = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
+    queries = {
+        die: _lines(die, 'level="ERROR"', f'feature_flags_{flag.replace("-", "_")}="half"')
+        for die, flag in flag_of.items()
+    }
+
+    def failed(span: Span) -> bool:
+        return span["status"] in ("STATUS_CODE_ERROR", "2")
+
+    signals = [
+        Signal(
+            "Error rate up",
+            "Prometheus",
+            lambda c: error_ratio(c, thresholds),
+            "The service counts rolls in dice_rolls_total; is Prometheus scraping it?",
+        ),
+        Signal(
+            "Error lines carry the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "errors", queries),
+            HINT_FLAGS,
+        ),
+        Signal(
+            "Error spans carry the flag",
+            "Tempo",
+            lambda c: flagged_spans(c, "errors", flag_of, failed, "failed span"),
+            "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
+        ),
+        *_alert_signals(FAIR_FAST_BURN),
+    ]
+    return Plan(signals, timing.error_spike_seconds(after["fair"]), ERROR_SPIKE_FLAGS)
+
+
+ERROR_SPIKE = Drill(
+    name="error-spike",
+    summary="the risky die fails half the time, and the fair die too: errors, "
+    "flagged spans, the fair die's fast-burn alert",
+    flags=ERROR_SPIKE_FLAGS,
+    look=WhereToLook(
+        panels=("Error Rate by Die Type", "Success Rate", "Request Rate", "Error Logs"),
+        logql=f'{SERVICE_LOGS} | json | level="ERROR" | feature_flags_fair_failure_rate="half" '
+        'or feature_flags_risky_failure_rate="half"',
+        traceql='{ status = error && event.feature_flag.key = "fair-failure-rate" }',
+        alerts=(str(FAIR_FAST_BURN),),
+    ),
+    lesson=(
+        "The risky die's SLO is 90 %: failing half the time burns its budget 5 times too "
+        "fast, below both burn-rate alerts (14.4 and 6), so it alone can never page. The "
+        "fair die's SLO is 99.9 %: the same 50 % burns its budget 500 times too fast, and "
+        "its fast-burn alert fires. A loose SLO hides what a tight one shouts about."
+    ),
+    plan=_error_spike,
+    give_up_text=f"{timing.error_spike_seconds(0.5) / 60:.1f} min (the 1 h burn-rate window)",
+)
+
+
+# ---------------------------------------------------------------- latency
+
+LATENCY_FLAGS = {"extra-latency-seconds": "slow", "extra-latency-share": "some"}
+SLOW_SHARE = 0.2
+"""The share of rolls the `some` variant slows down."""
+LATENCY_REF = AlertRef(timing.LATENCY_ALERT)
+
+
+def _latency(ctx: DrillContext) -> Plan:
+    queries = {
+        die: _lines(die, 'feature_flags_extra_latency_seconds="slow"') for die in ("fair", "risky")
+    }
+    flag_of = {die: "extra-latency-seconds" for die in ("fair", "risky")}
+
+    def slow(span: Span) -> bool:
+        return span["kind"] in ("SPAN_KIND_SERVER", "2") and span["seconds"] > SLOW_SECONDS
+
+    signals = [
+        Signal(
+            "p99 past the objective",
+            "Prometheus",
+            lambda c: p99_above(c, timing.LATENCY_OBJECTIVE),
+            "http_request_duration_seconds measures /roll; is Prometheus scraping it?",
+        ),
+        Signal(
+            "Slowed rolls logged with the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "slow", queries),
+            HINT_FLAGS,
+        ),
+        Signal(
+            f"Spans over {SLOW_SECONDS:g} s carry the flag",
+            "Tempo",
+            lambda c: flagged_spans(c, "slow", flag_of, slow, "slow server span"),
+            "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
+        ),
+        *_alert_signals(LATENCY_REF),
+    ]
+    return Plan(signals, timing.latency_seconds(SLOW_SHARE), LATENCY_FLAGS)
+
+
+LATENCY = Drill(
+    name="latency",
+    summary="1.5 s more on a fifth of the rolls: p99 past its objective, slow spans, "
+    f"{timing.LATENCY_ALERT}",
+    flags=LATENCY_FLAGS,
+    look=WhereToLook(
+        panels=("Request Duration", "Average Response Time by Die Type"),
+        logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow"',
+        traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
+        f"&& duration > {SLOW_SECONDS:g}s }}",
+        alerts=(timing.LATENCY_ALERT,),
+    ),
+    lesson=(
+        "Only a fifth of the rolls slow down, so the average and the median barely move; "
+        "the p99 jumps past the objective. Alert on the tail, not the mean."
+    ),
+    plan=_latency,
+    give_up_text=f"{timing.latency_seconds(SLOW_SHARE) / 60:.1f} min (window and hold)",
+)
+
+
+# ---------------------------------------------------------------- loaded-die
+
+LOADED_FLAGS = {"loaded-die-bias": "loaded"}
+
+
+def _loaded_die(ctx: DrillContext) -> Plan:
+    queries = {
+        die: _lines(die, 'feature_flags_loaded_die_bias="loaded"') for die in ("fair", "risky")
+    }
+    signals = [
+        Signal(
+            "Value histogram skewed",
+            "Prometheus",
+            value_skew,
+            "dice_roll_value counts each value rolled; is Prometheus scraping it?",
+        ),
+        Signal(
+            "Chi-square test flags the dice",
+            "traffic-gen",
+            generator_flags_skew,
+            "The generator judges its values at the end of each round (--round).",
+        ),
+        Signal(
+            "Rolls logged with the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "loaded", queries),
+            HINT_FLAGS,
+        ),
+    ]
+    return Plan(signals, timing.loaded_die_seconds(ctx.settings.round_seconds), LOADED_FLAGS)
+
+
+LOADED_DIE = Drill(
+    name="loaded-die",
+    summary="half the rolls show the top face: the value histogram and the generator's "
+    "chi-square test both notice",
+    flags=LOADED_FLAGS,
+    look=WhereToLook(
+        panels=("Roll Value Distribution (Fair)", "Roll Value Distribution (Risky)"),
+        logql=f'{SERVICE_LOGS} | json | feature_flags_loaded_die_bias="loaded" | roll_value="6"',
+        traceql='{ span.die.value = 6 && event.feature_flag.key = "loaded-die-bias" }',
+    ),
+    lesson=(
+        "Nothing fails and nothing is slow: no error rate, latency or alert shows a loaded "
+        "die. Only the values do, and a test of their distribution (chi-square) says how "
+        "unlikely they are from a fair die."
+    ),
+    plan=_loaded_die,
+    give_up_text="two generator rounds and a minute (2 x --round + 60 s)",
+    needs=("service", "prometheus", "loki"),
+)
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def _fair_rolls_succeed(ctx: DrillContext) -> Reading:
+    window = "30s"
+    rows = prometheus_vector(
+        ctx,
+        f'sum by (result) (increase(dice_rolls_total{{die_type="fair"}}[{window}]))',
+    )
+    counts = {str(row.get("metric", {}).get("result")): float(row["value"][1]) for row in rows}
+    if ctx.elapsed() < 30:
+        return not_yet("the last 30 s still reach back before the flags went back")
+    if counts.get("success", 0) >= 1 and counts.get("error", 0) < 0.5:
+        return seen(f"no fair roll failed in the last {window} ({counts['success']:.0f} succeeded)")
+    return not_yet(
+        f"fair rolls in the last {window}: {counts.get('success', 0):.0f} succeeded, "
+        f"{counts.get('error', 0):.0f} failed"
+    )
+
+
+def _resolution_signals(ref: AlertRef) -> list[Signal]:
+    """The journey of an alert that must stop: Prometheus, Alertmanager, receiver."""
+    return [
+        Signal(f"{ref} resolved", "Prometheus", lambda c: prometheus_resolved(c, ref), HINT_ALERT),
+        Signal(
+            f"{ref} resolved in Alertmanager",
+            "Alertmanager",
+            lambda c: alertmanager_released(c, ref),
+            HINT_ALERTMANAGER,
+        ),
+        Signal(
+            f"{ref} resolution received",
+            "receiver, in Loki",
+            lambda c: receiver_line(c, ref, "resolved"),
+            HINT_RECEIVER,
+        ),
+    ]
+
+
+def _recovery(ctx: DrillContext) -> Plan:
+    current = read_flag_file(ctx.settings.flags_file)
+    changes = {
+        key: variant
+        for key, variant in SHIPPED.items()
+        if key in current.flags and current.default_variant(key) != variant
+    }
+    refs = firing_alerts(ctx, ctx.settings.follow or timing.DRILL_ALERTS)
+    notes = [
+        f"Flag {key}: {current.default_variant(key)} -> {variant}"
+        for key, variant in changes.items()
+    ]
+    signals = [
+        Signal(
+            "Fair rolls succeed again",
+            "Prometheus",
+            _fair_rolls_succeed,
+            HINT_FLAGS,
+        )
+    ]
+    for ref in refs:
+        seconds = timing.resolve_seconds(ref.name)
+        notes.append(f"{ref} is firing; it resolves within about {seconds / 60:.0f} min")
+        signals += _resolution_signals(ref)
+    if not refs:
+        notes.append("No drill alert is firing.")
+    give_up = max([timing.resolve_seconds(ref.name) for ref in refs] + [60.0 + timing.MARGIN])
+    done = None
+    if not changes and not refs:
+        done = "Nothing to recover: every flag is at its shipped variant and no drill alert fires."
+    return Plan(signals, give_up, changes, notes, done)
+
+
+RECOVERY = Drill(
+    name="recovery",
+    summary="every flag back to its shipped variant; the firing alerts resolve and the "
+    "receiver says so",
+    flags=SHIPPED,
+    look=WhereToLook(
+        panels=("Error Rate by Die Type", "Success Rate", "Request Duration"),
+        logql=f'{RECEIVER_LOGS} | json | status="resolved"',
+        traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && status = error }}',
+        alerts=timing.DRILL_ALERTS,
+    ),
+    lesson=(
+        "An alert stops only when its shortest window holds no bad data: 5 min for the "
+        "fast burn, 30 min for the slow burn. Fixing the service is instant; the alert's "
+        "memory is not."
+    ),
+    plan=_recovery,
+    give_up_text=(
+        "the longest window of the firing alerts, plus a few minutes "
+        f"({timing.resolve_seconds(timing.FAST_BURN) / 60:.1f} min for the fast burn, "
+        f"{timing.resolve_seconds(timing.SLOW_BURN) / 60:.0f} min for the slow burn)"
+    ),
+    keeps_flags=True,
+)
+
+
+DRILLS: dict[str, Drill] = {
+    drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, RECOVERY)
+}
+
+
+def find(name: str) -> Drill | None:
+    return DRILLS.get(name)
