@@ -2,7 +2,8 @@
 
 The full service's cost means little on its own; what matters to someone choosing
 is what it costs against what they would otherwise write. This build is that
-alternative, on the service's own route (`create_app` with its roll line only):
+alternative, on the service's own route (`create_app` with its roll line only, written
+on a line of its own since the service's request line is not part of the recipe):
 
 - traces: opentelemetry-instrumentation's `FastAPIInstrumentor.instrument_app`, its
   generic ASGI middleware with every default (the "http send" and "http receive"
@@ -25,6 +26,7 @@ import logging
 import sys
 
 from dice_roller.app import Signal, create_app
+from dice_roller.middleware import RequestTelemetryMiddleware
 from dice_roller.settings import Settings
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -93,6 +95,12 @@ def build_recipe_app(
     provider.add_span_processor(span_processor)
 
     app = create_app(settings, signals=_ROUTE_SIGNALS)
+    # Without the service's middleware the route logs its roll on a line of its own,
+    # as a tutorial's route would; uvicorn's access line covers the rest.
+    service_middleware: object = RequestTelemetryMiddleware
+    app.user_middleware = [
+        layer for layer in app.user_middleware if layer.cls is not service_middleware
+    ]
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     Instrumentator(registry=registry).instrument(app).expose(app)
     return app

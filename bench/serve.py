@@ -3,7 +3,8 @@
 Served exactly as `dice_roller.cli` serves the real service: `uvicorn.run` with its
 defaults (uvloop, httptools, one worker), no server header, and logging configured
 by the service's `configure_logging` when the build has logs. Builds without logs
-write nothing at all, not even uvicorn's access line. The common recipe
+write nothing at all; none writes uvicorn's access line, since the service's own
+request line replaces it (`dice_roller.request_log`). The common recipe
 (`bench.recipe`) keeps uvicorn's default logging config, plain-text access line
 included, and its own JSON formatter for the roll line.
 """
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         host="127.0.0.1",
         port=args.port,
         log_config=None,
-        access_log=logs,
+        access_log=False,
         server_header=False,
     )
     return 0

@@ -339,11 +339,12 @@ LOGS = f'{{container_name="{CONTAINER}"}} | json'
 def recent_logs(y: int) -> JSON:
     return logs_panel(
         "Recent Logs",
-        f"The service's JSON log lines, newest first. Alloy reads the container's "
-        f'output and labels it `container_name="{CONTAINER}"`; `| json` turns each '
-        "line's fields (level, message, die_type, roll_value, trace_id...) into labels "
-        "you can filter on. Expand a line and click **Open trace** to see the trace of "
-        "that request.",
+        f"The service's JSON log lines, newest first: one per request, with its outcome "
+        "and how it was asked and answered. Alloy reads the container's output and "
+        f'labels it `container_name="{CONTAINER}"`; `| json` turns each line\'s fields '
+        "(level, message, die_type, roll_value, route, status, duration_seconds, "
+        "trace_id...) into labels you can filter on, e.g. `| status >= 500`. Expand a "
+        "line and click **Open trace** to see the trace of that request.",
         LOGS,
         (0, y, 12, 10),
     )

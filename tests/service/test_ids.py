@@ -20,15 +20,15 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 class LineIds(logging.Handler):
-    """The ids TraceContextFilter put on each roll line."""
+    """The ids TraceContextFilter put on each request's line (None: no ids)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.addFilter(TraceContextFilter())
-        self.seen: list[tuple[str, str]] = []
+        self.seen: list[tuple[str | None, str | None]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append((record.__dict__["trace_id"], record.__dict__["span_id"]))
+        self.seen.append((record.__dict__.get("trace_id"), record.__dict__.get("span_id")))
 
 
 async def roll_and_scrape() -> tuple[httpx.Response, httpx.Response, RequestIds | None]:
@@ -74,7 +74,8 @@ def test_one_formatting_per_request_shared_by_every_signal(
     assert roll.headers["traceresponse"] == roll_ids.traceresponse
     assert roll.headers["traceresponse"].split("-")[1:3] == [roll_ids.trace_id, roll_ids.span_id]
     assert roll.headers["access-control-expose-headers"] == "traceresponse"
-    assert handler.seen == [(roll_ids.trace_id, roll_ids.span_id)]
+    # The roll's line carries its ids; the scrape's line, made outside any span, none.
+    assert handler.seen == [(roll_ids.trace_id, roll_ids.span_id), (None, None)]
     exemplars = {
         family.name: sample.exemplar.labels["trace_id"]
         for family in text_string_to_metric_families(scrape.text)

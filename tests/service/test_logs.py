@@ -56,10 +56,66 @@ def test_every_line_is_json_with_the_spec_fields() -> None:
             assert record["level"] == "ERROR" and record["message"] == "Roll failed"
     assert any(r["level"] == "ERROR" for r in rolls)
     # ERROR lines are exactly the failed rolls: the hostile `die` value got a 422 and
-    # an access line (with the value percent-encoded), never an event of its own.
+    # a request line with the value inside a JSON string, never a line of its own.
     assert sum(1 for r in records if r["level"] == "ERROR") == sum(
         1 for r in responses if r.status_code == 500
     )
+
+
+def test_one_line_per_request_with_how_it_was_asked_and_answered() -> None:
+    """The canonical line: a roll's outcome and its HTTP exchange on one line, and the
+    same line, without die fields, for any other request. Uvicorn's access line is gone."""
+    with running_service({"DICE_RISKY_FAILURE_RATE": "1"}) as service:
+        answers = {
+            "fair": httpx.get(service.url + "/roll", params={"die": "fair"}),
+            "risky": httpx.get(service.url + "/roll", params={"die": "risky"}),
+            "index": httpx.get(service.url + "/"),
+            "missing": httpx.get(service.url + "/nowhere?x=1"),
+            "invalid": httpx.get(service.url + "/roll", params={"die": "loaded"}),
+        }
+        service.stop()
+        records = service.log_records()
+
+    assert not [r for r in records if r["logger"] == "uvicorn.access"]
+    lines_of = {
+        name: [r for r in records if r.get("trace_id") == trace_of(answer.headers)[0]]
+        for name, answer in answers.items()
+    }
+    assert all(len(lines) == 1 for lines in lines_of.values()), lines_of
+    line = {name: lines[0] for name, lines in lines_of.items()}
+
+    fair, risky = line["fair"], line["risky"]
+    assert (
+        fair["message"] == "Roll completed" and fair["roll_value"] == answers["fair"].json()["roll"]
+    )
+    assert risky["message"] == "Roll failed" and risky["level"] == "ERROR" and risky["error"]
+    for name, record in line.items():
+        answer = answers[name]
+        assert record["logger"] == "dice_roller"
+        assert record["method"] == "GET"
+        assert record["path"] == answer.request.url.path
+        assert record["status"] == answer.status_code
+        assert 0 <= record["duration_seconds"] < 60
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", record["client"]), record
+    assert fair["route"] == risky["route"] == line["invalid"]["route"] == "/roll"
+    assert fair["query"] == "die=fair"
+    assert line["index"]["route"] == "/" and line["missing"]["route"] is None
+    assert line["missing"]["query"] == "x=1"
+    # Lines of requests that were not rolls say so, and carry no die fields.
+    for name in ("index", "missing", "invalid"):
+        assert line[name]["message"] == "Request completed" and line[name]["level"] == "INFO"
+        assert not {"die_type", "roll_value", "error"} & line[name].keys()
+    assert (line["missing"]["status"], line["invalid"]["status"]) == (404, 422)
+
+
+def test_a_scrape_has_its_line_without_ids() -> None:
+    with running_service() as service:
+        assert httpx.get(service.url + "/metrics").status_code == 200
+        service.stop()
+        records = service.log_records()
+    scrapes = [r for r in records if r.get("path") == "/metrics"]
+    assert len(scrapes) == 1 and scrapes[0]["status"] == 200
+    assert "trace_id" not in scrapes[0] and "traceresponse" not in scrapes[0]
 
 
 def test_log_level_setting_hides_info_lines() -> None:
@@ -73,16 +129,19 @@ def test_log_level_setting_hides_info_lines() -> None:
 
 
 def test_a_huge_request_line_is_cut_and_stays_one_json_line() -> None:
-    """Docker splits stdout lines over 16 KiB; the access line of a huge URL is cut first."""
+    """Docker splits stdout lines over 16 KiB; the path of a huge URL is cut first."""
     path = "/" + "p" * 20_000
     with running_service() as service:
-        assert httpx.get(service.url + path).status_code == 404
+        assert httpx.get(service.url + path, params={"q": "q" * 20_000}).status_code == 404
         service.stop()
+        lines = service.log_lines()
         records = service.log_records()  # json.loads of every line: fails on a split one
-    huge = [r["message"] for r in records if path[:1000] in r["message"]]
+    huge = [r for r in records if r.get("path", "").startswith(path[:1000])]
     assert len(huge) == 1, huge
-    assert huge[0].endswith("more characters]"), huge[0][-80:]
-    assert len(huge[0]) < 2100
+    for cut in (huge[0]["path"], huge[0]["query"]):
+        assert cut.endswith("more characters]"), cut[-80:]
+        assert len(cut) < 1100
+    assert max(len(line) for line in lines) < 4096
 
 
 def test_lines_written_outside_a_request_carry_no_ids() -> None:

@@ -3,12 +3,15 @@
 `create_app` wires the three signals around the routes:
 
 - traces: FastAPI's built-in OpenTelemetry support opens a server span per request
-  but scrapes; the roll route adds the `die.*` attributes, and every answer with a
-  span (all but `/metrics`) names its trace in a W3C `traceresponse` header, so a
-  `curl` leads straight to the trace;
-- metrics: `HttpMetricsMiddleware` measures each request, `DiceMetrics` counts rolls,
-  and `/metrics` serves them (OpenMetrics with exemplars on request);
-- logs: each roll writes one JSON line, at ERROR when the risky die fails.
+  but scrapes; the roll route adds the `die.*` attributes;
+- metrics: `DiceMetrics` counts rolls, and `/metrics` serves them (OpenMetrics with
+  exemplars on request);
+- logs: every request writes one JSON line; a roll names its outcome in it ("Roll
+  completed", or "Roll failed" at ERROR when the risky die fails).
+
+`RequestTelemetryMiddleware` does the per-request part of all three at once: the
+`traceresponse` header that leads a `curl` straight to the trace, the HTTP metrics,
+and the request's log line.
 
 The benchmark builds this same app with some signals left out (`signals`), to measure
 what each one costs on the very route the service serves (bench/apps.py).
@@ -35,14 +38,14 @@ from pydantic import BaseModel, Field
 
 from . import SERVICE_NAME, __version__
 from .dice import DieType, RiskyDieFailure, draw_delay, roll
-from .logs import LOGGER_NAME
-from .metrics import DiceMetrics
+from .metrics import DiceMetrics, route_templates
+from .middleware import RequestTelemetryMiddleware
+from .request_log import describe_request
 from .settings import Settings
-from .tracing import TraceResponseMiddleware, create_tracer_provider, fastapi_telemetry
+from .tracing import create_tracer_provider, fastapi_telemetry
 
 __all__ = ["SIGNALS", "Signal", "create_app"]
 
-log = logging.getLogger(LOGGER_NAME)
 ALLOWED_DICE = [die.value for die in DieType]
 
 Signal = Literal["metrics", "logs", "traces"]
@@ -69,7 +72,8 @@ class ServiceInfo(BaseModel):
 
 @dataclass(frozen=True)
 class RollTelemetry:
-    """What one roll leaves in each signal that is on: counts, span attributes, a log line.
+    """What one roll leaves in each signal that is on: counts, span attributes, and the
+    outcome named in the request's log line.
 
     A signal that is off costs nothing here, not even a no-op call, so the benchmark's
     builds without it measure the route alone.
@@ -87,7 +91,7 @@ class RollTelemetry:
                 {"die.type": die.value, "die.result": "success", "die.value": value}
             )
         if self.logged:
-            log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
+            describe_request("Roll completed", die_type=die.value, roll_value=value)
 
     def failed(self, die: DieType, failure: RiskyDieFailure, seconds: float) -> None:
         if self.metrics is not None:
@@ -99,7 +103,7 @@ class RollTelemetry:
             )
             span.set_status(Status(StatusCode.ERROR, str(failure)))
         if self.logged:
-            log.error("Roll failed", extra={"die_type": die.value, "error": str(failure)})
+            describe_request("Roll failed", logging.ERROR, die_type=die.value, error=str(failure))
 
 
 def create_app(
@@ -183,7 +187,12 @@ def create_app(
 
     if metrics is not None:
         app.router.routes.append(metrics.route("/metrics"))
-        metrics.instrument(app)
-    if provider is not None:
-        app.add_middleware(TraceResponseMiddleware)
+    if metrics is not None or telemetry.traced or telemetry.logged:
+        app.add_middleware(
+            RequestTelemetryMiddleware,
+            metrics=metrics,
+            traced=telemetry.traced,
+            logged=telemetry.logged,
+            route_templates=route_templates(app),
+        )
     return app

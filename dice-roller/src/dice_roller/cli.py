@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep the JSON handlers configure_logging installed
+        access_log=False,  # every request writes its own line (dice_roller.request_log)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
     )

@@ -1,7 +1,8 @@
 """Structured JSON logs on stdout, each line carrying the trace and span of its request.
 
 One JSON object per line, uvicorn's own lines included, so a log pipeline (Alloy to
-Loki here) can parse every line with `| json`. The ids come from the span that is
+Loki here) can parse every line with `| json`. Each request writes one line of its
+own (`dice_roller.request_log`); uvicorn's access line is off. The ids come from the span that is
 current when the line is written, which is what lets Grafana jump from a trace to
 its logs and back.
 """
@@ -82,10 +83,10 @@ class ExportWarningLimiter(logging.Filter):
 class MessageLengthLimiter(logging.Filter):
     """Cuts a message longer than `max_chars`, saying how much was cut.
 
-    A client controls the path in uvicorn's access line, up to the 64 KiB its parser
-    allows. Docker splits any stdout line over 16 KiB into pieces, and a log pipeline
-    then receives each piece as a line of its own: broken JSON. Cut, the line arrives
-    whole, and still names the request.
+    A message can quote what a client sent (an exception's text, a library's
+    warning). Docker splits any stdout line over 16 KiB into pieces, and a log
+    pipeline then receives each piece as a line of its own: broken JSON. Cut, the
+    line arrives whole. (The request line cuts its own path and query the same way.)
     """
 
     def __init__(self, max_chars: int = 2048) -> None:
@@ -134,7 +135,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True

@@ -4,7 +4,7 @@ Five families tell the story of the service:
 
 - `http_requests_total{handler, method, status}` and
   `http_request_duration_seconds{handler, method}`: every HTTP request but scrapes,
-  measured by `HttpMetricsMiddleware`. `handler` is the route template (`/roll`),
+  measured by `dice_roller.middleware`. `handler` is the route template (`/roll`),
   never the raw path: unknown and redirected paths share `handler="none"`, and
   unusual methods share `method="_OTHER"`, so no request can invent a new series.
 - `dice_rolls_total{die_type, result}`: every roll, `result` being `success` or `error`.
@@ -20,7 +20,6 @@ Exemplars only travel in the OpenMetrics format, which prometheus_client's own A
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .dice import DieType
 from .ids import current_ids
@@ -46,8 +45,8 @@ __all__ = [
     "LATENCY_BUCKETS",
     "ROLL_VALUE_BUCKETS",
     "DiceMetrics",
-    "HttpMetricsMiddleware",
     "current_exemplar",
+    "route_templates",
 ]
 
 LATENCY_BUCKETS = (
@@ -191,60 +190,8 @@ class DiceMetrics:
             include_in_schema=False,
         )
 
-    def instrument(self, app: Starlette) -> None:
-        """Measure every HTTP request of `app`; call it once all its routes exist."""
-        app.add_middleware(
-            HttpMetricsMiddleware, metrics=self, route_templates=_route_templates(app)
-        )
 
-
-class HttpMetricsMiddleware:
-    """Counts and times every HTTP request but scrapes, labelled by route template.
-
-    It replaces prometheus-fastapi-instrumentator's middleware, which matched the path
-    against every route a second time before the router did, and built a `Request`, a
-    `Response` and an `Info` for every request (docs/performance.md). The router has
-    already put the route it chose in the scope (FastAPI's routes set
-    `scope["route"]`, a partial match for a 405 included): its template is the
-    `handler`. A scrape (`SCRAPE_PATH`) passes straight through. A request no route took (a
-    404, a redirect of `/roll/` to `/roll`) has `handler="none"`, as has anything
-    outside `route_templates`, so no path can become a label. An answer that never
-    started (an exception) counts as a 500, like the instrumentator's.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: DiceMetrics, route_templates: frozenset[str]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.route_templates = route_templates
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == SCRAPE_PATH:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            handler = getattr(scope.get("route"), "path", "none")
-            if handler not in self.route_templates:
-                handler = "none"
-            method = scope["method"]
-            if method not in HTTP_METHODS:
-                method = OTHER_METHOD
-            self.metrics.observe_request(
-                handler, method, f"{str(status)[0]}xx", time.perf_counter() - started
-            )
-
-
-def _route_templates(app: Starlette) -> frozenset[str]:
+def route_templates(app: Starlette) -> frozenset[str]:
     """The path templates of the app's routes (plus "none"): the only `handler` values."""
     return frozenset({"none", *(getattr(route, "path", "") for route in app.routes)})
 

@@ -2,7 +2,7 @@
 
 The server span of each request comes from FastAPI's built-in OpenTelemetry support
 (`fastapi_telemetry`), which costs less per request than OpenTelemetry's generic ASGI
-middleware (see docs/performance.md); `TraceResponseMiddleware` names the trace in a
+middleware (see docs/performance.md); `dice_roller.middleware` names the trace in a
 `traceresponse` header of every answer that has one: all but `/metrics`, which makes
 no span.
 
@@ -30,17 +30,13 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SpanExporter,
 )
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
 from . import __version__
-from .ids import publish_current, unpublish
 from .settings import traces_exporter_names
 
 __all__ = [
     "NO_TELEMETRY",
-    "TraceResponseMiddleware",
     "create_tracer_provider",
     "fastapi_telemetry",
 ]
@@ -99,43 +95,6 @@ def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
 
 def _is_metrics_scrape(scope: MutableMapping[str, Any]) -> bool:
     return bool(scope.get("path") == "/metrics")
-
-
-class TraceResponseMiddleware:
-    """Names the request's trace in a W3C `traceresponse` header of every answer, and
-    publishes the span's ids for the request's other signals (`dice_roller.ids`).
-
-    `curl -i` then shows the trace id to look up in Tempo. The header is the one
-    OpenTelemetry's `TraceResponsePropagator` writes (with
-    `Access-Control-Expose-Headers: traceresponse`, so a browser script can read it),
-    built from the ids formatted once for the whole request rather than looked up
-    again; an answer with no span (a scrape of `/metrics`) gets none.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        ids, token = publish_current()
-        try:
-            if ids is None:
-                await self.app(scope, receive, send)
-                return
-            traceresponse = ids.traceresponse
-
-            async def send_with_trace(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    headers = MutableHeaders(scope=message)
-                    headers["traceresponse"] = traceresponse
-                    headers["access-control-expose-headers"] = "traceresponse"
-                await send(message)
-
-            await self.app(scope, receive, send_with_trace)
-        finally:
-            unpublish(token)
 
 
 def _create_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
