@@ -26,21 +26,32 @@ from .alert_probes import (
     prometheus_resolved,
     receiver_line,
 )
-from .context import DrillContext, Reading, not_yet, seen
+from .context import DrillContext, Reading
 from .flagfile import read_flag_file
 from .probes import (
     SERVICE_LOGS,
     Span,
     error_ratio,
+    fair_rolls_succeed,
     flagged_lines,
     flagged_spans,
     generator_flags_skew,
     p99_above,
-    prometheus_vector,
     value_skew,
 )
 
-__all__ = ["DRILLS", "SHIPPED", "Drill", "Plan", "Signal", "WhereToLook", "find"]
+__all__ = [
+    "DRILLS",
+    "ERROR_LINES",
+    "LOADED_LINES",
+    "SHIPPED",
+    "SLOW_LINES",
+    "Drill",
+    "Plan",
+    "Signal",
+    "WhereToLook",
+    "find",
+]
 
 SHIPPED: Mapping[str, str] = {
     "risky-failure-rate": "spec",
@@ -153,14 +164,18 @@ ERROR_SPIKE_FLAGS = {"risky-failure-rate": "half", "fair-failure-rate": "half"}
 FAIR_FAST_BURN = AlertRef(timing.FAST_BURN, {"die_type": "fair"})
 
 
+FAILURE_FLAG_OF = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
+ERROR_LINES = {
+    die: _lines(die, 'level="ERROR"', f'feature_flags_{flag.replace("-", "_")}="half"')
+    for die, flag in FAILURE_FLAG_OF.items()
+}
+"""LogQL per die: its failed rolls that carry its failure-rate flag."""
+
+
 def _error_spike(ctx: DrillContext) -> Plan:
     before, after = FAILURE_RATES["spec"], FAILURE_RATES["half"]
     thresholds = {die: (before[die] + after[die]) / 2 for die in ("fair", "risky")}
-    flag_of = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
-    queries = {
-        die: _lines(die, 'level="ERROR"', f'feature_flags_{flag.replace("-", "_")}="half"')
-        for die, flag in flag_of.items()
-    }
+    flag_of, queries = FAILURE_FLAG_OF, ERROR_LINES
 
     def failed(span: Span) -> bool:
         return span["status"] in ("STATUS_CODE_ERROR", "2")
@@ -220,10 +235,14 @@ SLOW_SHARE = 0.2
 LATENCY_REF = AlertRef(timing.LATENCY_ALERT)
 
 
+SLOW_LINES = {
+    die: _lines(die, 'feature_flags_extra_latency_seconds="slow"') for die in ("fair", "risky")
+}
+"""LogQL per die: its rolls that the extra-latency flag slowed down."""
+
+
 def _latency(ctx: DrillContext) -> Plan:
-    queries = {
-        die: _lines(die, 'feature_flags_extra_latency_seconds="slow"') for die in ("fair", "risky")
-    }
+    queries = SLOW_LINES
     flag_of = {die: "extra-latency-seconds" for die in ("fair", "risky")}
 
     def slow(span: Span) -> bool:
@@ -260,7 +279,8 @@ LATENCY = Drill(
     flags=LATENCY_FLAGS,
     look=WhereToLook(
         panels=("Request Duration", "Average Response Time by Die Type"),
-        logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow"',
+        logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow" '
+        "| duration_seconds > 1.5",
         traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
         f"&& duration > {SLOW_SECONDS:g}s }}",
         alerts=(timing.LATENCY_ALERT,),
@@ -279,10 +299,14 @@ LATENCY = Drill(
 LOADED_FLAGS = {"loaded-die-bias": "loaded"}
 
 
+LOADED_LINES = {
+    die: _lines(die, 'feature_flags_loaded_die_bias="loaded"') for die in ("fair", "risky")
+}
+"""LogQL per die: its rolls made with the loaded-die flag."""
+
+
 def _loaded_die(ctx: DrillContext) -> Plan:
-    queries = {
-        die: _lines(die, 'feature_flags_loaded_die_bias="loaded"') for die in ("fair", "risky")
-    }
+    queries = LOADED_LINES
     signals = [
         Signal(
             "Value histogram skewed",
@@ -330,23 +354,6 @@ LOADED_DIE = Drill(
 # ---------------------------------------------------------------- recovery
 
 
-def _fair_rolls_succeed(ctx: DrillContext) -> Reading:
-    window = "30s"
-    rows = prometheus_vector(
-        ctx,
-        f'sum by (result) (increase(dice_rolls_total{{die_type="fair"}}[{window}]))',
-    )
-    counts = {str(row.get("metric", {}).get("result")): float(row["value"][1]) for row in rows}
-    if ctx.elapsed() < 30:
-        return not_yet("the last 30 s still reach back before the flags went back")
-    if counts.get("success", 0) >= 1 and counts.get("error", 0) < 0.5:
-        return seen(f"no fair roll failed in the last {window} ({counts['success']:.0f} succeeded)")
-    return not_yet(
-        f"fair rolls in the last {window}: {counts.get('success', 0):.0f} succeeded, "
-        f"{counts.get('error', 0):.0f} failed"
-    )
-
-
 def _resolution_signals(ref: AlertRef) -> list[Signal]:
     """The journey of an alert that must stop: Prometheus, Alertmanager, receiver."""
     return [
@@ -382,7 +389,7 @@ def _recovery(ctx: DrillContext) -> Plan:
         Signal(
             "Fair rolls succeed again",
             "Prometheus",
-            _fair_rolls_succeed,
+            fair_rolls_succeed,
             HINT_FLAGS,
         )
     ]

@@ -17,11 +17,7 @@ from checks.http import Api, Component
 from .settings import DrillSettings
 from .traffic import Traffic
 
-__all__ = ["MIN_WINDOW_SECONDS", "DrillContext", "Reading", "not_yet", "seen"]
-
-MIN_WINDOW_SECONDS = 15
-"""Shortest range for `increase()` since the drill started: three scrapes (5 s apart),
-so there are always two samples to compare."""
+__all__ = ["DrillContext", "Reading", "not_yet", "seen"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,3 @@ class DrillContext:
 
     def elapsed(self) -> float:
         return time.time() - self.started
-
-    def window(self) -> str:
-        """A PromQL range covering the drill so far (at least `MIN_WINDOW_SECONDS`)."""
-        return f"{max(int(self.elapsed()) + 1, MIN_WINDOW_SECONDS)}s"

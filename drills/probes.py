@@ -30,18 +30,22 @@ from checks.otlp_json import spans_of
 from checks.tempo import tempo_trace
 
 from .context import DrillContext, Reading, not_yet, seen
+from .timing import OBJECTIVE_SERIES
 
 __all__ = [
     "MIN_ROLLS",
     "SERVICE_LOGS",
     "Span",
     "error_ratio",
+    "fair_rolls_succeed",
     "flag_event",
     "flagged_lines",
     "flagged_spans",
     "generator_flags_skew",
+    "latency_objective",
     "p99_above",
     "prometheus_vector",
+    "since_start",
     "value_skew",
 ]
 
@@ -83,18 +87,24 @@ def _by_die(samples: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def since_start(ctx: DrillContext, selector: str, by: str) -> str:
+    """PromQL for how much the counters of `selector` grew since the drill began, summed
+    by `by`: now minus at the start (the `@` modifier), or all of it for a series born
+    since. Rolls made before the drill, even a second before, never count."""
+    at = f"{ctx.started:.3f}"
+    now, then = f"sum by ({by}) ({selector})", f"sum by ({by}) ({selector} @ {at})"
+    return f"({now} - {then}) or {now}"
+
+
 def error_ratio(ctx: DrillContext, thresholds: Mapping[str, float]) -> Reading:
     """Share of each die's rolls that failed since the drill began, against its threshold."""
-    window = ctx.window()
-    selector = f'job="{JOB}"'
-    failed_rolls = f'dice_rolls_total{{{selector}, result="error"}}'
     errors = _by_die(
-        prometheus_vector(ctx, f"sum by (die_type) (increase({failed_rolls}[{window}]))")
+        prometheus_vector(
+            ctx, since_start(ctx, f'dice_rolls_total{{job="{JOB}", result="error"}}', "die_type")
+        )
     )
     totals = _by_die(
-        prometheus_vector(
-            ctx, f"sum by (die_type) (increase(dice_rolls_total{{{selector}}}[{window}]))"
-        )
+        prometheus_vector(ctx, since_start(ctx, f'dice_rolls_total{{job="{JOB}"}}', "die_type"))
     )
     parts, responded = [], True
     for die, threshold in thresholds.items():
@@ -111,19 +121,24 @@ def error_ratio(ctx: DrillContext, thresholds: Mapping[str, float]) -> Reading:
     return Reading(responded, ", ".join(parts))
 
 
-def p99_above(ctx: DrillContext, objective_seconds: float) -> Reading:
-    """p99 of /roll since the drill began (the "Request Duration" panel's query), against
-    the latency objective."""
-    expr = (
-        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket"
-        f'{{job="{JOB}", handler="/roll"}}[{ctx.window()}])))'
+def latency_objective(ctx: DrillContext, fallback: float) -> float:
+    """The p99 objective of /roll as Prometheus records it (the latency rules write it
+    once, as a series), or `fallback` when it has no such series."""
+    samples = prometheus_vector(ctx, OBJECTIVE_SERIES)
+    return _value(samples[0]) if samples else fallback
+
+
+def p99_above(ctx: DrillContext, fallback_objective: float) -> Reading:
+    """p99 of /roll since the drill began (the "Request Duration" panel's quantile),
+    against the latency objective."""
+    objective_seconds = latency_objective(ctx, fallback_objective)
+    buckets = since_start(
+        ctx, f'http_request_duration_seconds_bucket{{job="{JOB}", handler="/roll"}}', "le"
     )
-    samples = prometheus_vector(ctx, expr)
-    if not samples:
-        return not_yet("no /roll requests measured yet")
-    p99 = _value(samples[0])
+    samples = prometheus_vector(ctx, f"histogram_quantile(0.99, {buckets})")
+    p99 = _value(samples[0]) if samples else math.nan
     if math.isnan(p99):
-        return not_yet("no /roll requests measured yet")
+        return not_yet("no /roll request measured since the drill began")
     detail = f"p99 {p99:.2f} s (objective {objective_seconds:g} s)"
     return Reading(p99 > objective_seconds, detail)
 
@@ -131,9 +146,7 @@ def p99_above(ctx: DrillContext, objective_seconds: float) -> Reading:
 def value_skew(ctx: DrillContext) -> Reading:
     """Whether each die's top face (6 fair, 7 risky) shows far more than a sixth of the
     rolls since the drill began, from the `dice_roll_value` buckets."""
-    expr = (
-        f'sum by (die_type, le) (increase(dice_roll_value_bucket{{job="{JOB}"}}[{ctx.window()}]))'
-    )
+    expr = since_start(ctx, f'dice_roll_value_bucket{{job="{JOB}"}}', "die_type, le")
     buckets: dict[str, dict[float, float]] = {}
     for sample in prometheus_vector(ctx, expr):
         labels = sample.get("metric", {})
@@ -159,6 +172,23 @@ def value_skew(ctx: DrillContext) -> Reading:
             parts[-1] += " (a fair die: about 17%)"
             responded = False
     return Reading(responded, ", ".join(parts))
+
+
+def fair_rolls_succeed(ctx: DrillContext, seconds: int = 30) -> Reading:
+    """No fair roll failed in the last `seconds`, and some succeeded: the fair die (whose
+    spec is to never fail) is itself again. Judged once that window lies wholly after
+    the drill's start."""
+    selector = f'dice_rolls_total{{job="{JOB}", die_type="fair"}}'
+    rows = prometheus_vector(ctx, f"sum by (result) (increase({selector}[{seconds}s]))")
+    counts = {str(row.get("metric", {}).get("result")): _value(row) for row in rows}
+    succeeded, failed = counts.get("success", 0.0), counts.get("error", 0.0)
+    if ctx.elapsed() < seconds:
+        return not_yet(f"the last {seconds} s still reach back before the drill began")
+    if succeeded >= 1 and failed < 0.5:
+        return seen(f"no fair roll failed in the last {seconds} s ({succeeded:.0f} succeeded)")
+    return not_yet(
+        f"fair rolls in the last {seconds} s: {succeeded:.0f} succeeded, {failed:.0f} failed"
+    )
 
 
 def flagged_lines(ctx: DrillContext, key: str, queries: Mapping[str, str]) -> Reading:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +188,7 @@ def _probe(signal: Signal, ctx: DrillContext) -> Reading:
 
 def run_drill(drill: Drill, settings: DrillSettings, out: TextIO = sys.stdout) -> int:
     """Run `drill`; its exit code. Raises DrillError when it cannot start."""
-    flags = _read_flags(settings.flags_file)
+    flags = _read_flags(settings.flags_file, {} if drill.keeps_flags else drill.flags)
     api = Api(timeout=settings.timeout)
     try:
         check_stack(api, settings, drill.needs)
@@ -212,9 +212,12 @@ def run_drill(drill: Drill, settings: DrillSettings, out: TextIO = sys.stdout) -
         api.close()
 
 
-def _read_flags(path: Path) -> FlagFile:
+def _read_flags(path: Path, choices: Mapping[str, str]) -> FlagFile:
+    """The flag file, checked to have every flag and variant of `choices`."""
     try:
-        return read_flag_file(path)
+        flags = read_flag_file(path)
+        flags.with_defaults(choices)
+        return flags
     except FlagFileError as error:
         raise DrillError(
             f"{error}. Point --flags-file (or DRILL_FLAGS_FILE) at the flag file the service "
