@@ -124,8 +124,9 @@ def _lines(die: str, *filters: str) -> str:
 
 
 HINT_FLAGS = (
-    "No line carries the flag: is --flags-file (or DRILL_FLAGS_FILE) the file the running "
-    "service reads (its DICE_FLAGS_FILE)? Under compose that is stack/flags/flags.json."
+    "Rolls that do not change with the flag: is --flags-file (or DRILL_FLAGS_FILE) the file "
+    "the running service reads (its DICE_FLAGS_FILE)? Under compose that is "
+    "stack/flags/flags.json."
 )
 HINT_ALERT = (
     "See the rule's state at Prometheus /alerts; `python3 tasks.py drill --list` says how "
@@ -185,7 +186,7 @@ def _error_spike(ctx: DrillContext) -> Plan:
             "Error rate up",
             "Prometheus",
             lambda c: error_ratio(c, thresholds),
-            "The service counts rolls in dice_rolls_total; is Prometheus scraping it?",
+            HINT_FLAGS,
         ),
         Signal(
             "Error lines carry the flag",
@@ -253,7 +254,7 @@ def _latency(ctx: DrillContext) -> Plan:
             "p99 past the objective",
             "Prometheus",
             lambda c: p99_above(c, timing.LATENCY_OBJECTIVE),
-            "http_request_duration_seconds measures /roll; is Prometheus scraping it?",
+            HINT_FLAGS,
         ),
         Signal(
             "Slowed rolls logged with the flag",
@@ -312,13 +313,13 @@ def _loaded_die(ctx: DrillContext) -> Plan:
             "Value histogram skewed",
             "Prometheus",
             value_skew,
-            "dice_roll_value counts each value rolled; is Prometheus scraping it?",
+            HINT_FLAGS,
         ),
         Signal(
             "Chi-square test flags the dice",
             "traffic-gen",
             generator_flags_skew,
-            "The generator judges its values at the end of each round (--round).",
+            "The generator judges its values at the end of each round (--round). " + HINT_FLAGS,
         ),
         Signal(
             "Rolls logged with the flag",

@@ -61,6 +61,8 @@ class Outcome:
 
     responded: list[tuple[Signal, Reading, float]]
     missing: list[tuple[Signal, str]]
+    seconds: float
+    """How long the signals were waited for."""
 
 
 def _option_for(field: str) -> str:
@@ -173,7 +175,8 @@ def wait_for(signals: list[Signal], ctx: DrillContext, give_up: float, say: Prin
             say(f"  {say.dots} {say.clock()}  waiting for: {names}")
             next_status = now + STATUS_EVERY
         time.sleep(min(ctx.settings.poll, max(deadline - now, 0.0)))
-    return Outcome(responded, [(signal, last[signal.name]) for signal in pending])
+    missing = [(signal, last[signal.name]) for signal in pending]
+    return Outcome(responded, missing, ctx.elapsed())
 
 
 def _probe(signal: Signal, ctx: DrillContext) -> Reading:
@@ -265,7 +268,7 @@ def _run(drill: Drill, plan: Plan, ctx: DrillContext, flags: FlagFile, say: Prin
 
 def _report(drill: Drill, outcome: Outcome, ctx: DrillContext, say: Printer) -> int:
     say("")
-    took = _duration(ctx.elapsed())
+    took = _duration(outcome.seconds)
     if not outcome.missing:
         say(f"Every signal responded ({len(outcome.responded)}), in {took}.")
         if drill.name != "recovery" and drill.look.alerts:

@@ -25,7 +25,6 @@ from typing import Any
 
 __all__ = ["Round", "Traffic"]
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 STOP_GRACE = 10.0
 """Seconds the generator gets to print its summary after SIGINT before it is killed."""
 
@@ -50,6 +49,8 @@ class Traffic:
     rate: float
     round_seconds: float
     rounds: list[Round] = field(default_factory=list)
+    cut_short: Round | None = None
+    """The round `stop()` interrupted, if any: no verdict, but proof it ended cleanly."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopped: threading.Event = field(default_factory=threading.Event)
     _process: subprocess.Popen[str] | None = None
@@ -84,8 +85,6 @@ class Traffic:
             return list(self.rounds)
 
     def _loop(self) -> None:
-        # Signals go to the main thread, which stops everything in order.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         while not self._stopped.is_set():
             with self._lock:
                 if self._stopped.is_set():
@@ -102,7 +101,9 @@ class Traffic:
             finished = _round(self._process.returncode, out, err)
             with self._lock:
                 self._process = None
-                if not self._stopped.is_set():  # a round cut short by stop() says little
+                if self._stopped.is_set():  # cut short by stop(): its verdict says little
+                    self.cut_short = finished
+                else:
                     self.rounds.append(finished)
             if finished.summary is None and not self._stopped.is_set():
                 self._stopped.wait(self.round_seconds)  # not reachable: don't spin

@@ -34,6 +34,10 @@ def _live_generators(url: str) -> list[str]:
     return found
 
 
+def _rolls(service: RunningService) -> int:
+    return sum('"route": "/roll"' in line for line in service.log_lines())
+
+
 @pytest.mark.slow
 def test_rounds_follow_each_other_and_stop_leaves_no_generator(
     dice_service: RunningService,
@@ -59,14 +63,20 @@ def test_rounds_follow_each_other_and_stop_leaves_no_generator(
 @pytest.mark.slow
 def test_stopping_mid_round_ends_the_generator_at_once(dice_service: RunningService) -> None:
     traffic = Traffic(TRAFFIC_SCRIPT, dice_service.url, rate=5, round_seconds=600)
+    rolls_before = _rolls(dice_service)
     traffic.start()
     deadline = time.monotonic() + 30
-    while not _live_generators(dice_service.url) and time.monotonic() < deadline:
+    while _rolls(dice_service) < rolls_before + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _live_generators(dice_service.url), "the generator never started"
+    assert _live_generators(dice_service.url), "the generator is not sending"
     traffic.stop()
     assert _live_generators(dice_service.url) == []
     assert traffic.finished_rounds() == [], "a round cut short is not a verdict"
+    # Stopped as Ctrl-C stops it (exit code 130, its summary printed), not killed.
+    assert traffic.cut_short is not None
+    assert traffic.cut_short.exit_code == 130, traffic.cut_short.last_words
+    assert traffic.cut_short.summary is not None
+    assert traffic.cut_short.summary["completed"] is False
 
 
 def _summary(values: dict[str, dict[int, int]]) -> dict[str, object]:
