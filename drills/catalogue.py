@@ -237,7 +237,10 @@ LATENCY_REF = AlertRef(timing.LATENCY_ALERT)
 
 
 SLOW_LINES = {
-    die: _lines(die, 'feature_flags_extra_latency_seconds="slow"') for die in ("fair", "risky")
+    die: _lines(
+        die, 'feature_flags_extra_latency_seconds="slow"', f"duration_seconds > {SLOW_SECONDS:g}"
+    )
+    for die in ("fair", "risky")
 }
 """LogQL per die: its rolls that the extra-latency flag slowed down."""
 
