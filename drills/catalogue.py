@@ -139,8 +139,19 @@ HINT_RECEIVER = (
 )
 
 
-def _alert_signals(ref: AlertRef) -> list[Signal]:
-    """The journey of an alert that must fire: pending, firing, Alertmanager, receiver."""
+def _alert_signals(ctx: DrillContext, ref: AlertRef, notes: list[str]) -> list[Signal]:
+    """The journey of an alert that must fire: pending, firing, Alertmanager, receiver.
+
+    An alert already active when the drill begins (an earlier drill's) cannot make that
+    journey again until it resolves: its signals are left out, and a note says why.
+    """
+    if ref in firing_alerts(ctx, (ref.name,)):
+        notes.append(
+            f"{ref} is already active (from an earlier drill?), so this drill cannot watch "
+            "it pend, fire and reach the receiver: its signals are left out. "
+            "`python3 tasks.py drill recovery` waits until it resolves."
+        )
+        return []
     return [
         Signal(f"{ref} pending", "Prometheus", lambda c: alert_pending(c, ref), HINT_ALERT),
         Signal(f"{ref} firing", "Prometheus", lambda c: prometheus_firing(c, ref), HINT_ALERT),
@@ -200,9 +211,11 @@ def _error_spike(ctx: DrillContext) -> Plan:
             lambda c: flagged_spans(c, "errors", flag_of, failed, "failed span"),
             "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
         ),
-        *_alert_signals(FAIR_FAST_BURN),
     ]
-    return Plan(signals, timing.error_spike_seconds(after["fair"]), ERROR_SPIKE_FLAGS)
+    notes: list[str] = []
+    signals += _alert_signals(ctx, FAIR_FAST_BURN, notes)
+    give_up = timing.error_spike_seconds(after["fair"])
+    return Plan(signals, give_up, ERROR_SPIKE_FLAGS, notes)
 
 
 ERROR_SPIKE = Drill(
@@ -271,9 +284,10 @@ def _latency(ctx: DrillContext) -> Plan:
             lambda c: flagged_spans(c, "slow", flag_of, slow, "slow server span"),
             "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
         ),
-        *_alert_signals(LATENCY_REF),
     ]
-    return Plan(signals, timing.latency_seconds(SLOW_SHARE), LATENCY_FLAGS)
+    notes: list[str] = []
+    signals += _alert_signals(ctx, LATENCY_REF, notes)
+    return Plan(signals, timing.latency_seconds(SLOW_SHARE), LATENCY_FLAGS, notes)
 
 
 LATENCY = Drill(
@@ -385,10 +399,7 @@ def _recovery(ctx: DrillContext) -> Plan:
         if key in current.flags and current.default_variant(key) != variant
     }
     refs = firing_alerts(ctx, ctx.settings.follow or timing.DRILL_ALERTS)
-    notes = [
-        f"Flag {key}: {current.default_variant(key)} -> {variant}"
-        for key, variant in changes.items()
-    ]
+    notes: list[str] = []
     signals = [
         Signal(
             "Fair rolls succeed again",
@@ -402,7 +413,10 @@ def _recovery(ctx: DrillContext) -> Plan:
         notes.append(f"{ref} is firing; it resolves within about {seconds / 60:.0f} min")
         signals += _resolution_signals(ref)
     if not refs:
-        notes.append("No drill alert is firing.")
+        notes.append("No drill alert to follow is firing.")
+    for other in firing_alerts(ctx, timing.DRILL_ALERTS):
+        if other not in refs:
+            notes.append(f"{other} is firing too, not followed (--follow)")
     give_up = max([timing.resolve_seconds(ref.name) for ref in refs] + [60.0 + timing.MARGIN])
     done = None
     if not changes and not refs:
