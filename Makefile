@@ -16,7 +16,7 @@ GRAFANA_PASSWORD = $(COMPOSE) exec -T grafana cat $(GRAFANA_PASSWORD_FILE)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-stack: ## Start the observability stack alone (Prometheus, Loki, Tempo, Alloy, Grafana)
+stack: ## Start the observability stack alone (Prometheus, Loki, Tempo, Alloy, Grafana, Alertmanager)
 	$(COMPOSE) -f stack/compose.yml up -d
 
 up: ## Build and start the dice roller with the whole stack
@@ -31,9 +31,10 @@ ps: ## Show the containers and their health
 logs: ## Follow the logs of every container
 	$(COMPOSE) logs -f --tail=50
 
-reload: ## Apply config changes without restarting (Prometheus, Alloy, Grafana provisioning)
+reload: ## Apply config changes without restarting (Prometheus, Alloy, Alertmanager, Grafana provisioning)
 	curl -fsS -X POST http://$(SANDBOX_HOST):9090/-/reload
 	curl -fsS -X POST http://$(SANDBOX_HOST):12345/-/reload
+	curl -fsS -X POST http://$(SANDBOX_HOST):9093/-/reload
 	password="$$($(GRAFANA_PASSWORD))" && \
 	curl -fsS -X POST -u "admin:$$password" \
 		http://$(SANDBOX_HOST):3000/api/admin/provisioning/datasources/reload && \

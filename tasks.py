@@ -12,7 +12,7 @@
 Each command first makes sure uv is there (installing it with pip if not) and that
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
 also installs what the suite runs for real: Debian's wrk, iproute2 and make (as root), the
-query grammars from npm, and the Go builds of Prometheus, Loki and Alloy.
+query grammars from npm, and the Go builds of Prometheus, Alertmanager, Loki and Alloy.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def test(args: list[str]) -> int:
 
 
 def realstack(args: list[str]) -> int:
-    """Prometheus, Loki, Alloy, a Tempo stand-in and the service, without Docker."""
+    """Prometheus, Alertmanager, Loki, Alloy, a Tempo stand-in, the alert-receiver and the
+    service, without Docker."""
     uv = ensure_environment()
     return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
 

@@ -9,6 +9,10 @@ developers/http_api/, served unchanged by Grafana 9 to 13):
 - `GET /api/search?type=dash-db&query=` → `[{"uid", "title", "url", ...}]`;
 - `GET /api/dashboards/uid/<uid>` → `{"dashboard": {...}, "meta": {...}}`;
 - `GET /api/datasources/uid/<uid>/health` → `{"status": "OK"|"ERROR", "message"}`;
+  Grafana's backend answers it for data sources whose plugin has a backend. The
+  Alertmanager plugin has none (its plugin.json), so Grafana's own "Save & test" asks
+  Alertmanager through the data source proxy instead, and so does this check:
+  `GET /api/datasources/proxy/uid/<uid>/api/v2/status` → Alertmanager's status;
 - `POST /api/ds/query` with `{"queries": [...], "from", "to"}` →
   `{"results": {"<refId>": {"status", "frames": [{"schema", "data": {"values"}}],
   "error"}}}`. Grafana's backend fills in `$__rate_interval`, `$__interval` and
@@ -121,7 +125,7 @@ def run_dashboard_checks(ctx: Context, run: Run) -> None:
             GROUP,
             f"Data source {name} (uid {source_uid}) reports healthy",
             HINT_DATASOURCE,
-            partial(_datasource_health, ctx, source_uid),
+            partial(_datasource_health, ctx, source_uid, str(source.get("type"))),
         )
     if local is not None:
         _panel_checks(ctx, run, local)
@@ -183,7 +187,9 @@ def _panel_count(ctx: Context, uid: str) -> str:
     return f"{len(panels)} panels"
 
 
-def _datasource_health(ctx: Context, uid: str) -> str:
+def _datasource_health(ctx: Context, uid: str, kind: str) -> str:
+    if kind == "alertmanager":
+        return _alertmanager_through_grafana(ctx, uid)
     # 400 is how Grafana reports a failed health check; its body still says why.
     body = ctx.api.get_json(ctx.grafana, f"/api/datasources/uid/{uid}/health", ok=(200, 400))
     if not isinstance(body, dict) or "status" not in body:
@@ -191,6 +197,16 @@ def _datasource_health(ctx: Context, uid: str) -> str:
     if body["status"] != "OK":
         raise Failed(f"{body['status']}: {body.get('message', '')}")
     return str(body.get("message", "OK"))
+
+
+def _alertmanager_through_grafana(ctx: Context, uid: str) -> str:
+    """What Grafana's "Save & test" does for a Prometheus Alertmanager: its status,
+    through the data source proxy."""
+    body = ctx.api.get_json(ctx.grafana, f"/api/datasources/proxy/uid/{uid}/api/v2/status")
+    version = body.get("versionInfo", {}).get("version") if isinstance(body, dict) else None
+    if not isinstance(version, str):
+        raise Failed(f"expected Alertmanager's status with versionInfo, got {body!r:.120}")
+    return f"Alertmanager {version} answers through Grafana"
 
 
 def _served_panel(ctx: Context, title: str) -> dict[str, Any]:

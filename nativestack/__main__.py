@@ -17,10 +17,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 tasks.py realstack",
         description=(
-            "Build Prometheus, Loki and Alloy at the versions stack/compose.yml pins (once; "
-            "cached), then run them, a Tempo stand-in and the dice roller as plain processes "
-            "on the shipped configs, each in a network namespace of its own (needs root). "
-            "See docs/native-stack.md."
+            "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
+            "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
+            "dice roller as plain processes on the shipped configs, each in a network "
+            "namespace of its own (needs root). See docs/native-stack.md."
         ),
     )
     parser.add_argument(

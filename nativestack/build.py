@@ -1,4 +1,5 @@
-"""Build Prometheus, Loki, Tempo and Alloy from their Go modules, once per pinned version.
+"""Build Prometheus, Alertmanager, Loki, Tempo and Alloy from their Go modules, once per
+pinned version.
 
 Each project's go.mod has `replace` directives, which `go install module@version`
 refuses. So each is built inside a copy of its own downloaded module, as its
@@ -6,6 +7,10 @@ Makefile would: `go build` of its main package there. Two projects replace a mod
 by a folder of their repository that is a module of its own and so missing from the
 download (Loki's `./pkg/push`, Alloy's `./syntax`); those are taken from the module
 proxy at the version their go.mod requires.
+
+Alertmanager's module has no `replace` at all, but it embeds its web UI, which its
+release build makes with npm and Elm and the module leaves out: a page saying so stands
+in (`stub_alertmanager_ui`); its API is complete.
 
 Alloy needs more (`trim_alloy`): its release binary comes from a generated module the
 proxy does not serve, and about ninety of the modules its full component set imports
@@ -19,6 +24,7 @@ Binaries are cached under `~/.cache/dice-sandbox/native/SERVICE-TAG/` (or
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -216,6 +222,30 @@ def trim_alloy(source: Path) -> None:
     )
 
 
+ALERTMANAGER_UI_PAGE = """\
+<!doctype html>
+<title>Alertmanager</title>
+<p>This Alertmanager was built from its Go module by the dice-sandbox native stack,
+without its web UI (nativestack/build.py). Its API answers as usual:
+<a href="api/v2/alerts">api/v2/alerts</a>, <a href="api/v2/status">api/v2/status</a>.
+"""
+
+
+def stub_alertmanager_ui(source: Path) -> None:
+    """A page in place of the web UI Alertmanager embeds (`ui/app/dist`).
+
+    Its `go:embed` needs the folder, which the release build fills with npm and Elm and
+    the module download leaves out. The UI serves HTML gzipped only, so the page is too.
+    """
+    dist = source / "ui" / "app" / "dist"
+    if dist.exists():
+        return  # a release that ships its UI in the module: use it
+    for app in ("elm", "mantine"):
+        (dist / app).mkdir(parents=True)
+        page = gzip.compress(ALERTMANAGER_UI_PAGE.encode(), mtime=0)
+        (dist / app / "index.html.gz").write_bytes(page)
+
+
 PROGRAMS: dict[str, GoProgram] = {
     program.service: program
     for program in (
@@ -229,6 +259,18 @@ PROGRAMS: dict[str, GoProgram] = {
             version_variables=("github.com/prometheus/common/version.Version",),
             extra_programs=(("promtool", "./cmd/promtool"),),
             cold_build_minutes=9,
+        ),
+        GoProgram(
+            service="alertmanager",
+            image="prom/alertmanager",
+            module="github.com/prometheus/alertmanager",
+            package="./cmd/alertmanager",
+            module_version=lambda p: p.tag,
+            tags=("netgo",),
+            version_variables=("github.com/prometheus/common/version.Version",),
+            prepare=stub_alertmanager_ui,
+            extra_programs=(("amtool", "./cmd/amtool"),),
+            cold_build_minutes=2,
         ),
         GoProgram(
             service="loki",

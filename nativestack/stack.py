@@ -1,7 +1,8 @@
 """Start the stack as plain processes, wait until each part is ready, stop all of it.
 
-The order is compose's `depends_on`: Prometheus, then Loki and Tempo, then Alloy
-(which ships to both), then the service (which sends spans to Alloy). Every wait has
+The order is compose's `depends_on`: the alert-receiver, then Alertmanager (which
+notifies it), Prometheus (which sends Alertmanager its alerts), then Loki and Tempo,
+then Alloy (which ships to both), then the service (which sends spans to Alloy). Every wait has
 a limit; a component that exits or is not ready in time stops the whole start with
 one message naming it, its command and the last lines of its log. Whatever started is
 stopped when the block ends, on failure and on Ctrl-C: SIGTERM first, then SIGKILL
@@ -10,6 +11,7 @@ for a process that does not exit in time (Tempo's does not, within 40 s).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -35,6 +37,7 @@ from .substitutions import (
     compose_project,
     compose_service,
     native_command,
+    receiver_command,
     service_command,
 )
 
@@ -48,7 +51,7 @@ __all__ = [
     "stop_on_sigterm",
 ]
 
-HOSTS = ("prometheus", "loki", "tempo", "alloy", "dice-roller")
+HOSTS = ("alert-receiver", "alertmanager", "prometheus", "loki", "tempo", "alloy", "dice-roller")
 """Compose's service names, which are also the host names the configs use."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
@@ -90,6 +93,9 @@ class NativeStack:
     state_dir: Path
     docker: DockerApi
     container: Container
+    """The service's "container": what it prints goes to Alloy through it."""
+    receiver: Container
+    """The alert-receiver's, likewise."""
     components: dict[str, Component] = field(default_factory=dict)
     tempo_standin: str | None = None
     """Why Tempo is the stand-in (the build's error), or None when the real one runs."""
@@ -119,9 +125,22 @@ class NativeStack:
     def alloy_url(self) -> str:
         return self.url("alloy", 12345)
 
+    @property
+    def alertmanager_url(self) -> str:
+        return self.url("alertmanager", 9093)
+
+    @property
+    def receiver_url(self) -> str:
+        return self.url("alert-receiver", 9099)
+
     def service_lines(self) -> list[str]:
         """What the service printed on stdout so far."""
         return [line.decode() for _, stream, line in self.container.log.written(0, {STDOUT})]
+
+    def receiver_lines(self) -> list[dict[str, Any]]:
+        """The alert lines the alert-receiver printed on stdout so far, one per alert and
+        notification, oldest first (alert-receiver/README.md describes their fields)."""
+        return [json.loads(line) for _, _, line in self.receiver.log.written(0, {STDOUT})]
 
     def describe(self) -> str:
         rows = [
@@ -133,6 +152,8 @@ class NativeStack:
                 self.tempo_url,
             ),
             (f"Alloy {pin('alloy').tag}", self.alloy_url),
+            (f"Alertmanager {pin('alertmanager').tag}", self.alertmanager_url),
+            ("alert-receiver", self.receiver_url),
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name:<{width}}  {url}" for name, url in rows)
@@ -142,7 +163,7 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
     """The binaries of every component, and why Tempo's could not be built (if so)."""
     binaries = {}
     tempo_error = None
-    for service in ("prometheus", "loki", "alloy", "tempo"):
+    for service in ("prometheus", "alertmanager", "loki", "alloy", "tempo"):
         try:
             binaries[service] = build.build(service)
         except build.BuildError as error:
@@ -202,26 +223,36 @@ def native_stack(
         docker = DockerApi(f"{project}_monitoring")
         socket = state_dir / "docker.sock"
         stack.enter_context(serving_docker_api(docker, socket))
-        service_spec, _ = compose_service("dice-roller")
-        container = docker.add(
-            Container(
-                id=os.urandom(32).hex(),
-                name="/" + service_spec["container_name"],
-                image=f"{project}-dice-roller",
-                labels={
-                    "com.docker.compose.project": project,
-                    "com.docker.compose.service": "dice-roller",
-                    "com.docker.compose.container-number": "1",
-                    "com.docker.compose.oneoff": "False",
-                },
-                network=docker.network,
-                address=network.addresses["dice-roller"],
-                ports=(8000,),
+
+        def compose_container(service: str, port: int) -> Container:
+            """A container as compose names and labels it: `container_name`, else
+            PROJECT-SERVICE-1."""
+            spec, _ = compose_service(service)
+            name = spec.get("container_name") or f"{project}-{service}-1"
+            return docker.add(
+                Container(
+                    id=os.urandom(32).hex(),
+                    name=f"/{name}",
+                    image=f"{project}-{service}",
+                    labels={
+                        "com.docker.compose.project": project,
+                        "com.docker.compose.service": service,
+                        "com.docker.compose.container-number": "1",
+                        "com.docker.compose.oneoff": "False",
+                    },
+                    network=docker.network,
+                    address=network.addresses[service],
+                    ports=(port,),
+                )
             )
-        )
+
+        container = compose_container("dice-roller", 8000)
+        receiver_container = compose_container("alert-receiver", 9099)
         for extra in extra_containers:
             docker.add(extra)
-        running = NativeStack(network, state_dir, docker, container, tempo_standin=tempo_error)
+        running = NativeStack(
+            network, state_dir, docker, container, receiver_container, tempo_standin=tempo_error
+        )
 
         def start(name: str, command: NativeCommand, feed: Container | None = None) -> Component:
             for path, text in command.written.items():
@@ -253,6 +284,10 @@ def native_stack(
         def native(name: str) -> NativeCommand:
             return native_command(name, binaries[name], state_dir, socket)
 
+        receiver = start("alert-receiver", receiver_command(), feed=receiver_container)
+        _wait_ready(receiver, f"{running.receiver_url}/ready", 30)
+        alertmanager = start("alertmanager", native("alertmanager"))
+        _wait_ready(alertmanager, f"{running.alertmanager_url}/-/ready", 60)
         prometheus = start("prometheus", native("prometheus"))
         _wait_ready(prometheus, f"{running.prometheus_url}/-/ready", 60)
         loki = start("loki", native("loki"))

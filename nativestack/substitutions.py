@@ -14,7 +14,10 @@ thing a container has and a process has not, its mounts, translated:
    those paths translated the same way, and the copy is what the process reads.
 5. The service, which compose builds from dice-roller/Dockerfile, runs from this
    checkout's virtual environment with compose's `environment`.
-6. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
+6. The alert-receiver, which compose builds from alert-receiver/Dockerfile, runs what
+   that image runs: its `CMD` with this Python, its `ENV` (the port Alertmanager's
+   config names), and its package folder on the import path.
+7. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
 
 Host names and ports stay as they are: each service has a network namespace of its
 own (nativestack/network.py).
@@ -22,6 +25,7 @@ own (nativestack/network.py).
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -35,8 +39,10 @@ __all__ = [
     "Mount",
     "NativeCommand",
     "compose_service",
+    "image_runtime",
     "mounts",
     "native_command",
+    "receiver_command",
     "service_command",
     "translate_text",
 ]
@@ -137,3 +143,32 @@ def service_command() -> NativeCommand:
     spec, _ = compose_service("dice-roller")
     env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
     return NativeCommand([sys.executable, "-m", "dice_roller"], env)
+
+
+def image_runtime(dockerfile: Path) -> tuple[dict[str, str], list[str]]:
+    """The `ENV` and the exec-form `CMD` of a Dockerfile's final stage."""
+    text = dockerfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    stage = re.split(r"(?im)^FROM\s", text)[-1]
+    env: dict[str, str] = {}
+    for line in re.findall(r"(?im)^ENV\s+(.*)$", stage):
+        for key, value in re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line):
+            env[key] = json.loads(value) if value.startswith('"') else value
+    commands = re.findall(r"(?im)^CMD\s+(\[.*\])\s*$", stage)
+    if len(commands) != 1:
+        raise ValueError(f"{dockerfile}: expected one exec-form CMD in its final stage")
+    command = json.loads(commands[0])
+    return env, [str(part) for part in command]
+
+
+def receiver_command() -> NativeCommand:
+    """The alert-receiver as its image runs it, from this checkout (substitution 6)."""
+    spec, compose_file = compose_service("alert-receiver")
+    build = spec["build"]
+    dockerfile = (compose_file.parent / build["context"]).resolve() / build["dockerfile"]
+    env, command = image_runtime(dockerfile)
+    if command[0] != "python":
+        raise ValueError(f"{dockerfile}: its CMD runs {command[0]!r}, not python")
+    env |= {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+    # The image copies the package folder next to its Dockerfile into its WORKDIR.
+    env["PYTHONPATH"] = str(dockerfile.parent)
+    return NativeCommand([sys.executable, *command[1:]], env)

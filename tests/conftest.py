@@ -22,9 +22,10 @@ def dice_service() -> Iterator[RunningService]:
 def native() -> Iterator[NativeStack]:
     """The native stack (nativestack/), started once for every test that asks for it.
 
-    Prometheus, Loki and Alloy at the pinned versions on the shipped configs, the
-    Tempo stand-in, and the service with `NATIVE_SERVICE_ENV`; the Docker API stand-in
-    also lists `DECOY`, a container of another compose project.
+    Prometheus, Alertmanager, Loki and Alloy at the pinned versions on the shipped
+    configs, the Tempo stand-in, the alert-receiver, and the service with
+    `NATIVE_SERVICE_ENV`; the Docker API stand-in also lists `DECOY`, a container of
+    another compose project.
     """
     with native_stack(service_env=NATIVE_SERVICE_ENV, extra_containers=[DECOY]) as stack:
         yield stack

@@ -15,8 +15,9 @@
   box could never tick. The 1 s scrapes also keep each test's wait for its traffic to
   be scraped short (the shipped config scrapes every 5 s).
 - Grafana is `FakeGrafana` (tests/checks/fake_grafana.py), since no Grafana can run
-  here; it runs its Loki queries against the real Loki (through the proxy) and its
-  Prometheus queries against this package's Prometheus.
+  here; it runs its Loki queries against the real Loki (through the proxy), its
+  Prometheus queries against this package's Prometheus, and passes its Alertmanager
+  data source's requests to the native stack's real Alertmanager.
 
 The native stack is shared with every package of the session, so nothing here may
 leave it changed: faults live in the proxies, and the one kind of line a scenario
@@ -234,7 +235,11 @@ def stack(native: NativeStack, tmp_path_factory: pytest.TempPathFactory) -> Iter
             serving(LokiProxy(native.loki_url)) as loki,
             serving(TempoProxy(native.tempo_url)) as tempo,
             serving(AlloyProxy(native.alloy_url)) as alloy,
-            serving(FakeGrafana(dashboard, datasources, prometheus.url, loki.url)) as grafana,
+            serving(
+                FakeGrafana(
+                    dashboard, datasources, prometheus.url, loki.url, native.alertmanager_url
+                )
+            ) as grafana,
         ):
             stack = Stack(native, prometheus, loki, tempo, alloy, grafana)
             # Two bursts, a scrape apart: counters that rise within the

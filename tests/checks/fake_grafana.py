@@ -3,7 +3,8 @@
 Grafana's Go module is refused by the module proxy (github.com/grafana/grafana), so
 the Dashboard boxes are checked against `FakeGrafana`: a small HTTP server on
 127.0.0.1 answering Grafana's HTTP API in its documented format (`/api/search`,
-`/api/dashboards/uid/<uid>`, `/api/datasources/uid/<uid>/health`, `/api/ds/query`).
+`/api/dashboards/uid/<uid>`, `/api/datasources/uid/<uid>/health`, `/api/ds/query`,
+`/api/datasources/proxy/uid/<uid>/...` for the Alertmanager data source).
 It serves the repository's dashboard and data sources and runs panel queries the
 way Grafana's backend does: Prometheus queries against a real Prometheus, with
 macros substituted by `tests.support.grafana_macros`, and Loki queries against the
@@ -88,6 +89,10 @@ class FakeGrafana(FaultyServer):
       for Tempo, the message a user's real 13.2.0 reported). An unknown uid is a 500
       "Unable to load datasource metadata", not a 404; a malformed uid a 400 "UID is
       invalid".
+    - `GET /api/datasources/proxy/uid/<uid>/<path>` (pkg/services/datasourceproxy,
+      `ProxyDatasourceRequestWithUID`): the data source's own answer to `<path>`, passed
+      on; this fake proxies the Alertmanager data source only, to a real Alertmanager.
+      An upstream that does not answer is pkg/util/proxyutil's 502 with an empty body.
     - `POST /api/ds/query` (pkg/api/ds_query.go `QueryMetricsV2`,
       `toJsonStreamingResponse`; grafana-plugin-sdk-go backend/json.go): HTTP 400 as soon
       as one query failed, each result `{"error", "errorSource", "status"}` or
@@ -120,12 +125,14 @@ class FakeGrafana(FaultyServer):
         datasources: list[dict[str, Any]],
         prometheus_url: str,
         loki_url: str,
+        alertmanager_url: str,
     ) -> None:
         super().__init__()
         self.dashboard = dashboard
         self.datasources = datasources
         self.prometheus_url = prometheus_url
         self.loki_url = loki_url
+        self.alertmanager_url = alertmanager_url
         self.folder = _provisioned_folder()
         self.unhealthy: set[str] = set()
         self.missing_datasources: set[str] = set()
@@ -222,6 +229,20 @@ class FakeGrafana(FaultyServer):
             return json_answer({"status": "ERROR", "message": self.UNHEALTHY[kind]}, 400)
         return json_answer({"status": "OK", "message": self.HEALTHY[kind]})
 
+    def _proxy(self, uid: str, path: str, params: dict[str, str]) -> Answer:
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid):
+            return json_answer({"message": "UID is invalid"}, 400)
+        source = next((d for d in self._datasources() if d.get("uid") == uid), None)
+        if source is None:
+            return _grafana_error("Unable to load datasource meta data", 500)
+        if source.get("type") != "alertmanager":
+            raise NotImplementedError(f"this fake proxies the Alertmanager only, not {uid}")
+        if uid in self.unhealthy:
+            return 502, "text/plain", b""
+        response = httpx.get(self.alertmanager_url + path, params=params, timeout=10)
+        kind = response.headers.get("content-type", "application/json")
+        return response.status_code, kind, response.content
+
     def answer(self, request: Request, mode: str | None) -> Answer:
         path, params = request.path, request.params
         uid = self.dashboard["uid"]
@@ -248,6 +269,9 @@ class FakeGrafana(FaultyServer):
         match = re.fullmatch(r"/api/datasources/uid/([^/]+)/health", path)
         if match:
             return self._health(match.group(1))
+        match = re.fullmatch(r"/api/datasources/proxy/uid/([^/]+)(/.*)", path)
+        if match and request.method == "GET":
+            return self._proxy(match.group(1), match.group(2), params)
         if path == "/api/ds/query" and request.method == "POST":
             return self._query(json.loads(request.body))
         return json_answer({"message": "Not found"}, 404)

@@ -13,6 +13,7 @@ import pytest
 from checks.cli import main, run_checks
 from checks.context import ROOT
 from checks.model import GROUPS
+from nativestack.pins import pin
 from tests.checks.conftest import Stack
 
 pytestmark = pytest.mark.slow
@@ -65,7 +66,10 @@ def test_the_checks_cover_the_spec_checklist(live: Stack) -> None:
     panels = [r for r in run.results if r.title.startswith('Panel "')]
     sources = [r for r in run.results if r.title.startswith("Data source ")]
     assert len(panels) == 12
-    assert {r.title.split()[2] for r in sources} == {"Prometheus", "Loki", "Tempo"}
+    assert {r.title.split()[2] for r in sources} == {"Prometheus", "Loki", "Tempo", "Alertmanager"}
+    [alertmanager] = [r for r in sources if r.title.split()[2] == "Alertmanager"]
+    version = pin("alertmanager").tag.removeprefix("v")
+    assert alertmanager.detail == f"Alertmanager {version} answers through Grafana"
 
 
 def test_the_fresh_request_is_followed_from_trace_to_its_logs(live: Stack) -> None:

@@ -151,7 +151,8 @@ SCENARIOS = [
         "alloy-misses-container",
         _set(lambda s: s.alloy.hidden_containers.add(f"/{CONTAINER}")),
         ("Alloy discovering container",),
-        "found: none",
+        # The project's other container is still there, and named.
+        "not among discovery.docker targets (found: dice-sandbox-alert-receiver-1)",
     ),
     Scenario(
         "alloy-components-api-404",
@@ -171,6 +172,12 @@ SCENARIOS = [
         _set(lambda s: s.grafana.unhealthy.add("loki")),
         ("Data source Loki",),
         "ERROR: Unable to connect with Loki",
+    ),
+    Scenario(
+        "grafana-cannot-reach-alertmanager",
+        _set(lambda s: s.grafana.unhealthy.add("alertmanager")),
+        ("Data source Alertmanager",),
+        "HTTP 502",
     ),
     Scenario(
         "grafana-without-loki-data-source",

@@ -25,6 +25,7 @@ def test_every_built_component_is_pinned_by_compose_to_an_exact_release() -> Non
 
 def test_the_module_versions_follow_from_the_tags() -> None:
     assert PROGRAMS["prometheus"].module_version(pin("prometheus")) == "v0.314.0"
+    assert PROGRAMS["alertmanager"].module_version(pin("alertmanager")) == "v0.35.0"
     assert PROGRAMS["loki"].module_version(pin("loki")) == "v3.7.6"
     assert PROGRAMS["alloy"].module_version(pin("alloy")) == "v1.18.1"
     assert PROGRAMS["tempo"].module_version(pin("tempo")).endswith("-1900ed7bb5ca")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import difflib
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from nativestack.substitutions import (
     ROOT,
     compose_service,
+    image_runtime,
     mounts,
     native_command,
+    receiver_command,
     service_command,
     translate_text,
 )
@@ -82,3 +88,54 @@ def test_the_service_runs_with_composes_environment() -> None:
     assert command.env == {k: str(v) for k, v in environment.items()}
     assert command.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy:4318"
     assert re.search(r"python", command.argv[0]) and command.argv[1:] == ["-m", "dice_roller"]
+
+
+def test_alertmanager_runs_compose_command_on_the_shipped_config_itself(tmp_path: Path) -> None:
+    command = native_command("alertmanager", Path("/bin/am"), tmp_path, tmp_path / "d.sock")
+    compose_args = compose_service("alertmanager")[0]["command"]
+    assert command.written == {}, "alertmanager.yml names no container path: used as it is"
+    config = STACK / "alertmanager" / "alertmanager.yml"
+    assert command.argv[1:] == [
+        arg.replace("/etc/alertmanager/alertmanager.yml", str(config)).replace(
+            "=/alertmanager", f"={tmp_path / 'volumes' / 'alertmanager-data'}"
+        )
+        for arg in compose_args
+    ]
+    assert "--cluster.listen-address=" in command.argv, "an empty value stays empty"
+
+
+def test_the_alert_receiver_runs_what_its_image_runs() -> None:
+    command = receiver_command()
+    env, cmd = image_runtime(ROOT / "alert-receiver" / "Dockerfile")
+    assert cmd == ["python", "-m", "alert_receiver"]
+    assert command.argv == [sys.executable, "-m", "alert_receiver"]
+    assert {k: command.env[k] for k in env} == env
+    assert command.env["ALERT_RECEIVER_HOST"] == "0.0.0.0"
+    # Where Alertmanager's shipped config sends its notifications.
+    config = yaml.safe_load((STACK / "alertmanager" / "alertmanager.yml").read_text())
+    [webhook] = config["receivers"][0]["webhook_configs"]
+    assert webhook["url"] == f"http://alert-receiver:{command.env['ALERT_RECEIVER_PORT']}/alerts"
+    found = subprocess.run(
+        [*command.argv[:1], "-c", "import alert_receiver; print(alert_receiver.__file__)"],
+        env={"PYTHONPATH": command.env["PYTHONPATH"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found.stdout.strip() == str(ROOT / "alert-receiver" / "alert_receiver" / "__init__.py")
+
+
+def test_image_runtime_reads_the_final_stage(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        'FROM python:3 AS build\nENV STAGE=build\nCMD ["python", "build.py"]\n'
+        "FROM python:3\n"
+        'ENV A=1 \\\n    B="two words" \\\n    C=3\n'
+        'HEALTHCHECK --interval=10s \\\n    CMD ["python", "-c", "check"]\n'
+        'CMD ["python", "-m", "app"]\n',
+        encoding="utf-8",
+    )
+    assert image_runtime(dockerfile) == (
+        {"A": "1", "B": "two words", "C": "3"},
+        ["python", "-m", "app"],
+    )

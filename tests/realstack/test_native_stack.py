@@ -43,6 +43,19 @@ def test_each_component_runs_the_release_compose_pins(real: RealStack) -> None:
     assert loki.json()["version"] == pin("loki").tag
     alloy = httpx.get(f"{native.alloy_url}/metrics", timeout=10).text
     assert re.search(rf'alloy_build_info{{[^}}]*version="{re.escape(pin("alloy").tag)}"', alloy)
+    alertmanager = httpx.get(f"{native.alertmanager_url}/api/v2/status", timeout=10).json()
+    assert alertmanager["versionInfo"]["version"] == pin("alertmanager").tag.removeprefix("v")
+
+
+def test_components_start_in_composes_dependency_order(real: RealStack) -> None:
+    """Each process starts after every service compose makes it wait for."""
+    started = list(real.native.components)
+    for name in started:
+        spec, _ = compose_service(name)
+        for dependency in spec.get("depends_on") or {}:
+            if dependency in started:  # grafana-init and grafana do not run here
+                assert started.index(dependency) < started.index(name), (name, dependency)
+    assert started[:2] == ["alert-receiver", "alertmanager"], "before Prometheus sends alerts"
 
 
 @pytest.mark.parametrize("service", ["loki", "alloy"])
@@ -73,12 +86,14 @@ def _discovered(real: RealStack) -> list[dict[str, str]]:
     ]
 
 
-def test_alloy_discovers_the_service_container_and_not_other_projects(real: RealStack) -> None:
+def test_alloy_discovers_the_projects_containers_and_not_other_projects(real: RealStack) -> None:
     names = eventually(
         lambda: {t["__meta_docker_container_name"] for t in _discovered(real)},
         "Alloy's docker discovery found no container",
     )
-    assert names == {f"/{CONTAINER}"}, f"{DECOY.name} belongs to another project"
+    assert names == {f"/{CONTAINER}", "/dice-sandbox-alert-receiver-1"}, (
+        f"{DECOY.name} belongs to another project"
+    )
 
 
 def test_the_service_logs_reach_loki_with_the_labels_of_the_alloy_config(real: RealStack) -> None:

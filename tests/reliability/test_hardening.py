@@ -30,8 +30,12 @@ from tests.stack.compose import (
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_DOCKERFILE = REPO / "dice-roller" / "Dockerfile"
-DOCKERFILES = [SERVICE_DOCKERFILE, REPO / "traffic-gen" / "Dockerfile"]
-BUILT_HERE = ("dice-roller", "traffic-gen")
+DOCKERFILES = [
+    SERVICE_DOCKERFILE,
+    REPO / "traffic-gen" / "Dockerfile",
+    REPO / "alert-receiver" / "Dockerfile",
+]
+BUILT_HERE = ("dice-roller", "traffic-gen", "alert-receiver")
 # Containers we configure fully: the images built here, and the one-shot that writes
 # Grafana's admin password.
 LOCKED_DOWN = (*BUILT_HERE, "grafana-init")
@@ -214,3 +218,4 @@ def test_services_built_here_publish_nothing_but_their_api(project: Project) -> 
     service: Service = project.services["dice-roller"]
     assert [m.container_port for m in ports(service)] == ["8000"]
     assert ports(project.services["traffic-gen"]) == []
+    assert [m.container_port for m in ports(project.services["alert-receiver"])] == ["9099"]

@@ -62,3 +62,14 @@ def test_workflow_signs_in_with_the_generated_admin_password() -> None:
     sign_in = commands.index(check)
     assert any("docker compose up" in c for c in commands[:sign_in])
     assert "make reload" in commands[sign_in + 1 :]
+
+
+def test_workflow_sees_an_alert_reach_the_receivers_stream_in_loki() -> None:
+    """Alertmanager's pinned image, the receiver's image and Alloy, for real, together."""
+    commands = [step.get("run", "") for step in steps()]
+    (check,) = [c for c in commands if "/api/v2/alerts" in c]
+    assert "http://127.0.0.1:9093/api/v2/alerts" in check
+    assert '{compose_service=\\"alert-receiver\\"}' in check
+    assert "/loki/api/v1/query_range" in check
+    up = next(i for i, c in enumerate(commands) if "docker compose up" in c)
+    assert commands.index(check) > up

@@ -31,6 +31,8 @@ from tests.stack.compose import (
     ports,
     service_networks,
 )
+from tests.support.native import built
+from tests.support.prometheus import parse_duration
 from tests.support.tools import require_tool
 
 PROJECTS = {
@@ -59,6 +61,10 @@ IMAGES = {
     # prometheus/prometheus Dockerfile (v3.14.0): FROM quay.io/prometheus/busybox.
     "prom/prometheus": ImageKind(
         "v3.14.0", "busybox", frozenset({"/bin/prometheus", "/bin/promtool", "sh", "wget"})
+    ),
+    # prometheus/alertmanager Dockerfile (v0.35.0): FROM quay.io/prometheus/busybox.
+    "prom/alertmanager": ImageKind(
+        "v0.35.0", "busybox", frozenset({"/bin/alertmanager", "/bin/amtool", "sh", "wget"})
     ),
     # grafana/loki cmd/loki/Dockerfile (v3.7.6): FROM gcr.io/distroless/static:nonroot.
     "grafana/loki": ImageKind("3.7.6", "distroless", frozenset({"/usr/bin/loki"})),
@@ -351,6 +357,58 @@ def test_traffic_generator_runs_only_with_its_profile() -> None:
     assert [s.name for s in others if "profiles" in s.spec] == ["traffic-gen"]
 
 
+ALERTMANAGER_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
+
+
+def test_alertmanager_runs_the_repository_config_and_keeps_its_state() -> None:
+    alertmanager = load_project(STACK_COMPOSE).services["alertmanager"]
+    command = alertmanager.spec["command"]
+    flags = dict(arg.split("=", 1) for arg in command)
+    binds = {m.target: m for m in mounts(alertmanager) if m.bind}
+    config = binds[flags["--config.file"]]
+    assert config.read_only and (alertmanager.base / config.source).resolve() == ALERTMANAGER_CONFIG
+    volumes = {m.target: m.source for m in mounts(alertmanager) if not m.bind}
+    assert volumes[flags["--storage.path"]] == "alertmanager-data", "silences survive restarts"
+    # One instance: no gossip port, no waiting for peers before notifying.
+    assert flags["--cluster.listen-address"] == ""
+    assert [(p.host_port, p.container_port) for p in ports(alertmanager)] == [("9093", "9093")]
+    assert depends_on(alertmanager) == {"alert-receiver": "service_healthy"}
+
+
+def test_alertmanager_notifies_the_alert_receiver_where_it_listens() -> None:
+    project = load_project(STACK_COMPOSE)
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    assert [r["name"] for r in config["receivers"]] == [config["route"]["receiver"]]
+    [webhook] = config["receivers"][0]["webhook_configs"]
+    assert webhook["send_resolved"] is True
+    match = re.fullmatch(r"http://([\w-]+):(\d+)(/\S*)", webhook["url"])
+    assert match, webhook["url"]
+    host, port, path = match.groups()
+    receiver = project.services[host]
+    assert [(p.host_port, p.container_port) for p in ports(receiver)] == [(port, port)]
+    dockerfile = (receiver.base / receiver.spec["build"]["context"]).resolve() / receiver.spec[
+        "build"
+    ]["dockerfile"]
+    assert f"ALERT_RECEIVER_PORT={port}" in dockerfile.read_text(encoding="utf-8")
+    assert path == "/alerts"
+
+
+def test_notifications_come_within_half_a_minute() -> None:
+    """A sandbox user who breaks the service looks for the notification right away."""
+    route = load_yaml(ALERTMANAGER_CONFIG)["route"]
+    assert parse_duration(route["group_wait"]) + parse_duration(route["group_interval"]) <= 30
+    assert parse_duration(route["repeat_interval"]) >= 3600, "not a reminder every few minutes"
+
+
+def test_the_alert_receiver_is_hardened_like_the_service() -> None:
+    spec = load_project(STACK_COMPOSE).services["alert-receiver"].spec
+    assert spec["build"] == {"context": "..", "dockerfile": "alert-receiver/Dockerfile"}
+    assert spec["read_only"] is True
+    assert spec["cap_drop"] == ["ALL"]
+    assert spec["security_opt"] == ["no-new-privileges:true"]
+    assert "container_name" not in spec, "compose's own name: dice-sandbox-alert-receiver-1"
+
+
 def make_dry_run(target: str, **env: str) -> list[str]:
     """The commands `make -n TARGET` would run, one per line."""
     make = require_tool("make")
@@ -379,6 +437,7 @@ def test_make_reload_reaches_each_reload_endpoint() -> None:
     commands = " ".join(make_dry_run("reload"))
     assert "-X POST http://127.0.0.1:9090/-/reload" in commands
     assert "-X POST http://127.0.0.1:12345/-/reload" in commands
+    assert "-X POST http://127.0.0.1:9093/-/reload" in commands
     assert "http://127.0.0.1:3000/api/admin/provisioning/datasources/reload" in commands
     assert "http://127.0.0.1:3000/api/admin/provisioning/dashboards/reload" in commands
     # A specific bind address is where the ports are; 0.0.0.0 includes loopback.
@@ -542,3 +601,17 @@ def test_no_known_admin_password_is_left_anywhere() -> None:
         assert not re.search(r"\$\{GRAFANA_ADMIN_PASSWORD:?-[^}]", text), (
             f"{path.relative_to(ROOT)} gives GRAFANA_ADMIN_PASSWORD a default"
         )
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    """The pinned release's own checker, built with it (nativestack/build.py)."""
+    result = subprocess.run(
+        [built("alertmanager", "amtool"), "check-config", str(ALERTMANAGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    assert " - 1 receivers" in result.stdout

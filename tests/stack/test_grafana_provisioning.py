@@ -74,11 +74,12 @@ def strings_in(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 def references(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Every `datasourceUid` in a data source's settings, with its path."""
+    """Every `datasourceUid` (and `alertmanagerUid`) in a data source's settings, with
+    its path."""
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{path}.{key}" if path else str(key)
-            if key == "datasourceUid":
+            if key in ("datasourceUid", "alertmanagerUid"):
                 yield here, value
             else:
                 yield from references(value, here)
@@ -96,12 +97,13 @@ def test_datasources_have_fixed_unique_uids() -> None:
     assert all("uid" in ds for ds in datasources), "give every data source a fixed uid"
     uids = [str(ds["uid"]) for ds in datasources]
     names = [ds["name"] for ds in datasources]
-    assert sorted(uids) == ["loki", "prometheus", "tempo"], uids
+    assert sorted(uids) == ["alertmanager", "loki", "prometheus", "tempo"], uids
     assert len(set(names)) == len(names)
     assert {ds["uid"]: ds["type"] for ds in datasources} == {
         "prometheus": "prometheus",
         "loki": "loki",
         "tempo": "tempo",
+        "alertmanager": "alertmanager",
     }
 
 
@@ -126,6 +128,7 @@ def test_every_datasource_reference_exists_with_the_right_type() -> None:
         "tracesToLogsV2": "loki",
         "tracesToMetrics": "prometheus",
         "serviceMap": "prometheus",
+        "alertmanagerUid": "alertmanager",
     }
     seen = set()
     for ds in datasources.values():
@@ -140,6 +143,7 @@ def test_every_datasource_reference_exists_with_the_right_type() -> None:
         ("loki", "derivedFields"),
         ("tempo", "tracesToLogsV2"),
         ("tempo", "serviceMap"),
+        ("prometheus", "alertmanagerUid"),
     } <= seen
 
 
@@ -299,3 +303,16 @@ def test_dashboards_reference_provisioned_datasources(dashboard: Path) -> None:
         if "type" in ref:
             assert ref["type"] == datasources[uid]["type"], f"{dashboard.name} {where}: {ref}"
     assert count, f"{dashboard.name} references no data source"
+
+
+def test_alertmanager_source_is_the_stacks_prometheus_alertmanager() -> None:
+    """Grafana talks to it as to a Prometheus Alertmanager (not Mimir's or its own), and
+    the Prometheus source manages its alert rules through it."""
+    alertmanager = by_uid()["alertmanager"]
+    assert alertmanager["jsonData"]["implementation"] == "prometheus"
+    assert alertmanager["access"] == "proxy", "Grafana's server reaches the compose network"
+    prometheus = by_uid()["prometheus"]["jsonData"]
+    assert prometheus["manageAlerts"] is True
+    assert prometheus["alertmanagerUid"] == "alertmanager"
+    service = load_project(STACK_COMPOSE).services["alertmanager"]
+    assert service.spec["image"].startswith("prom/alertmanager:")

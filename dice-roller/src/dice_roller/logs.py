@@ -126,6 +126,13 @@ class JsonLogFormatter(JsonFormatter):
 
 def configure_logging(level: str) -> None:
     """Send every logger, uvicorn's included, through one JSON handler on stdout."""
+    # No line shows the thread, process or asyncio task that wrote it: the logging
+    # HOWTO's "Optimization" switches spare looking them up for every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLogFormatter())
     handler.addFilter(TraceContextFilter())
