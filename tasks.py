@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
 GRAMMARS = ROOT / "tests" / "grammars"
 
 
@@ -56,8 +57,14 @@ def main(argv: list[str]) -> int:
 
 
 def run(args: list[str]) -> int:
-    """Serve the API; with no collector running, traces fail quietly (a line a minute)."""
+    """Serve the API; with no collector running, traces fail quietly (a line a minute).
+
+    The faults come from the repository's flag file, as in compose: an edit of
+    stack/flags/flags.json changes the running service. DICE_FLAGS_FILE, when set,
+    names another file.
+    """
     uv = ensure_environment()
+    os.environ.setdefault("DICE_FLAGS_FILE", str(FLAGS_FILE))
     return call([uv, "run", "--frozen", "dice-roller", *args])
 
 

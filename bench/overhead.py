@@ -1,10 +1,11 @@
-"""Part 1, telemetry overhead: the same `/roll` route, delay 0, in seven builds.
+"""Part 1, telemetry overhead: the same `/roll` route, delay 0, in nine builds.
 
 `bare` (no telemetry), `full` (the real service: metrics, JSON logs, spans exported
-over OTLP), each signal alone, the spans alone exported nowhere, and the common
+over OTLP), the real service with the shipped flag file and during a drill
+(`bench.flags`), each signal alone, the spans alone exported nowhere, and the common
 recipe (`bench.recipe`: what most tutorials would have us write instead), all served
 by one uvicorn worker and loaded by wrk with the same connection count.
-The runs alternate (bare, full, metrics, logs, traces, traces-unexported, recipe, bare, ...)
+The runs alternate (bare, full, full-flags, full-drill, metrics, ..., recipe, bare, ...)
 so that a noisy neighbour or a slow minute hits every build alike, and each ratio is
 the median of the per-round ratios.
 
@@ -21,16 +22,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .apps import UNEXPORTED_TRACES
+from .flags import flag_environment, flag_files, report_flags
 from .receiver import BenchReceiver, bench_receiver
 from .recipe import RECIPE
 from .report import Report
-from .servers import FULL, Server, cpu_seconds, start_servers
+from .servers import (
+    FULL,
+    FULL_DRILL,
+    FULL_FLAGS,
+    SERVICE_BUILDS,
+    Memory,
+    Server,
+    cpu_seconds,
+    read_memory,
+    start_servers,
+)
 from .wrk import WrkResult, run_wrk
 
 __all__ = ["BUILDS", "OverheadPlan", "run_overhead"]
 
 PART = "overhead"
-BUILDS = ("bare", FULL, "metrics", "logs", "traces", UNEXPORTED_TRACES, RECIPE)
+BUILDS = (
+    "bare",
+    FULL,
+    FULL_FLAGS,
+    FULL_DRILL,
+    "metrics",
+    "logs",
+    "traces",
+    UNEXPORTED_TRACES,
+    RECIPE,
+)
 TARGET_RATIO = 0.28
 """Full / bare throughput. Every request keeps its server span, so the span alone caps
 this near 0.46 here (docs/performance.md); 0.28 asks for the rest to be lean."""
@@ -55,7 +77,11 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
     )
     with ExitStack() as stack:
         receivers = {build: stack.enter_context(bench_receiver()) for build in BUILDS}
-        envs = [(build, _environment(receivers[build])) for build in BUILDS]
+        files = flag_files(output_dir)
+        envs = [
+            (build, {**_environment(receivers[build]), **flag_environment(build, files)})
+            for build in BUILDS
+        ]
         started = stack.enter_context(start_servers(envs, output_dir))
         servers = {server.build: server for server in started}
 
@@ -73,7 +99,11 @@ def run_overhead(report: Report, plan: OverheadPlan, output_dir: Path) -> None:
                 time.sleep(plan.pause_seconds)  # the batch of spans in flight is part of the cost
                 runs[build].append(result)
                 cpu[build].append((cpu_seconds(pid) - before) / max(result.requests, 1) * 1e6)
+        memory: dict[str, Memory] = {
+            build: read_memory(servers[build].process.pid) for build in SERVICE_BUILDS
+        }
         _print_results(report, runs, cpu)
+        report_flags(report, PART, runs, cpu, memory, files)
         _check_nothing_dropped(report, servers[FULL], receivers[FULL], runs[FULL])
 
 

@@ -23,6 +23,9 @@ from .receiver import BenchReceiver, bench_receiver
 
 __all__ = [
     "FULL",
+    "FULL_DRILL",
+    "FULL_FLAGS",
+    "SERVICE_BUILDS",
     "Memory",
     "Server",
     "cpu_seconds",
@@ -34,6 +37,11 @@ __all__ = [
 
 FULL = "full"
 """The real service, `python -m dice_roller`; the other builds come from `bench.apps`."""
+FULL_FLAGS = "full-flags"
+"""The real service with the shipped flag file, as compose runs it (`bench.flags`)."""
+FULL_DRILL = "full-drill"
+"""The real service with a flag away from its default, as during a drill (`bench.flags`)."""
+SERVICE_BUILDS = (FULL, FULL_FLAGS, FULL_DRILL)
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,7 @@ def start_servers(
 def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
     port = _free_port()
     output_path = output_dir / f"{build}-{port}.log"
-    if build == FULL:
+    if build in SERVICE_BUILDS:
         command = [sys.executable, "-m", "dice_roller", "--host", "127.0.0.1", "--port", str(port)]
     else:
         command = [sys.executable, "-m", "bench.serve", build, "--port", str(port)]

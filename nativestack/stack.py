@@ -302,7 +302,7 @@ def native_stack(
         _wait_ready(tempo, f"{running.tempo_url}/ready", 90)
         alloy = start("alloy", native("alloy"))
         _wait_ready(alloy, f"{running.alloy_url}/-/ready", 90)
-        service_run = service_command()
+        service_run = service_command(state_dir, socket)
         service_run.env.update(service_env or {})
         service = start("dice-roller", service_run, feed=container)
         _wait_ready(service, f"{running.service_url}/", 60)

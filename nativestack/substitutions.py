@@ -13,7 +13,8 @@ thing a container has and a process has not, its mounts, translated:
    Alloy's `unix:///var/run/docker.sock`) is copied into the state directory with
    those paths translated the same way, and the copy is what the process reads.
 5. The service, which compose builds from dice-roller/Dockerfile, runs from this
-   checkout's virtual environment with compose's `environment`.
+   checkout's virtual environment with compose's `environment`, container paths
+   translated as in 1 (`DICE_FLAGS_FILE` names the mounted stack/flags/ folder's file).
 6. The alert-receiver, which compose builds from alert-receiver/Dockerfile, runs what
    that image runs: its `CMD` with this Python, its `ENV` (the port Alertmanager's
    config names), and its package folder on the import path.
@@ -138,10 +139,13 @@ def native_command(
     return NativeCommand(argv, env, written)
 
 
-def service_command() -> NativeCommand:
+def service_command(state_dir: Path, docker_socket: Path) -> NativeCommand:
     """The dice roller as compose runs it, from this checkout (substitution 5)."""
     spec, _ = compose_service("dice-roller")
-    env = {str(k): str(v) for k, v in (spec.get("environment") or {}).items()}
+    table = mounts("dice-roller", state_dir, docker_socket)
+    env = {
+        str(k): translate_text(str(v), table) for k, v in (spec.get("environment") or {}).items()
+    }
     return NativeCommand([sys.executable, "-m", "dice_roller"], env)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from nativestack.stack import NativeStack, native_stack
-from tests.support.native import DECOY, NATIVE_SERVICE_ENV
+from tests.support.native import DECOY, native_service_env
 from tests.support.service import RunningService, running_service
 
 
@@ -19,13 +19,14 @@ def dice_service() -> Iterator[RunningService]:
 
 
 @pytest.fixture(scope="session")
-def native() -> Iterator[NativeStack]:
+def native(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
     """The native stack (nativestack/), started once for every test that asks for it.
 
     Prometheus, Alertmanager, Loki and Alloy at the pinned versions on the shipped
     configs, the Tempo stand-in, the alert-receiver, and the service with
-    `NATIVE_SERVICE_ENV`; the Docker API stand-in also lists `DECOY`, a container of
-    another compose project.
+    `NATIVE_SERVICE_ENV` and a flag file selecting `NATIVE_FLAGS`; the Docker API
+    stand-in also lists `DECOY`, a container of another compose project.
     """
-    with native_stack(service_env=NATIVE_SERVICE_ENV, extra_containers=[DECOY]) as stack:
+    env = native_service_env(tmp_path_factory.mktemp("native-flags"))
+    with native_stack(service_env=env, extra_containers=[DECOY]) as stack:
         yield stack

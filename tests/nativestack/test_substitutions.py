@@ -82,10 +82,13 @@ def test_a_path_counts_only_where_it_starts_a_value(tmp_path: Path) -> None:
         assert translate_text(untouched, table) == untouched
 
 
-def test_the_service_runs_with_composes_environment() -> None:
-    command = service_command()
+def test_the_service_runs_with_composes_environment(tmp_path: Path) -> None:
+    command = service_command(tmp_path, tmp_path / "d.sock")
     environment = compose_service("dice-roller")[0]["environment"]
-    assert command.env == {k: str(v) for k, v in environment.items()}
+    flags_file = str(STACK / "flags" / "flags.json")
+    assert command.env == {
+        k: flags_file if k == "DICE_FLAGS_FILE" else str(v) for k, v in environment.items()
+    }
     assert command.env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy:4318"
     assert re.search(r"python", command.argv[0]) and command.argv[1:] == ["-m", "dice_roller"]
 
@@ -139,3 +142,20 @@ def test_image_runtime_reads_the_final_stage(tmp_path: Path) -> None:
         {"A": "1", "B": "two words", "C": "3"},
         ["python", "-m", "app"],
     )
+
+
+def test_the_service_reads_the_repositorys_flag_folder_where_compose_mounts_it(
+    tmp_path: Path,
+) -> None:
+    """Compose mounts the folder (an atomic replace of the file stays visible); the
+    native service reads the same folder, so an edit there changes it live too."""
+    [flags] = mounts("dice-roller", tmp_path, tmp_path / "d.sock")
+    assert (flags.target, flags.source, flags.is_file_bind) == (
+        "/etc/dice-roller/flags",
+        STACK / "flags",
+        False,
+    )
+    container_path = compose_service("dice-roller")[0]["environment"]["DICE_FLAGS_FILE"]
+    assert container_path.startswith(flags.target + "/")
+    native_path = Path(service_command(tmp_path, tmp_path / "d.sock").env["DICE_FLAGS_FILE"])
+    assert native_path == STACK / "flags" / "flags.json" and native_path.is_file()

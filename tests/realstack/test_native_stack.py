@@ -27,7 +27,7 @@ from nativestack.substitutions import compose_service
 from tests.dashboard.model import DATASOURCES_DIR, load_dashboard, panels, queries
 from tests.realstack.conftest import CONTAINER, RealStack, eventually
 from tests.support.grafana_macros import QueryContext, substitute
-from tests.support.native import DECOY
+from tests.support.native import DECOY, NATIVE_FLAGS
 from tests.support.tools import free_port
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
@@ -140,6 +140,23 @@ def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(real: RealStack)
         records = [json.loads(line) for s in streams for _, line in s["values"]]
         assert {r["trace_id"] for r in records} == {roll.trace_id}
         assert any(r.get("die_type") == roll.die for r in records), records
+
+
+def test_a_rolls_flags_are_fields_that_logql_can_filter_on(real: RealStack) -> None:
+    """The failed risky rolls carry the flag that made them fail half the time; after
+    `| json`, Loki names the nested field `feature_flags_risky_failure_rate`."""
+    [(key, variant)] = NATIVE_FLAGS.items()
+    field = "feature_flags_" + key.replace("-", "_")
+    query = f'{SELECTOR} | json | {field}="{variant}"'
+    failed = {roll.trace_id for roll in real.rolls if roll.die == "risky" and roll.status == 500}
+    assert failed, "half the risky rolls fail: some of the 15 did"
+
+    def rolls_found() -> list[dict[str, str]]:
+        labels = [s["stream"] for s in real.loki(query) if "die_type" in s["stream"]]
+        return labels if {label["trace_id"] for label in labels} >= failed else []
+
+    labels = eventually(rolls_found, f"{query} found the failed risky rolls")
+    assert {label["die_type"] for label in labels} == {"risky"}, "fair rolls: no such flag"
 
 
 def test_prometheus_scrapes_the_service_by_its_compose_name(real: RealStack) -> None:

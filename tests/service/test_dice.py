@@ -1,4 +1,9 @@
-"""The dice rules, tested without any server: values, uniformity, failure rate, delay."""
+"""The dice rules, tested without any server: values, uniformity, failures, delay, faults.
+
+Every distribution check draws from a fixed seed, so its outcome is reproducible, and
+compares against a critical value with a 0.1% false-alarm rate: a change of the rules
+that skews the dice fails it, a lucky or unlucky run cannot.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +11,114 @@ import random
 from collections import Counter
 
 import pytest
-from dice_roller.dice import DieType, RiskyDieFailure, draw_delay, roll
+from dice_roller.dice import FACES, SPEC, DieFailure, DieType, Faults, draw_delay, roll
 
-# Critical values for a false-alarm rate of 0.1% (scipy.stats.chi2.ppf(0.999, 5) and the
-# two-sided normal quantile): with a fixed seed the outcome is reproducible, and a change
-# of the rules that skews the dice fails these checks.
+# scipy.stats.chi2.ppf(0.999, df) and the two-sided normal quantile for 0.1%.
+CHI2_DF4_999 = 18.467
 CHI2_DF5_999 = 20.515
 Z_999 = 3.291
 ROLLS = 60_000
 
 
-def rolls_of(die: DieType, seed: int, failure_rate: float) -> tuple[Counter[int], int]:
+def rolls_of(die: DieType, seed: int, faults: Faults = SPEC) -> tuple[Counter[int], int]:
     rng = random.Random(seed)
     values: Counter[int] = Counter()
     failures = 0
     for _ in range(ROLLS):
         try:
-            values[roll(die, rng, failure_rate)] += 1
-        except RiskyDieFailure:
+            values[roll(die, rng, faults)] += 1
+        except DieFailure:
             failures += 1
     return values, failures
 
 
 def chi_square_uniform(values: Counter[int], faces: range) -> float:
-    total = sum(values.values())
+    total = sum(values[face] for face in faces)
     expected = total / len(faces)
     return sum((values[face] - expected) ** 2 / expected for face in faces)
+
+
+def assert_share(observed: int, trials: int, probability: float) -> None:
+    """`observed` successes out of `trials` are consistent with `probability`."""
+    standard_error = (probability * (1 - probability) / trials) ** 0.5
+    assert abs(observed / trials - probability) < Z_999 * standard_error, (
+        f"{observed}/{trials} = {observed / trials:.4f}, expected {probability:.4f}"
+    )
 
 
 @pytest.mark.parametrize(
     ("die", "faces"), [(DieType.FAIR, range(1, 7)), (DieType.RISKY, range(2, 8))]
 )
 def test_each_die_rolls_only_its_faces_uniformly(die: DieType, faces: range) -> None:
-    values, _ = rolls_of(die, seed=1234, failure_rate=0.1)
+    values, _ = rolls_of(die, seed=1234)
     assert set(values) == set(faces) == set(die.possible_values)
     assert chi_square_uniform(values, faces) < CHI2_DF5_999
 
 
-def test_fair_die_never_fails_whatever_the_rate() -> None:
-    _, failures = rolls_of(DieType.FAIR, seed=7, failure_rate=1.0)
+def test_the_spec_fair_die_never_fails_whatever_the_risky_rate() -> None:
+    _, failures = rolls_of(DieType.FAIR, seed=7, faults=Faults(risky_failure_rate=1.0))
     assert failures == 0
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.25])
 def test_risky_die_fails_at_the_configured_rate(rate: float) -> None:
-    _, failures = rolls_of(DieType.RISKY, seed=99, failure_rate=rate)
-    standard_error = (rate * (1 - rate) / ROLLS) ** 0.5
-    assert abs(failures / ROLLS - rate) < Z_999 * standard_error
+    _, failures = rolls_of(DieType.RISKY, seed=99, faults=Faults(risky_failure_rate=rate))
+    assert_share(failures, ROLLS, rate)
 
 
-def test_risky_die_with_rate_zero_or_one() -> None:
-    assert rolls_of(DieType.RISKY, seed=1, failure_rate=0.0)[1] == 0
-    assert rolls_of(DieType.RISKY, seed=1, failure_rate=1.0)[1] == ROLLS
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_fair_die_fails_at_its_own_rate_and_the_risky_die_ignores_it(rate: float) -> None:
+    faults = Faults(fair_failure_rate=rate, risky_failure_rate=0.0)
+    values, failures = rolls_of(DieType.FAIR, seed=21, faults=faults)
+    assert_share(failures, ROLLS, rate)
+    assert chi_square_uniform(values, range(1, 7)) < CHI2_DF5_999, "successes stay uniform"
+    assert rolls_of(DieType.RISKY, seed=21, faults=faults)[1] == 0
+
+
+@pytest.mark.parametrize("die", list(DieType))
+def test_a_failure_rate_of_zero_or_one(die: DieType) -> None:
+    never = Faults(risky_failure_rate=0.0, fair_failure_rate=0.0)
+    always = Faults(risky_failure_rate=1.0, fair_failure_rate=1.0)
+    assert rolls_of(die, seed=1, faults=never)[1] == 0
+    assert rolls_of(die, seed=1, faults=always)[1] == ROLLS
+
+
+def test_a_failure_names_its_die() -> None:
+    with pytest.raises(DieFailure, match="the fair die"):
+        roll(DieType.FAIR, random.Random(0), Faults(fair_failure_rate=1.0))
+
+
+@pytest.mark.parametrize("bias", [0.1, 0.5])
+@pytest.mark.parametrize("die", list(DieType))
+def test_a_loaded_die_shows_its_top_face_more_and_the_rest_uniformly(
+    die: DieType, bias: float
+) -> None:
+    faults = Faults(loaded_die_bias=bias, risky_failure_rate=0.0)
+    values, _ = rolls_of(die, seed=5, faults=faults)
+    faces = die.possible_values
+    top = faces[-1]
+    assert top == (7 if die is DieType.RISKY else 6)
+    assert_share(values[top], ROLLS, bias + (1 - bias) / FACES)
+    assert chi_square_uniform(values, faces[:-1]) < CHI2_DF4_999
+
+
+def test_a_fully_loaded_die_always_shows_its_top_face() -> None:
+    values, _ = rolls_of(DieType.RISKY, seed=2, faults=Faults(loaded_die_bias=1.0))
+    assert set(values) == {7}
+
+
+def test_the_spec_faults_draw_what_a_roll_drew_before_faults_existed() -> None:
+    """A seeded run keeps its rolls: a fault at zero draws no number of its own."""
+    rng, reference = random.Random(42), random.Random(42)
+    for _ in range(1000):
+        assert roll(DieType.FAIR, rng, SPEC) == reference.randint(1, FACES)
+        assert draw_delay(rng, 1.0, SPEC) == reference.uniform(0.0, 1.0)
+    assert rng.getstate() == reference.getstate()
 
 
 def test_same_seed_same_rolls() -> None:
-    assert rolls_of(DieType.RISKY, 5, 0.1) == rolls_of(DieType.RISKY, 5, 0.1)
+    faults = Faults(fair_failure_rate=0.3, loaded_die_bias=0.2)
+    assert rolls_of(DieType.FAIR, 5, faults) == rolls_of(DieType.FAIR, 5, faults)
 
 
 def test_delay_stays_within_bounds_and_spreads_over_them() -> None:
@@ -71,3 +128,30 @@ def test_delay_stays_within_bounds_and_spreads_over_them() -> None:
     assert min(delays) < 0.01 and max(delays) > 0.19
     assert abs(sum(delays) / len(delays) - 0.1) < 0.005
     assert draw_delay(rng, 0.0) == 0.0
+
+
+def test_extra_latency_for_every_roll_shifts_every_delay() -> None:
+    rng = random.Random(8)
+    faults = Faults(extra_latency_seconds=1.5)
+    delays = [draw_delay(rng, 0.2, faults) for _ in range(10_000)]
+    assert all(1.5 <= delay <= 1.7 for delay in delays)
+    assert abs(sum(delays) / len(delays) - 1.6) < 0.005
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5])
+def test_extra_latency_hits_its_share_of_rolls(share: float) -> None:
+    rng = random.Random(13)
+    faults = Faults(extra_latency_seconds=5.0, extra_latency_share=share)
+    delays = [draw_delay(rng, 1.0, faults) for _ in range(ROLLS)]
+    slow = [delay for delay in delays if delay >= 5.0]
+    assert_share(len(slow), ROLLS, share)
+    assert all(delay <= 1.0 for delay in delays if delay < 5.0)
+    assert all(delay <= 6.0 for delay in slow)
+
+
+def test_a_share_without_extra_latency_changes_nothing() -> None:
+    rng, reference = random.Random(4), random.Random(4)
+    faults = Faults(extra_latency_seconds=0.0, extra_latency_share=0.2)
+    assert [draw_delay(rng, 1.0, faults) for _ in range(100)] == [
+        draw_delay(reference, 1.0) for _ in range(100)
+    ]

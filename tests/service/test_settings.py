@@ -25,6 +25,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8100)
     assert settings.max_delay_seconds == 1.0 and settings.risky_failure_rate == 0.1
     assert settings.seed is None and settings.log_level == "INFO"
+    assert settings.flags_file is None, "no flag file: the spec's behaviour"
 
 
 def test_environment_and_flags() -> None:
@@ -42,6 +43,8 @@ def test_environment_and_flags() -> None:
         ("DICE_MAX_DELAY_SECONDS", "nan", "DICE_MAX_DELAY_SECONDS"),
         ("DICE_RISKY_FAILURE_RATE", "1.5", "less than or equal to 1"),
         ("DICE_SEED", "lucky", "DICE_SEED='lucky'"),
+        ("DICE_FLAGS_FILE", "/no/such/flags.json", "'/no/such/flags.json': Path does not point"),
+        ("DICE_FLAGS_FILE", "/", "DICE_FLAGS_FILE='/': Path does not point to a file"),
         ("DICE_LOG_LEVEL", "LOUD", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("OTEL_TRACES_EXPORTER", "zipkin", "must be one of otlp, console, none"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "must be http/protobuf"),
@@ -67,6 +70,11 @@ def test_cli_exits_2_with_a_message_and_no_traceback() -> None:
     assert "DICE_MAX_DELAY_SECONDS='soon'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
+    result = run_cli(DICE_FLAGS_FILE="/no/such/flags.json")
+    assert result.returncode == 2
+    assert "DICE_FLAGS_FILE='/no/such/flags.json': Path does not point to a file" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
     result = run_cli("--port", "http")
     assert result.returncode == 2 and "--port='http'" in result.stderr
 
@@ -74,5 +82,11 @@ def test_cli_exits_2_with_a_message_and_no_traceback() -> None:
 def test_help_lists_flags_and_environment() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for word in ("--host", "--port", "DICE_MAX_DELAY_SECONDS", "OTEL_TRACES_EXPORTER"):
+    for word in (
+        "--host",
+        "--port",
+        "DICE_MAX_DELAY_SECONDS",
+        "DICE_FLAGS_FILE",
+        "OTEL_TRACES_EXPORTER",
+    ):
         assert word in result.stdout

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from nativestack.build import binary_path
 from nativestack.docker_api import Container
 
-__all__ = ["DECOY", "NATIVE_SERVICE_ENV", "built"]
+from .flags import copy_shipped
+
+__all__ = ["DECOY", "NATIVE_FLAGS", "NATIVE_SERVICE_ENV", "built", "native_service_env"]
 
 
 def built(service: str, program: str | None = None) -> str:
@@ -24,14 +27,23 @@ def built(service: str, program: str | None = None) -> str:
     return str(path)
 
 
+NATIVE_FLAGS: Mapping[str, str] = {"risky-failure-rate": "half"}
+"""Half the risky rolls fail, deterministically: error panels and boxes have data.
+Compose points the service at a flag file, which wins over DICE_RISKY_FAILURE_RATE;
+the tests select the variant in a copy of the shipped file, as a user would."""
+
 NATIVE_SERVICE_ENV: Mapping[str, str] = {
-    # Half the risky rolls fail, deterministically: error panels and boxes have data.
-    "DICE_RISKY_FAILURE_RATE": "0.5",
     "DICE_SEED": "7",
     # Quick rolls and quick span batches keep the tests short.
     "DICE_MAX_DELAY_SECONDS": "0.2",
     "OTEL_BSP_SCHEDULE_DELAY": "100",
 }
+
+
+def native_service_env(directory: Path) -> dict[str, str]:
+    """`NATIVE_SERVICE_ENV`, and a flag file in `directory` that selects `NATIVE_FLAGS`."""
+    return {**NATIVE_SERVICE_ENV, "DICE_FLAGS_FILE": str(copy_shipped(directory, NATIVE_FLAGS))}
+
 
 DECOY = Container(
     id="d" * 64,

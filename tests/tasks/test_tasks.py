@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from types import ModuleType
 import httpx
 import pytest
 
+from tests.support.flags import SHIPPED_FLAGS as FLAGS_FILE
 from tests.support.paths import ROOT
 from tests.support.tools import free_port
 
@@ -65,17 +67,22 @@ def _still_running(port: int, pids: bool = False) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(sig: signal.Signals) -> None:
+def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
     port = free_port()
     env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "DICE_MAX_DELAY_SECONDS": "0"}
-    tasks = subprocess.Popen(
-        [sys.executable, "tasks.py", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # only the signal below reaches it, as from `kill`
-    )
+    env.pop("DICE_FLAGS_FILE", None)
+    output = tmp_path / "output.log"
+    with output.open("wb") as sink:
+        tasks = subprocess.Popen(
+            [sys.executable, "tasks.py", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # only the signal below reaches it, as from `kill`
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -86,6 +93,11 @@ def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(sig: signal.Sig
                 time.sleep(0.2)
         else:
             pytest.fail("the service never answered")
+        # `run` serves with the repository's flag file, as compose does.
+        loaded = [
+            line for line in output.read_text().splitlines() if "Watching the flag file" in line
+        ]
+        assert len(loaded) == 1 and json.loads(loaded[0])["flags_file"] == str(FLAGS_FILE)
         tasks.send_signal(sig)
         tasks.wait(timeout=30)
         deadline = time.monotonic() + 10

@@ -7,11 +7,14 @@
 - metrics: `DiceMetrics` counts rolls, and `/metrics` serves them (OpenMetrics with
   exemplars on request);
 - logs: every request writes one JSON line; a roll names its outcome in it ("Roll
-  completed", or "Roll failed" at ERROR when the risky die fails).
+  completed", or "Roll failed" at ERROR when the die fails).
 
 `RequestTelemetryMiddleware` does the per-request part of all three at once: the
 `traceresponse` header that leads a `curl` straight to the trace, the HTTP metrics,
 and the request's log line.
+
+What breaks a roll on purpose (failure rates, extra latency, a loaded die) is decided
+by `dice_roller.faults`, from the flag file when there is one; the route applies it.
 
 The benchmark builds this same app with some signals left out (`signals`), to measure
 what each one costs on the very route the service serves (bench/apps.py).
@@ -23,10 +26,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +40,8 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, Field
 
 from . import SERVICE_NAME, __version__
-from .dice import DieType, RiskyDieFailure, draw_delay, roll
+from .dice import DieFailure, DieType, draw_delay, roll
+from .faults import fault_source
 from .metrics import DiceMetrics, route_templates
 from .middleware import RequestTelemetryMiddleware
 from .request_log import describe_request
@@ -83,7 +87,9 @@ class RollTelemetry:
     traced: bool
     logged: bool
 
-    def rolled(self, die: DieType, value: int, seconds: float) -> None:
+    def rolled(
+        self, die: DieType, value: int, seconds: float, log_fields: Mapping[str, Any]
+    ) -> None:
         if self.metrics is not None:
             self.metrics.observe_roll(die, value, seconds)
         if self.traced:
@@ -91,9 +97,11 @@ class RollTelemetry:
                 {"die.type": die.value, "die.result": "success", "die.value": value}
             )
         if self.logged:
-            describe_request("Roll completed", die_type=die.value, roll_value=value)
+            describe_request("Roll completed", die_type=die.value, roll_value=value, **log_fields)
 
-    def failed(self, die: DieType, failure: RiskyDieFailure, seconds: float) -> None:
+    def failed(
+        self, die: DieType, failure: DieFailure, seconds: float, log_fields: Mapping[str, Any]
+    ) -> None:
         if self.metrics is not None:
             self.metrics.observe_roll(die, None, seconds)
         if self.traced:
@@ -103,7 +111,9 @@ class RollTelemetry:
             )
             span.set_status(Status(StatusCode.ERROR, str(failure)))
         if self.logged:
-            describe_request("Roll failed", logging.ERROR, die_type=die.value, error=str(failure))
+            describe_request(
+                "Roll failed", logging.ERROR, die_type=die.value, error=str(failure), **log_fields
+            )
 
 
 def create_app(
@@ -122,10 +132,12 @@ def create_app(
     metrics = DiceMetrics.create() if "metrics" in signals else None
     telemetry = RollTelemetry(metrics, traced=provider is not None, logged="logs" in signals)
     rng = random.Random(settings.seed)
+    faults = fault_source(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        faults.close()
         # Uvicorn has let the requests in flight finish: send their spans before exiting.
         if provider is not None:
             provider.shutdown()
@@ -157,20 +169,21 @@ def create_app(
         response_model=RollResult,
         responses={
             422: {"model": InvalidDieBody, "description": "`die` is missing or not allowed."},
-            500: {"model": ErrorBody, "description": "The risky die failed, on purpose."},
+            500: {"model": ErrorBody, "description": "The die failed, on purpose."},
         },
     )
     async def roll_die(
         die: Annotated[DieType, Query(description="Which die to roll.")],
     ) -> RollResult | JSONResponse:
         started = time.perf_counter()
-        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds))
+        applied = faults.for_roll(die)  # the flags module decides, the route applies
+        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds, applied.faults))
         try:
-            value = roll(die, rng, settings.risky_failure_rate)
-        except RiskyDieFailure as failure:
-            telemetry.failed(die, failure, time.perf_counter() - started)
+            value = roll(die, rng, applied.faults)
+        except DieFailure as failure:
+            telemetry.failed(die, failure, time.perf_counter() - started, applied.log_fields)
             return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
-        telemetry.rolled(die, value, time.perf_counter() - started)
+        telemetry.rolled(die, value, time.perf_counter() - started, applied.log_fields)
         return RollResult(roll=value)
 
     @app.exception_handler(RequestValidationError)

@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the dice-roller API with its metrics, JSON logs and traces.",
         epilog=(
             "Environment: DICE_HOST, DICE_PORT, DICE_MAX_DELAY_SECONDS, "
-            "DICE_RISKY_FAILURE_RATE, DICE_SEED, DICE_LOG_LEVEL; OpenTelemetry reads its "
-            "standard OTEL_* variables (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, "
+            "DICE_RISKY_FAILURE_RATE, DICE_FLAGS_FILE, DICE_SEED, DICE_LOG_LEVEL; "
+            "OpenTelemetry reads its standard OTEL_* variables (OTEL_SERVICE_NAME, "
+            "OTEL_EXPORTER_OTLP_ENDPOINT, "
             "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_EXPORTER=otlp|console|none, ...). "
             "Flags win over the environment."
         ),

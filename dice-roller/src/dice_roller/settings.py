@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator
 
 __all__ = [
     "OTEL_TRACES_EXPORTERS",
@@ -46,7 +46,16 @@ class Settings(BaseModel):
         default=1.0, ge=0.0, le=60.0, description="Upper bound of the random delay of a roll."
     )
     risky_failure_rate: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="Probability that a risky roll fails."
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Probability that a risky roll fails, when no DICE_FLAGS_FILE is set "
+        "(with one, its flag risky-failure-rate decides).",
+    )
+    flags_file: FilePath | None = Field(
+        default=None,
+        description="A flagd flag file of faults, watched and applied live, see "
+        "stack/flags/README.md; unset: no flags, the spec's behaviour.",
     )
     seed: int | None = Field(
         default=None, description="Seed of the random generator, for reproducible runs."
