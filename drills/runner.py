@@ -130,7 +130,9 @@ def describe(drill: Drill, plan: Plan, settings: DrillSettings, flags: FlagFile)
     look = drill.look
     lines = [f"Drill {drill.name}: {drill.summary}.", ""]
     for key, variant in plan.flags.items():
-        lines.append(f"Flag {key}: {flags.default_variant(key)} -> {variant}  ({flags.path})")
+        was = flags.default_variant(key)
+        change = f"{was} -> {variant}" if was != variant else f"{variant} (already)"
+        lines.append(f"Flag {key}: {change}  ({flags.path})")
     lines += [
         "",
         "Where to look:",

@@ -4,26 +4,24 @@ user runs it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tests.support.flags import SHIPPED_FLAGS, copy_shipped
 from tests.support.paths import ROOT
 
 __all__ = ["SHIPPED_FLAGS", "copy_flags", "drill_command", "run_drill_module"]
 
-SHIPPED_FLAGS = ROOT / "stack" / "flags" / "flags.json"
-"""The repository's flag file: tests read it, and only ever edit copies."""
-
 
 def copy_flags(directory: Path) -> Path:
-    """A copy of the shipped flag file in its own folder (a drill writes beside it)."""
+    """A byte-for-byte copy of the shipped flag file, alone in its own folder (a drill
+    writes beside it): tests never edit the repository's file."""
     folder = directory / "flags"
     folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / "flags.json"
-    shutil.copyfile(SHIPPED_FLAGS, copy)
+    copy = copy_shipped(folder)
+    assert copy.read_bytes() == SHIPPED_FLAGS.read_bytes()
     return copy
 
 
