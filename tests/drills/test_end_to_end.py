@@ -152,5 +152,4 @@ def test_an_error_spike_then_latency_fire_their_alerts_and_recovery_resolves_the
             f"{LATENCY_ALERT} resolution received",
         ]
     )
-    assert order.index(f"{LATENCY_ALERT} resolved") < order.index(f"{fast} resolved")
     assert "Flags stay at their shipped variants" in recovery.stdout
