@@ -184,11 +184,21 @@ def switched_flags(
     # until the `try` is entered, where it raises like any other.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        write_atomically(path, changed)
+        try:
+            write_atomically(path, changed)
+        except OSError as error:
+            raise FlagFileError(f"cannot write the flag file {path}: {error}") from None
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         yield original
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        kept = restore_bytes(path, original.raw, changed)
+        try:
+            kept = restore_bytes(path, original.raw, changed)
+        except OSError as error:
+            text = original.raw.decode(errors="replace")
+            raise FlagFileError(
+                f"could not put the flag file {path} back ({error}); "
+                f"write this, its original content, back into it:\n{text}"
+            ) from None
         if on_restore is not None:
             on_restore(kept)

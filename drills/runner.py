@@ -212,7 +212,10 @@ def run_drill(drill: Drill, settings: DrillSettings, out: TextIO = sys.stdout) -
             say("")
             say(plan.done)
             return EXIT_OK
-        return _run(drill, plan, ctx, flags, say)
+        try:
+            return _run(drill, plan, ctx, flags, say)
+        except FlagFileError as error:
+            raise DrillError(str(error)) from None
     finally:
         api.close()
 
@@ -246,7 +249,10 @@ def _run(drill: Drill, plan: Plan, ctx: DrillContext, flags: FlagFile, say: Prin
     switching: AbstractContextManager[object]
     if drill.keeps_flags:
         if plan.flags:
-            write_atomically(flags.path, flags.with_defaults(plan.flags))
+            try:
+                write_atomically(flags.path, flags.with_defaults(plan.flags))
+            except OSError as error:
+                raise FlagFileError(f"cannot write the flag file {flags.path}: {error}") from None
         switching = nullcontext()
     else:
         switching = switched_flags(flags.path, plan.flags, on_restore=restored)
@@ -254,9 +260,10 @@ def _run(drill: Drill, plan: Plan, ctx: DrillContext, flags: FlagFile, say: Prin
         ctx.started = time.time()
         say("")
         say(f"Traffic: {traffic.describe()}")
+        after = "the flags stay shipped" if drill.keeps_flags else "puts the flags back"
         say(
             f"Waiting up to {_duration(give_up)} for {len(plan.signals)} signals "
-            "(Ctrl-C stops and puts the flags back):"
+            f"(Ctrl-C stops and {after}):"
         )
         traffic.start()
         try:
@@ -273,7 +280,7 @@ def _report(drill: Drill, outcome: Outcome, ctx: DrillContext, say: Printer) -> 
     took = _duration(outcome.seconds)
     if not outcome.missing:
         say(f"Every signal responded ({len(outcome.responded)}), in {took}.")
-        if drill.name != "recovery" and drill.look.alerts:
+        if not drill.keeps_flags and drill.look.alerts:
             say(
                 "Alerts keep firing until their windows forget the drill: watch them resolve "
                 "with `python3 tasks.py drill recovery`."

@@ -141,3 +141,41 @@ def test_an_unknown_flag_or_variant_names_what_the_file_has(tmp_path: Path) -> N
     with pytest.raises(FlagFileError, match=r"no variant 'x' \(it has: off, loaded\)"):
         switched_flags(path, {"loaded-die-bias": "x"}).__enter__()
     assert path.read_bytes() == original
+
+
+def test_a_file_that_cannot_be_written_is_one_message_and_stays_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = copy_flags(tmp_path)
+    original = path.read_bytes()
+
+    def read_only(source: object, target: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    with (
+        pytest.raises(FlagFileError, match=r"cannot write the flag file .*Read-only file system"),
+        switched_flags(path, {"loaded-die-bias": "loaded"}),
+    ):
+        pytest.fail("the block must not run when the flags could not be switched")
+    assert path.read_bytes() == original
+
+
+def test_a_restore_that_fails_hands_the_original_content_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is lost: the message carries the bytes the file must get back."""
+    path = copy_flags(tmp_path)
+    original = path.read_bytes()
+
+    def disk_full(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with (
+        pytest.raises(FlagFileError) as raised,
+        switched_flags(path, {"loaded-die-bias": "loaded"}),
+    ):
+        monkeypatch.setattr(os, "replace", disk_full)  # from now on: the restore fails
+    message = str(raised.value)
+    assert message.startswith(f"could not put the flag file {path} back")
+    assert message.endswith(original.decode())
