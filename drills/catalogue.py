@@ -336,7 +336,8 @@ def _loaded_die(ctx: DrillContext) -> Plan:
             "Chi-square test flags the dice",
             "traffic-gen",
             generator_flags_skew,
-            "The generator judges its values at the end of each round (--round). " + HINT_FLAGS,
+            "The generator judges its values at the end of each round, from 30 of each die "
+            "(a longer --round gives it more). " + HINT_FLAGS,
         ),
         Signal(
             "Rolls logged with the flag",
