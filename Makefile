@@ -11,7 +11,7 @@ GRAFANA_PASSWORD_FILE := /var/lib/grafana/admin-password
 GRAFANA_PASSWORD = $(COMPOSE) exec -T grafana cat $(GRAFANA_PASSWORD_FILE)
 
 .DEFAULT_GOAL := help
-.PHONY: help stack up traffic ps logs reload grafana-password down clean verify
+.PHONY: help stack up traffic ps logs reload grafana-password down clean verify drill
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,3 +53,6 @@ clean: ## Stop everything and delete the stored metrics, logs, traces and Grafan
 
 verify: ## Tick the checklist (docs/checklist.md) against the running stack (ARGS='--with-traffic --json ...')
 	python3 tasks.py verify $(ARGS)
+
+drill: ## Break the service on purpose and watch each signal (NAME=error-spike ARGS=...; no NAME lists them)
+	python3 tasks.py drill $(if $(NAME),$(NAME),--list) $(ARGS)

@@ -7,6 +7,7 @@
     python3 tasks.py lint       # ruff and mypy
     python3 tasks.py bench      # the benchmarks (see docs/performance.md)
     python3 tasks.py verify     # check a running stack, box by box (see README)
+    python3 tasks.py drill NAME # break the running service on purpose (--list; docs/drills.md)
 
 Each command first makes sure uv is there (installing it with pip if not) and that
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
@@ -40,6 +41,7 @@ def main(argv: list[str]) -> int:
         "lint": lint,
         "bench": bench,
         "verify": verify,
+        "drill": drill,
     }
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
@@ -108,6 +110,11 @@ def bench(args: list[str]) -> int:
 def verify(args: list[str]) -> int:
     uv = ensure_environment()
     return call([uv, "run", "--frozen", "python", "-m", "checks", *args])
+
+
+def drill(args: list[str]) -> int:
+    uv = ensure_environment()
+    return call([uv, "run", "--frozen", "python", "-m", "drills", *args])
 
 
 def ensure_environment() -> str:

@@ -74,6 +74,11 @@ class Api:
     def close(self) -> None:
         self._client.close()
 
+    def retry_unreachable(self) -> None:
+        """Call again the components found unreachable so far: for callers that poll a
+        stack for minutes (the drills), where a component may come back."""
+        self._unreachable.clear()
+
     def request(
         self,
         component: Component,

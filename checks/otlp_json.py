@@ -17,10 +17,12 @@ from typing import Any
 
 from .model import Failed
 
-__all__ = ["server_span", "spans_of"]
+__all__ = ["ERROR_STATUSES", "server_span", "spans_of"]
 
 SERVER_KINDS = ("SPAN_KIND_SERVER", "2")
 """A server span's `kind`, as an enum name (protobuf JSON) or its number."""
+ERROR_STATUSES = ("STATUS_CODE_ERROR", "2")
+"""A failed span's `status.code`, as an enum name (protobuf JSON) or its number."""
 
 
 def _hex_id(value: Any, length: int) -> str:
@@ -76,6 +78,7 @@ def spans_of(trace: Any) -> list[dict[str, Any]]:
             for span in _dicts(scope.get("spans")):
                 start = int(span.get("startTimeUnixNano") or 0)
                 end = int(span.get("endTimeUnixNano") or 0)
+                status = span.get("status")
                 spans.append(
                     {
                         "span_id": _hex_id(span.get("spanId"), 16),
@@ -86,6 +89,14 @@ def spans_of(trace: Any) -> list[dict[str, Any]]:
                         "start": start / 1e9,
                         "end": end / 1e9,
                         "seconds": (end - start) / 1e9,
+                        "status": str(status.get("code", "")) if isinstance(status, dict) else "",
+                        "events": [
+                            {
+                                "name": str(event.get("name", "")),
+                                "attributes": _attributes_of(event.get("attributes")),
+                            }
+                            for event in _dicts(span.get("events"))
+                        ],
                     }
                 )
     return spans

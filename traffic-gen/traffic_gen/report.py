@@ -20,10 +20,12 @@ from .stats import (
     chi_square_uniform,
 )
 
-__all__ = ["closing_line", "render_text", "summarize"]
+__all__ = ["UNLIKELY_P_VALUE", "closing_line", "render_text", "summarize"]
 
 #: Below this many rolls per face, a chi-square test says little; we say so instead.
 MIN_ROLLS_PER_FACE = 5
+#: Below this p-value, the summary calls a die's values "unlikely from a uniform die".
+UNLIKELY_P_VALUE = 0.001
 #: How far (in standard errors) a success rate may stray before we call it unexpected.
 SIGMAS = 3.0
 
@@ -222,6 +224,6 @@ def _chi_text(chi: dict[str, Any] | None) -> str:
     text = f"chi² {chi['statistic']:.2f} (df {chi['degrees_of_freedom']}, p {chi['p_value']:.3f})"
     if not chi["enough_rolls"]:
         return text + ": too few rolls to judge"
-    if chi["p_value"] < 0.001:
+    if chi["p_value"] < UNLIKELY_P_VALUE:
         return text + ": unlikely from a uniform die"
     return text + ": consistent with uniform"

@@ -1,0 +1,460 @@
+"""The drills: what each one breaks, where to look, and which signals must respond.
+
+A drill is data: the flags it sets (flag key -> variant of stack/flags/flags.json),
+what to show the user (dashboard panels by title, a LogQL and a TraceQL query to
+paste, the alert), the lesson, and a plan made when it starts: the signals to
+wait for, each a probe of one component's API, and how long to wait for them all
+(drills/timing.py says how that is computed from the alert windows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from checks.context import SERVICE_NAME
+
+from . import timing
+from .alert_probes import (
+    RECEIVER_LOGS,
+    AlertRef,
+    alert_pending,
+    alertmanager_holds,
+    alertmanager_released,
+    firing_alerts,
+    prometheus_firing,
+    prometheus_resolved,
+    receiver_line,
+)
+from .context import DrillContext, Reading
+from .flagfile import read_flag_file
+from .probes import (
+    SERVICE_LOGS,
+    Span,
+    error_ratio,
+    fair_rolls_succeed,
+    flagged_lines,
+    flagged_spans,
+    generator_flags_skew,
+    p99_above,
+    value_skew,
+)
+
+__all__ = [
+    "DRILLS",
+    "ERROR_LINES",
+    "LOADED_LINES",
+    "SHIPPED",
+    "SLOW_LINES",
+    "Drill",
+    "Plan",
+    "Signal",
+    "WhereToLook",
+    "find",
+]
+
+SHIPPED: Mapping[str, str] = {
+    "risky-failure-rate": "spec",
+    "fair-failure-rate": "spec",
+    "extra-latency-seconds": "off",
+    "extra-latency-share": "all",
+    "loaded-die-bias": "off",
+}
+"""Each flag's default variant as stack/flags/flags.json ships it: the spec's behaviour."""
+
+FAILURE_RATES = {"spec": {"risky": 0.1, "fair": 0.0}, "half": {"risky": 0.5, "fair": 0.5}}
+"""The failure rates of the variants the error spike switches between."""
+SLOW_SECONDS = 1.0
+"""A span longer than this is slow (the TraceQL below says `duration > 1s`)."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One thing that must respond: its name, where it is read, and how."""
+
+    name: str
+    source: str
+    probe: Callable[[DrillContext], Reading]
+    hint: str = ""
+    """What to check when it never responds."""
+
+
+@dataclass(frozen=True)
+class WhereToLook:
+    panels: tuple[str, ...]
+    """Panel titles of grafana-dashboards/stage1-dashboard.json."""
+    logql: str
+    traceql: str
+    alerts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a drill waits for, decided when it starts (recovery looks at what fires)."""
+
+    signals: list[Signal]
+    give_up: float
+    """Seconds, unless --give-up says otherwise."""
+    flags: Mapping[str, str] = field(default_factory=dict)
+    """Flags to switch (key -> variant); usually the drill's own."""
+    notes: list[str] = field(default_factory=list)
+    """Lines to show before waiting."""
+    done: str | None = None
+    """Set when there is nothing to wait for: the runner says so and stops."""
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    summary: str
+    """One line for --list."""
+    flags: Mapping[str, str]
+    look: WhereToLook
+    lesson: str
+    plan: Callable[[DrillContext], Plan]
+    give_up_text: str
+    """How long it waits by default, in words, for --list."""
+    needs: tuple[str, ...] = ("service", "prometheus", "loki", "tempo", "alertmanager")
+    keeps_flags: bool = False
+    """True for recovery: its change (back to shipped) is the point, so it stays."""
+
+
+def _lines(die: str, *filters: str) -> str:
+    return " | ".join([SERVICE_LOGS, "json", f'die_type="{die}"', *filters])
+
+
+HINT_FLAGS = (
+    "Rolls that do not change with the flag: is --flags-file (or DRILL_FLAGS_FILE) the file "
+    "the running service reads (its DICE_FLAGS_FILE)? Under compose that is "
+    "stack/flags/flags.json."
+)
+HINT_ALERT = (
+    "See the rule's state at Prometheus /alerts; `python3 tasks.py drill --list` says how "
+    "long each alert takes."
+)
+HINT_ALERTMANAGER = "Prometheus sends alerts to alertmanager:9093 (its `alerting:` block)."
+HINT_RECEIVER = (
+    f"The receiver's lines reach Loki through Alloy: {RECEIVER_LOGS}. Alertmanager "
+    "routes to it in stack/alertmanager/alertmanager.yml."
+)
+
+
+def _alert_signals(ctx: DrillContext, ref: AlertRef, notes: list[str]) -> list[Signal]:
+    """The journey of an alert that must fire: pending, firing, Alertmanager, receiver.
+
+    An alert already active when the drill begins (an earlier drill's) cannot make that
+    journey again until it resolves: its signals are left out, and a note says why.
+    """
+    if ref in firing_alerts(ctx, (ref.name,)):
+        notes.append(
+            f"{ref} is already active (from an earlier drill?), so this drill cannot watch "
+            "it pend, fire and reach the receiver: its signals are left out. "
+            "`python3 tasks.py drill recovery` waits until it resolves."
+        )
+        return []
+    return [
+        Signal(f"{ref} pending", "Prometheus", lambda c: alert_pending(c, ref), HINT_ALERT),
+        Signal(f"{ref} firing", "Prometheus", lambda c: prometheus_firing(c, ref), HINT_ALERT),
+        Signal(
+            f"{ref} in Alertmanager",
+            "Alertmanager",
+            lambda c: alertmanager_holds(c, ref),
+            HINT_ALERTMANAGER,
+        ),
+        Signal(
+            f"{ref} received",
+            "receiver, in Loki",
+            lambda c: receiver_line(c, ref, "firing"),
+            HINT_RECEIVER,
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- error-spike
+
+ERROR_SPIKE_FLAGS = {"risky-failure-rate": "half", "fair-failure-rate": "half"}
+FAIR_FAST_BURN = AlertRef(timing.FAST_BURN, {"die_type": "fair"})
+
+
+FAILURE_FLAG_OF = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
+ERROR_LINES = {
+    die: _lines(die, 'level="ERROR"', f'feature_flags_{flag.replace("-", "_")}="half"')
+    for die, flag in FAILURE_FLAG_OF.items()
+}
+"""LogQL per die: its failed rolls that carry its failure-rate flag."""
+
+
+def _error_spike(ctx: DrillContext) -> Plan:
+    before, after = FAILURE_RATES["spec"], FAILURE_RATES["half"]
+    thresholds = {die: (before[die] + after[die]) / 2 for die in ("fair", "risky")}
+    flag_of, queries = FAILURE_FLAG_OF, ERROR_LINES
+
+    def failed(span: Span) -> bool:
+        return span["status"] in ("STATUS_CODE_ERROR", "2")
+
+    signals = [
+        Signal(
+            "Error rate up",
+            "Prometheus",
+            lambda c: error_ratio(c, thresholds),
+            HINT_FLAGS,
+        ),
+        Signal(
+            "Error lines carry the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "errors", queries),
+            HINT_FLAGS,
+        ),
+        Signal(
+            "Error spans carry the flag",
+            "Tempo",
+            lambda c: flagged_spans(c, "errors", flag_of, failed, "failed span"),
+            "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
+        ),
+    ]
+    notes: list[str] = []
+    signals += _alert_signals(ctx, FAIR_FAST_BURN, notes)
+    give_up = timing.error_spike_seconds(after["fair"])
+    return Plan(signals, give_up, ERROR_SPIKE_FLAGS, notes)
+
+
+ERROR_SPIKE = Drill(
+    name="error-spike",
+    summary="the risky die fails half the time, and the fair die too: errors, "
+    "flagged spans, the fair die's fast-burn alert",
+    flags=ERROR_SPIKE_FLAGS,
+    look=WhereToLook(
+        panels=("Error Rate by Die Type", "Success Rate", "Request Rate", "Error Logs"),
+        logql=f'{SERVICE_LOGS} | json | level="ERROR" | feature_flags_fair_failure_rate="half" '
+        'or feature_flags_risky_failure_rate="half"',
+        traceql='{ status = error && event.feature_flag.key = "fair-failure-rate" }',
+        alerts=(str(FAIR_FAST_BURN),),
+    ),
+    lesson=(
+        "The risky die's SLO is 90 %: failing half the time burns its budget 5 times too "
+        "fast, below both burn-rate alerts (14.4 and 6), so it alone can never page. The "
+        "fair die's SLO is 99.9 %: the same 50 % burns its budget 500 times too fast, and "
+        "its fast-burn alert fires. A loose SLO hides what a tight one shouts about."
+    ),
+    plan=_error_spike,
+    give_up_text=f"{timing.error_spike_seconds(0.5) / 60:.1f} min (the 1 h burn-rate window)",
+)
+
+
+# ---------------------------------------------------------------- latency
+
+LATENCY_FLAGS = {"extra-latency-seconds": "slow", "extra-latency-share": "some"}
+SLOW_SHARE = 0.2
+"""The share of rolls the `some` variant slows down."""
+LATENCY_REF = AlertRef(timing.LATENCY_ALERT)
+
+
+SLOW_LINES = {
+    die: _lines(
+        die, 'feature_flags_extra_latency_seconds="slow"', f"duration_seconds > {SLOW_SECONDS:g}"
+    )
+    for die in ("fair", "risky")
+}
+"""LogQL per die: its rolls that the extra-latency flag slowed down."""
+
+
+def _latency(ctx: DrillContext) -> Plan:
+    queries = SLOW_LINES
+    flag_of = {die: "extra-latency-seconds" for die in ("fair", "risky")}
+
+    def slow(span: Span) -> bool:
+        return span["kind"] in ("SPAN_KIND_SERVER", "2") and span["seconds"] > SLOW_SECONDS
+
+    signals = [
+        Signal(
+            "p99 past the objective",
+            "Prometheus",
+            lambda c: p99_above(c, timing.LATENCY_OBJECTIVE),
+            HINT_FLAGS,
+        ),
+        Signal(
+            "Slowed rolls logged with the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "slow", queries),
+            HINT_FLAGS,
+        ),
+        Signal(
+            f"Spans over {SLOW_SECONDS:g} s carry the flag",
+            "Tempo",
+            lambda c: flagged_spans(c, "slow", flag_of, slow, "slow server span"),
+            "Spans reach Tempo through Alloy; the flag's evaluation is a span event.",
+        ),
+    ]
+    notes: list[str] = []
+    signals += _alert_signals(ctx, LATENCY_REF, notes)
+    return Plan(signals, timing.latency_seconds(SLOW_SHARE), LATENCY_FLAGS, notes)
+
+
+LATENCY = Drill(
+    name="latency",
+    summary="1.5 s more on a fifth of the rolls: p99 past its objective, slow spans, "
+    f"{timing.LATENCY_ALERT}",
+    flags=LATENCY_FLAGS,
+    look=WhereToLook(
+        panels=("Request Duration", "Average Response Time by Die Type"),
+        logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow" '
+        "| duration_seconds > 1.5",
+        traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
+        f"&& duration > {SLOW_SECONDS:g}s }}",
+        alerts=(timing.LATENCY_ALERT,),
+    ),
+    lesson=(
+        "Only a fifth of the rolls slow down, so the average and the median barely move; "
+        "the p99 jumps past the objective. Alert on the tail, not the mean."
+    ),
+    plan=_latency,
+    give_up_text=f"{timing.latency_seconds(SLOW_SHARE) / 60:.1f} min (window and hold)",
+)
+
+
+# ---------------------------------------------------------------- loaded-die
+
+LOADED_FLAGS = {"loaded-die-bias": "loaded"}
+
+
+LOADED_LINES = {
+    die: _lines(die, 'feature_flags_loaded_die_bias="loaded"') for die in ("fair", "risky")
+}
+"""LogQL per die: its rolls made with the loaded-die flag."""
+
+
+def _loaded_die(ctx: DrillContext) -> Plan:
+    queries = LOADED_LINES
+    signals = [
+        Signal(
+            "Value histogram skewed",
+            "Prometheus",
+            value_skew,
+            HINT_FLAGS,
+        ),
+        Signal(
+            "Chi-square test flags the dice",
+            "traffic-gen",
+            generator_flags_skew,
+            "The generator judges its values at the end of each round, from 30 of each die "
+            "(a longer --round gives it more). " + HINT_FLAGS,
+        ),
+        Signal(
+            "Rolls logged with the flag",
+            "Loki",
+            lambda c: flagged_lines(c, "loaded", queries),
+            HINT_FLAGS,
+        ),
+    ]
+    return Plan(signals, timing.loaded_die_seconds(ctx.settings.round_seconds), LOADED_FLAGS)
+
+
+LOADED_DIE = Drill(
+    name="loaded-die",
+    summary="half the rolls show the top face: the value histogram and the generator's "
+    "chi-square test both notice",
+    flags=LOADED_FLAGS,
+    look=WhereToLook(
+        panels=("Roll Value Distribution (Fair)", "Roll Value Distribution (Risky)"),
+        logql=f'{SERVICE_LOGS} | json | feature_flags_loaded_die_bias="loaded" | roll_value="6"',
+        traceql='{ span.die.value = 6 && event.feature_flag.key = "loaded-die-bias" }',
+    ),
+    lesson=(
+        "Nothing fails and nothing is slow: no error rate, latency or alert shows a loaded "
+        "die. Only the values do, and a test of their distribution (chi-square) says how "
+        "unlikely they are from a fair die."
+    ),
+    plan=_loaded_die,
+    give_up_text="two generator rounds and a minute (2 x --round + 60 s)",
+    needs=("service", "prometheus", "loki"),
+)
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def _resolution_signals(ref: AlertRef) -> list[Signal]:
+    """The journey of an alert that must stop: Prometheus, Alertmanager, receiver."""
+    return [
+        Signal(f"{ref} resolved", "Prometheus", lambda c: prometheus_resolved(c, ref), HINT_ALERT),
+        Signal(
+            f"{ref} resolved in Alertmanager",
+            "Alertmanager",
+            lambda c: alertmanager_released(c, ref),
+            HINT_ALERTMANAGER,
+        ),
+        Signal(
+            f"{ref} resolution received",
+            "receiver, in Loki",
+            lambda c: receiver_line(c, ref, "resolved"),
+            HINT_RECEIVER,
+        ),
+    ]
+
+
+def _recovery(ctx: DrillContext) -> Plan:
+    current = read_flag_file(ctx.settings.flags_file)
+    changes = {
+        key: variant
+        for key, variant in SHIPPED.items()
+        if key in current.flags and current.default_variant(key) != variant
+    }
+    refs = firing_alerts(ctx, ctx.settings.follow or timing.DRILL_ALERTS)
+    notes: list[str] = []
+    signals = [
+        Signal(
+            "Fair rolls succeed again",
+            "Prometheus",
+            fair_rolls_succeed,
+            HINT_FLAGS,
+        )
+    ]
+    for ref in refs:
+        seconds = timing.resolve_seconds(ref.name)
+        notes.append(f"{ref} is firing; it resolves within about {seconds / 60:.0f} min")
+        signals += _resolution_signals(ref)
+    if not refs:
+        notes.append("No drill alert to follow is firing.")
+    for other in firing_alerts(ctx, timing.DRILL_ALERTS):
+        if other not in refs:
+            notes.append(f"{other} is firing too, not followed (--follow)")
+    give_up = max([timing.resolve_seconds(ref.name) for ref in refs] + [60.0 + timing.MARGIN])
+    done = None
+    if not changes and not refs:
+        done = "Nothing to recover: every flag is at its shipped variant and no drill alert fires."
+    return Plan(signals, give_up, changes, notes, done)
+
+
+RECOVERY = Drill(
+    name="recovery",
+    summary="every flag back to its shipped variant; the firing alerts resolve and the "
+    "receiver says so",
+    flags=SHIPPED,
+    look=WhereToLook(
+        panels=("Error Rate by Die Type", "Success Rate", "Request Duration"),
+        logql=f'{RECEIVER_LOGS} | json | status="resolved"',
+        traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && status = error }}',
+        alerts=timing.DRILL_ALERTS,
+    ),
+    lesson=(
+        "An alert stops only when its shortest window holds no bad data: 5 min for the "
+        "fast burn, 30 min for the slow burn. Fixing the service is instant; the alert's "
+        "memory is not."
+    ),
+    plan=_recovery,
+    give_up_text=(
+        "the longest window of the firing alerts, plus a few minutes "
+        f"({timing.resolve_seconds(timing.FAST_BURN) / 60:.1f} min for the fast burn, "
+        f"{timing.resolve_seconds(timing.SLOW_BURN) / 60:.0f} min for the slow burn)"
+    ),
+    keeps_flags=True,
+)
+
+
+DRILLS: dict[str, Drill] = {
+    drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, RECOVERY)
+}
+
+
+def find(name: str) -> Drill | None:
+    return DRILLS.get(name)

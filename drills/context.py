@@ -1,0 +1,58 @@
+"""What every probe can see: the settings, verify's HTTP helpers, the clock, the traffic.
+
+Probes read the stack through the clients `verify` uses (`checks.http.Api`, and the
+Prometheus, Loki and Tempo helpers of `checks`), so a component that is down reads
+the same way in both: one `ApiError` naming it and its URL.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.context import Context as VerifyContext
+from checks.http import Api, Component
+
+from .settings import DrillSettings
+from .traffic import Traffic
+
+__all__ = ["DrillContext", "Reading", "not_yet", "seen"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a probe saw: whether its signal responded, and the numbers that say so."""
+
+    responded: bool
+    detail: str
+
+
+def seen(detail: str) -> Reading:
+    return Reading(True, detail)
+
+
+def not_yet(detail: str) -> Reading:
+    return Reading(False, detail)
+
+
+@dataclass
+class DrillContext:
+    settings: DrillSettings
+    api: Api
+    started: float = field(default_factory=time.time)
+    """Unix seconds when the drill switched its flags: the probes look at what came after."""
+    traffic: Traffic | None = None
+    found: dict[str, Any] = field(default_factory=dict)
+    """Facts one probe leaves for another (trace ids of flagged log lines, alerts seen)."""
+    verify: VerifyContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.verify = VerifyContext(self.settings.to_verify(), self.api)
+
+    @property
+    def alertmanager(self) -> Component:
+        return Component("Alertmanager", self.settings.alertmanager_url)
+
+    def elapsed(self) -> float:
+        return time.time() - self.started

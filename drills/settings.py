@@ -1,0 +1,118 @@
+"""Where the stack is, where the flag file is, and how hard and how long to drive it.
+
+The URLs are verify's (`checks.cli`): the same options, the same environment
+variables, the same defaults, so a stack that `python3 tasks.py verify` finds, a
+drill finds too. Alertmanager, which verify does not ask, is added the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import checks.cli
+from checks.context import ROOT, TRAFFIC_SCRIPT
+from checks.context import Settings as VerifySettings
+
+__all__ = [
+    "FLAGS_FILE",
+    "FLAGS_FILE_ENV",
+    "URL_OPTIONS",
+    "DrillSettings",
+    "UsageError",
+    "settings_from",
+]
+
+FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
+"""The flag file compose mounts into the service, and `tasks.py run` points it at."""
+FLAGS_FILE_ENV = "DRILL_FLAGS_FILE"
+
+_VERIFY = VerifySettings()
+URL_OPTIONS: dict[str, tuple[str, str, str]] = {
+    option: spec
+    for option, spec in checks.cli.URL_OPTIONS.items()
+    if option in ("--service-url", "--prometheus-url", "--loki-url", "--tempo-url", "--grafana-url")
+}
+"""option: (DrillSettings field, environment variable, what it is), as verify spells them."""
+URL_OPTIONS["--alertmanager-url"] = ("alertmanager_url", "VERIFY_ALERTMANAGER_URL", "Alertmanager")
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    """Everything a drill run needs to know; `cli` builds it from flags and env vars."""
+
+    service_url: str = _VERIFY.service_url
+    prometheus_url: str = _VERIFY.prometheus_url
+    loki_url: str = _VERIFY.loki_url
+    tempo_url: str = _VERIFY.tempo_url
+    grafana_url: str = _VERIFY.grafana_url
+    alertmanager_url: str = "http://localhost:9093"
+    timeout: float = _VERIFY.timeout
+    """Seconds for any single HTTP call."""
+    flags_file: Path = FLAGS_FILE
+    """The file the running service reads (its DICE_FLAGS_FILE, seen from this machine)."""
+    rate: float = 4.0
+    """Requests per second the traffic generator sends, both dice: modest on purpose."""
+    round_seconds: float = 30.0
+    """The generator runs in rounds this long; each round ends with its summary (and its
+    chi-square test of the values). 30 s at 4 requests/s is about 60 rolls per die."""
+    give_up: float | None = None
+    """Seconds to wait for every signal; None: the drill's own default (`--list`)."""
+    poll: float = 2.0
+    """Seconds between two rounds of probes."""
+    follow: tuple[str, ...] = ()
+    """recovery: the alerts to follow back to resolved (empty: every drill alert)."""
+    traffic_script: Path = TRAFFIC_SCRIPT
+
+    def to_verify(self) -> VerifySettings:
+        """verify's settings for the same stack, for its HTTP helpers."""
+        return replace(
+            VerifySettings(),
+            service_url=self.service_url,
+            prometheus_url=self.prometheus_url,
+            loki_url=self.loki_url,
+            tempo_url=self.tempo_url,
+            grafana_url=self.grafana_url,
+            timeout=self.timeout,
+        )
+
+
+class UsageError(Exception):
+    """An environment variable holds a value a drill cannot use."""
+
+
+def _from_env(
+    environ: Mapping[str, str], name: str, parse: Callable[[str], object]
+) -> object | None:
+    text = environ.get(name)
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"environment variable {name}: {error}") from None
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> DrillSettings:
+    """Flags first, then environment variables, then the compose stack's defaults."""
+    values: dict[str, object] = {}
+    for field, env, _ in URL_OPTIONS.values():
+        value = getattr(args, field) or _from_env(environ, env, checks.cli.base_url)
+        if value is not None:
+            values[field] = value
+    timeout = args.timeout or _from_env(
+        environ, "VERIFY_TIMEOUT", checks.cli.seconds(0, inclusive=False)
+    )
+    if timeout is not None:
+        values["timeout"] = timeout
+    flags_file = args.flags_file or environ.get(FLAGS_FILE_ENV) or None
+    if flags_file is not None:
+        values["flags_file"] = Path(os.path.expanduser(str(flags_file)))
+    for field in ("rate", "round_seconds", "give_up", "poll", "follow"):
+        value = getattr(args, field)
+        if value is not None:
+            values[field] = tuple(value) if field == "follow" else value
+    return replace(DrillSettings(), **values)  # type: ignore[arg-type]

@@ -1,0 +1,89 @@
+"""Ctrl-C or SIGTERM to `python3 tasks.py drill` while it drives the native stack: the
+flag file gets its exact bytes back, the generator stops, the exit code is 130."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nativestack.stack import NativeStack
+from tests.drills.support import copy_flags
+from tests.drills.test_traffic import _live_generators
+from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+
+
+def stack_options(native: NativeStack) -> list[str]:
+    return [
+        "--service-url",
+        native.service_url,
+        "--prometheus-url",
+        native.prometheus_url,
+        "--loki-url",
+        native.loki_url,
+        "--tempo-url",
+        native.tempo_url,
+    ]
+
+
+def _wait(
+    condition: Callable[[], object], what: str, timeout: float, process: subprocess.Popen[str]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"the drill ended ({process.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_drill_puts_the_flag_file_back_byte_for_byte(
+    native: NativeStack, tmp_path: Path, sig: signal.Signals
+) -> None:
+    flags = copy_flags(tmp_path)
+    original = flags.read_bytes()
+    command = [
+        sys.executable,
+        "tasks.py",
+        "drill",
+        "loaded-die",
+        "--flags-file",
+        str(flags),
+        "--give-up",
+        "600",
+        *stack_options(native),
+    ]
+    # A session of its own: only the signal below reaches it, as from `kill`.
+    drill = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait(lambda: flags.read_bytes() != original, "the drill switched its flag", 300, drill)
+        _wait(lambda: _live_generators(native.service_url), "traffic started", 60, drill)
+        drill.send_signal(sig)
+        out, err = drill.communicate(timeout=60)
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+    assert drill.returncode == 130, err
+    assert flags.read_bytes() == original
+    assert sorted(p.name for p in flags.parent.iterdir()) == ["flags.json"]
+    assert "Flags put back" in out
+    assert err.strip().endswith("interrupted; the flags are back as they were"), err
+    assert "Traceback" not in err
+    assert _live_generators(native.service_url) == []

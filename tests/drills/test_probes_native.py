@@ -1,0 +1,135 @@
+"""The Loki, Tempo, Alertmanager and receiver probes against the native stack: the real
+service reading its flag file, real Loki fed by real Alloy, real Alertmanager notifying
+the real alert-receiver (and the Tempo stand-in, which serves traces by id as Tempo does).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from checks.http import Api
+from drills.alert_probes import (
+    AlertRef,
+    alertmanager_holds,
+    alertmanager_released,
+    receiver_line,
+)
+from drills.catalogue import ERROR_LINES
+from drills.context import DrillContext, Reading
+from drills.flagfile import switched_flags
+from drills.probes import Span, flagged_lines, flagged_spans
+from drills.settings import DrillSettings
+from nativestack.stack import NativeStack
+from tests.realstack.conftest import roll
+
+pytestmark = [pytest.mark.realstack]
+
+WAIT = 90.0
+
+
+def settings(native: NativeStack) -> DrillSettings:
+    return DrillSettings(
+        service_url=native.service_url,
+        prometheus_url=native.prometheus_url,
+        loki_url=native.loki_url,
+        tempo_url=native.tempo_url,
+        alertmanager_url=native.alertmanager_url,
+    )
+
+
+@pytest.fixture
+def ctx(native: NativeStack) -> Iterator[DrillContext]:
+    api = Api(timeout=10)
+    try:
+        yield DrillContext(settings(native), api)
+    finally:
+        api.close()
+
+
+def until_responded(probe: Callable[[], Reading], what: str) -> Reading:
+    """Ask `probe` until its signal responds, as the runner does; fail after `WAIT`."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        reading = probe()
+        if reading.responded or time.monotonic() > deadline:
+            assert reading.responded, f"{what}: {reading.detail}"
+            return reading
+        time.sleep(1)
+
+
+def test_flagged_error_lines_lead_to_error_spans_carrying_the_flag(
+    native: NativeStack, native_flags_file: Path, ctx: DrillContext
+) -> None:
+    with switched_flags(native_flags_file, {"fair-failure-rate": "half"}):
+        time.sleep(2)  # the service reads the file within a second
+        ctx.started = time.time()
+        rolls = roll(native.service_url, ["fair", "risky"] * 20)
+        assert {r.status for r in rolls if r.die == "fair"} == {200, 500}
+    lines = until_responded(
+        lambda: flagged_lines(ctx, "errors", ERROR_LINES), "flagged error lines in Loki"
+    )
+    assert "fair:" in lines.detail and "risky:" in lines.detail
+    failed_ids = {r.trace_id for r in rolls if r.status == 500}
+    assert set(ctx.found["errors"]["fair"]) <= failed_ids
+
+    def failed(span: Span) -> bool:
+        return span["status"] in ("STATUS_CODE_ERROR", "2")
+
+    flags = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
+    spans = until_responded(
+        lambda: flagged_spans(ctx, "errors", flags, failed, "failed span"), "flagged spans"
+    )
+    assert "fair-failure-rate=half" in spans.detail
+    assert "risky-failure-rate=half" in spans.detail
+
+
+def test_lines_before_the_drill_or_without_the_flag_do_not_count(
+    native: NativeStack, ctx: DrillContext
+) -> None:
+    roll(native.service_url, ["fair"] * 10)
+    reading = flagged_lines(ctx, "errors", {"fair": ERROR_LINES["fair"]})
+    assert not reading.responded
+    assert reading.detail == "fair: no line yet"
+
+
+def _post_alert(native: NativeStack, labels: dict[str, str], ended: bool) -> None:
+    now = datetime.now(UTC)
+    alert = {
+        "labels": labels,
+        "annotations": {"summary": "A drill probe's test alert."},
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+    }
+    if ended:
+        alert["endsAt"] = (now - timedelta(seconds=1)).isoformat()
+    response = httpx.post(f"{native.alertmanager_url}/api/v2/alerts", json=[alert], timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def test_an_alert_s_journey_through_alertmanager_and_the_receiver(
+    native: NativeStack, ctx: DrillContext
+) -> None:
+    run = uuid.uuid4().hex[:12]
+    ref = AlertRef("DrillProbeTestAlert", {"run": run})
+    other = AlertRef("DrillProbeTestAlert", {"run": "another"})
+    assert not alertmanager_holds(ctx, ref).responded
+    assert not receiver_line(ctx, ref, "firing").responded
+
+    _post_alert(native, {"alertname": ref.name, "run": run}, ended=False)
+    held = until_responded(lambda: alertmanager_holds(ctx, ref), "Alertmanager holds it")
+    assert "active" in held.detail
+    assert not alertmanager_holds(ctx, other).responded
+    assert not alertmanager_released(ctx, ref).responded
+    received = until_responded(lambda: receiver_line(ctx, ref, "firing"), "received firing")
+    assert received.detail.endswith("A drill probe's test alert.")
+    assert not receiver_line(ctx, ref, "resolved").responded
+
+    _post_alert(native, {"alertname": ref.name, "run": run}, ended=True)
+    until_responded(lambda: alertmanager_released(ctx, ref), "Alertmanager released it")
+    until_responded(lambda: receiver_line(ctx, ref, "resolved"), "received resolved")
