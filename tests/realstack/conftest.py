@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 CONTAINER = "dice-roller-stage1"
 WAIT = 90.0
+LOKI_PAGE = 5000
+"""Loki's default `max_entries_limit_per_query`: the most lines one query returns."""
 """Seconds any test waits for data to travel through the stack."""
 
 
@@ -59,6 +61,36 @@ class RealStack:
         assert response.status_code == 200, f"{query}: {response.status_code} {response.text}"
         result: list[dict[str, Any]] = response.json()["data"]["result"]
         return result
+
+    def loki_lines(self, query: str, since: float) -> set[str]:
+        """Every line of a log query since `since`, page by page: Loki answers at most
+        5,000 lines a query, and the session's stack prints more than that."""
+        start, end = int(since * 1e9), int((time.time() + 5) * 1e9)
+        lines: set[str] = set()
+        while True:
+            response = httpx.get(
+                f"{self.native.loki_url}/loki/api/v1/query_range",
+                params={
+                    "query": query,
+                    "start": str(start),
+                    "end": str(end),
+                    "limit": str(LOKI_PAGE),
+                    "direction": "forward",
+                },
+                timeout=30,
+            )
+            assert response.status_code == 200, f"{query}: {response.status_code} {response.text}"
+            page = sorted(
+                (int(stamp), line)
+                for stream in response.json()["data"]["result"]
+                for stamp, line in stream["values"]
+            )
+            lines.update(line for _, line in page)
+            # The next page starts at the last line's nanosecond (inclusive: lines
+            # sharing it are read twice, and the set keeps them once).
+            if len(page) < LOKI_PAGE or page[-1][0] == start:
+                return lines
+            start = page[-1][0]
 
     def prometheus(self, expr: str, path: str = "/api/v1/query", **params: str) -> Any:
         response = httpx.get(
