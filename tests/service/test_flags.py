@@ -33,6 +33,7 @@ from openfeature import api
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.flag_evaluation import FlagEvaluationDetails, FlagValueType
 from openfeature.hook import Hook, HookContext, HookHints
+from openfeature.provider.no_op_provider import NoOpProvider
 
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped, edit_flags, select_variants, write_raw
 from tests.support.processes import eventually
@@ -398,3 +399,21 @@ def test_every_change_is_announced_in_one_line(
     assert [r.__dict__["feature_flags"] for r in changes] == [
         {"risky-failure-rate": "half", "extra-latency-seconds": "slow"}
     ]
+
+
+def test_answers_that_cannot_come_from_the_file_change_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While flagd holds another version of the file, or no file at all (OpenFeature's
+    no-op provider, which answers every flag with the caller's default and reason
+    DEFAULT), a reload must not take those answers for targeting rules."""
+    caplog.set_level(logging.INFO)
+    with watching(copy_shipped(tmp_path)) as faults:
+        api.set_provider(NoOpProvider(), faults.domain)
+        faults.reload()
+        with counting_evaluations(faults) as evaluations:
+            rolls = [faults.for_roll(die) for die in DieType]
+        assert [roll.faults for roll in rolls] == [SPEC, SPEC]
+        assert [roll.log_fields for roll in rolls] == [{}, {}]
+        assert evaluations.keys == [], "no flag became evaluated per roll"
+    assert [r for r in caplog.records if r.getMessage() == "Feature flags changed"] == []

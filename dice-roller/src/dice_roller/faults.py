@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -64,6 +65,7 @@ POLL_SECONDS = 0.5
 """How often flagd's file resolver looks at the file's modification time."""
 
 log = logging.getLogger(f"{LOGGER_NAME}.flags")
+_domains = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +213,9 @@ class FlagFileFaults:
             offline_flag_source_path=str(path),
             deadline_ms=int(POLL_SECONDS * 1000),  # the file resolver's poll interval
         )
-        # A domain of its own: the OpenFeature API is global, and tests and the
-        # benchmark build several apps in one process.
-        self.domain = f"dice-roller-flags-{id(self):x}"
+        # A domain of its own, never reused: the OpenFeature API is global, and tests
+        # and the benchmark build (and close) several apps in one process.
+        self.domain = f"dice-roller-flags-{next(_domains)}"
         self._client: OpenFeatureClient = api.get_client(self.domain)
         self._client.add_hooks([TracingHook()])
         self._probe: OpenFeatureClient = api.get_client(self.domain)  # no hook: no span
@@ -312,12 +314,13 @@ class FlagFileFaults:
                         extra={"flags_file": str(self.path)},
                     )
                 return
-            report = stamp != self._reported
-            self._reported = stamp
-            self._loaded_once = True
-            self._apply(document, report)
+            if self._apply(document, report=stamp != self._reported):
+                self._reported = stamp
+                self._loaded_once = True
 
-    def _apply(self, document: Mapping[str, Any], report: bool) -> None:
+    def _apply(self, document: Mapping[str, Any], report: bool) -> bool:
+        """Apply `document`, as flagd evaluates it; False, changing nothing, while flagd
+        has not loaded it yet (its watcher polls on its own clock, and says when it has)."""
         check = check_document(document)
         states: dict[str, _FlagState] = {}
         for flag in FLAGS:
@@ -330,6 +333,8 @@ class FlagFileFaults:
                 details = self._probe.get_float_details(
                     flag.key, previous.value, self._refresh_context
                 )
+                if details.error_code is None and not _agrees(details, document, flag):
+                    return False
                 state = _state_of(flag, details)
                 if state is not None:
                     states[flag.key] = state
@@ -368,6 +373,7 @@ class FlagFileFaults:
                 "Feature flags changed",
                 extra={"flags_file": str(self.path), **self._announce(snapshot)},
             )
+        return True
 
     @staticmethod
     def _announce(snapshot: _Snapshot) -> dict[str, Any]:
@@ -375,8 +381,30 @@ class FlagFileFaults:
         return {"feature_flags": away} if away else {}
 
 
+def _agrees(
+    details: FlagEvaluationDetails[float], document: Mapping[str, Any], flag: FaultFlag
+) -> bool:
+    """Whether flagd's answer can come from `document`'s definition of `flag`.
+
+    flagd says STATIC, with the default variant, for a flag without targeting rules;
+    TARGETING_MATCH, SPLIT or DEFAULT (no rule matched) for one with them; DISABLED for
+    a disabled one. Any other pairing means flagd still holds another version of the
+    file (or, while an app closes, no file at all: OpenFeature's no-op provider answers
+    DEFAULT).
+    """
+    from openfeature.flag_evaluation import Reason
+
+    definition = document["flags"][flag.key]
+    if definition.get("state") == "DISABLED":
+        return details.reason == Reason.DISABLED
+    if definition.get("targeting"):
+        return details.reason in (Reason.TARGETING_MATCH, Reason.SPLIT, Reason.DEFAULT)
+    return details.reason == Reason.STATIC and details.variant == definition.get("defaultVariant")
+
+
 def _state_of(flag: FaultFlag, details: FlagEvaluationDetails[float]) -> _FlagState | None:
-    """The flag's state from its evaluation outside any request, or None if unusable."""
+    """The flag's state from its evaluation outside any request (one that agrees with
+    the file), or None if unusable."""
     from openfeature.flag_evaluation import Reason
 
     if details.reason == Reason.DISABLED:  # OpenFeature's rule: the code's default
