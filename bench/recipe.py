@@ -26,7 +26,6 @@ import logging
 import sys
 
 from dice_roller.app import Signal, create_app
-from dice_roller.middleware import RequestTelemetryMiddleware
 from dice_roller.settings import Settings
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -94,13 +93,9 @@ def build_recipe_app(
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "dice-roller-recipe"}))
     provider.add_span_processor(span_processor)
 
-    app = create_app(settings, signals=_ROUTE_SIGNALS)
     # Without the service's middleware the route logs its roll on a line of its own,
     # as a tutorial's route would; uvicorn's access line covers the rest.
-    service_middleware: object = RequestTelemetryMiddleware
-    app.user_middleware = [
-        layer for layer in app.user_middleware if layer.cls is not service_middleware
-    ]
+    app = create_app(settings, signals=_ROUTE_SIGNALS, request_telemetry=False)
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     Instrumentator(registry=registry).instrument(app).expose(app)
     return app

@@ -1,5 +1,6 @@
-"""What the drill tests share: a copy of the shipped flag file, and a drill run as a
-user runs it."""
+"""What the drill tests share: a copy of the shipped flag file, a drill run as a
+user runs it, the options that point it at the native stack, and the generators it
+left running."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nativestack.stack import NativeStack
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped
 from tests.support.paths import ROOT
 
-__all__ = ["SHIPPED_FLAGS", "copy_flags", "drill_command", "run_drill_module"]
+__all__ = [
+    "SHIPPED_FLAGS",
+    "copy_flags",
+    "drill_command",
+    "live_generators",
+    "run_drill_module",
+    "stack_options",
+]
 
 
 def copy_flags(directory: Path) -> Path:
@@ -45,3 +54,28 @@ def run_drill_module(
         timeout=timeout,
         check=False,
     )
+
+
+def stack_options(native: NativeStack) -> list[str]:
+    """A drill's options that point it at every component of the native stack."""
+    return [
+        "--service-url", native.service_url,
+        "--prometheus-url", native.prometheus_url,
+        "--loki-url", native.loki_url,
+        "--tempo-url", native.tempo_url,
+        "--alertmanager-url", native.alertmanager_url,
+    ]  # fmt: skip
+
+
+def live_generators(url: str) -> list[str]:
+    """The command lines of the traffic generators running against `url`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "generate_traffic.py" in command and url in command:
+                found.append(command)
+    return found

@@ -20,28 +20,13 @@ import pytest
 from drills.catalogue import DRILLS
 from drills.timing import FAST_BURN, LATENCY_ALERT
 from nativestack.stack import NativeStack
-from tests.drills.support import run_drill_module
+from tests.drills.support import run_drill_module, stack_options
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
 
 PACE = ["--rate", "10", "--round", "20", "--poll", "1"]
 """Rounds of 20 s at 10 requests/s: about 100 rolls per die. The native stack's risky die
 fails half the time (`NATIVE_FLAGS`), and the chi-square wants 30 values of each die."""
-
-
-def stack_options(native: NativeStack) -> list[str]:
-    return [
-        "--service-url",
-        native.service_url,
-        "--prometheus-url",
-        native.prometheus_url,
-        "--loki-url",
-        native.loki_url,
-        "--tempo-url",
-        native.tempo_url,
-        "--alertmanager-url",
-        native.alertmanager_url,
-    ]
 
 
 @pytest.fixture

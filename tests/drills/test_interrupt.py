@@ -13,24 +13,10 @@ from pathlib import Path
 import pytest
 
 from nativestack.stack import NativeStack
-from tests.drills.support import copy_flags
-from tests.drills.test_traffic import _live_generators
+from tests.drills.support import copy_flags, live_generators, stack_options
 from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
-
-
-def stack_options(native: NativeStack) -> list[str]:
-    return [
-        "--service-url",
-        native.service_url,
-        "--prometheus-url",
-        native.prometheus_url,
-        "--loki-url",
-        native.loki_url,
-        "--tempo-url",
-        native.tempo_url,
-    ]
 
 
 def _wait(
@@ -74,7 +60,7 @@ def test_a_signal_mid_drill_puts_the_flag_file_back_byte_for_byte(
     )
     try:
         _wait(lambda: flags.read_bytes() != original, "the drill switched its flag", 300, drill)
-        _wait(lambda: _live_generators(native.service_url), "traffic started", 60, drill)
+        _wait(lambda: live_generators(native.service_url), "traffic started", 60, drill)
         drill.send_signal(sig)
         out, err = drill.communicate(timeout=60)
     finally:
@@ -86,4 +72,4 @@ def test_a_signal_mid_drill_puts_the_flag_file_back_byte_for_byte(
     assert "Flags put back" in out
     assert err.strip().endswith("interrupted; the flags are back as they were"), err
     assert "Traceback" not in err
-    assert _live_generators(native.service_url) == []
+    assert live_generators(native.service_url) == []

@@ -4,7 +4,6 @@ generator's own chi-square verdict read the way its summary prints it."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from traffic_gen.config import Settings as TrafficSettings
@@ -18,20 +17,8 @@ from drills.context import DrillContext
 from drills.probes import generator_flags_skew
 from drills.settings import DrillSettings
 from drills.traffic import Round, Traffic
+from tests.drills.support import live_generators
 from tests.support.service import RunningService
-
-
-def _live_generators(url: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "generate_traffic.py" in command and url in command:
-                found.append(command)
-    return found
 
 
 def _rolls(service: RunningService) -> int:
@@ -57,7 +44,7 @@ def test_rounds_follow_each_other_and_stop_leaves_no_generator(
         assert finished.summary is not None and finished.summary["completed"] is True
         dice = finished.summary["dice"]
         assert dice["fair"]["requests"] > 0 and dice["risky"]["requests"] > 0
-    assert _live_generators(dice_service.url) == []
+    assert live_generators(dice_service.url) == []
 
 
 @pytest.mark.slow
@@ -68,9 +55,9 @@ def test_stopping_mid_round_ends_the_generator_at_once(dice_service: RunningServ
     deadline = time.monotonic() + 30
     while _rolls(dice_service) < rolls_before + 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _live_generators(dice_service.url), "the generator is not sending"
+    assert live_generators(dice_service.url), "the generator is not sending"
     traffic.stop()
-    assert _live_generators(dice_service.url) == []
+    assert live_generators(dice_service.url) == []
     assert traffic.finished_rounds() == [], "a round cut short is not a verdict"
     # Stopped as Ctrl-C stops it (exit code 130, its summary printed), not killed.
     assert traffic.cut_short is not None

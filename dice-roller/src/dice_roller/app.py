@@ -120,10 +120,15 @@ def create_app(
     settings: Settings,
     tracer_provider: TracerProvider | None = None,
     signals: Collection[Signal] = SIGNALS,
+    request_telemetry: bool = True,
 ) -> FastAPI:
     """Build the service. `tracer_provider` defaults to one configured from `OTEL_*`.
 
-    `signals` is for the benchmark alone: the service always runs with all three.
+    `signals` and `request_telemetry` are for the benchmark alone: the service always
+    runs with all three signals, and with `RequestTelemetryMiddleware` making each
+    request's span ids, HTTP metrics and log line. Without the middleware the route's
+    roll line is written on a line of its own, which is what the benchmark's recipe
+    build, instrumented by upstream libraries instead, wants.
     """
     unknown = set(signals) - SIGNALS
     if unknown:
@@ -200,7 +205,7 @@ def create_app(
 
     if metrics is not None:
         app.router.routes.append(metrics.route("/metrics"))
-    if metrics is not None or telemetry.traced or telemetry.logged:
+    if request_telemetry and (metrics is not None or telemetry.traced or telemetry.logged):
         app.add_middleware(
             RequestTelemetryMiddleware,
             metrics=metrics,
