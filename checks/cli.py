@@ -11,7 +11,7 @@ import math
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import httpx
@@ -27,7 +27,7 @@ from .service import run_service_checks
 from .traces import run_trace_checks, run_trace_to_logs_checks
 from .traffic import run_traffic
 
-__all__ = ["build_parser", "main", "run_checks"]
+__all__ = ["UsageError", "build_parser", "from_env", "main", "report_usage_error", "run_checks"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ASCII_SPELLINGS = str.maketrans({"→": "->", "…": "...", "—": "-"})
@@ -139,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _from_env(
-    environ: dict[str, str] | os._Environ[str], name: str, parse: Callable[[str], object]
+def from_env(
+    environ: Mapping[str, str], name: str, parse: Callable[[str], object]
 ) -> object | None:
+    """Environment variable `name` parsed like its flag; None when unset or empty."""
     text = environ.get(name)
     if text is None or text == "":
         return None
@@ -151,11 +152,11 @@ def _from_env(
         raise UsageError(f"environment variable {name}: {error}") from None
 
 
-def settings_from(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str]) -> Settings:
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Flags first, then environment variables, then the compose stack's defaults."""
     values: dict[str, object] = {}
     for option, (field, env, _) in URL_OPTIONS.items():
-        value = getattr(args, option[2:].replace("-", "_")) or _from_env(environ, env, base_url)
+        value = getattr(args, option[2:].replace("-", "_")) or from_env(environ, env, base_url)
         if value is not None:
             values[field] = value
     for field, env, parse in (
@@ -163,7 +164,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | os._Enviro
         ("wait", "VERIFY_WAIT", seconds(0, inclusive=True)),
     ):
         value = getattr(args, field)
-        value = value if value is not None else _from_env(environ, env, parse)
+        value = value if value is not None else from_env(environ, env, parse)
         if value is not None:
             values[field] = value
     user = args.grafana_user or environ.get("VERIFY_GRAFANA_USER") or None
@@ -205,6 +206,13 @@ def run_checks(settings: Settings) -> Run:
     return run
 
 
+def report_usage_error(parser: argparse.ArgumentParser, error: UsageError) -> int:
+    """Say what was wrong the way argparse does for a bad flag; the exit code for it."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _can_print(text: str) -> bool:
     try:
         text.encode(sys.stdout.encoding or "ascii")
@@ -219,9 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args, os.environ)
     except UsageError as error:
-        parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return report_usage_error(parser, error)
     try:
         run = run_checks(settings)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import checks.cli
 from . import timing
 from .catalogue import DRILLS
 from .runner import DrillError, run_drill
-from .settings import FLAGS_FILE, FLAGS_FILE_ENV, URL_OPTIONS, DrillSettings, UsageError
+from .settings import FLAGS_FILE, FLAGS_FILE_ENV, URL_OPTIONS, DrillSettings
 from .settings import settings_from as read_settings
 
 __all__ = ["build_parser", "main"]
@@ -168,10 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--follow applies to the recovery drill only")
     try:
         settings = read_settings(args, os.environ)
-    except UsageError as error:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except checks.cli.UsageError as error:
+        return checks.cli.report_usage_error(parser, error)
     _stop_on_signals()
     try:
         return run_drill(drill, settings)

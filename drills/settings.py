@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +22,6 @@ __all__ = [
     "FLAGS_FILE_ENV",
     "URL_OPTIONS",
     "DrillSettings",
-    "UsageError",
     "settings_from",
 ]
 
@@ -80,30 +79,14 @@ class DrillSettings:
         )
 
 
-class UsageError(Exception):
-    """An environment variable holds a value a drill cannot use."""
-
-
-def _from_env(
-    environ: Mapping[str, str], name: str, parse: Callable[[str], object]
-) -> object | None:
-    text = environ.get(name)
-    if not text:
-        return None
-    try:
-        return parse(text)
-    except argparse.ArgumentTypeError as error:
-        raise UsageError(f"environment variable {name}: {error}") from None
-
-
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> DrillSettings:
     """Flags first, then environment variables, then the compose stack's defaults."""
     values: dict[str, object] = {}
     for field, env, _ in URL_OPTIONS.values():
-        value = getattr(args, field) or _from_env(environ, env, checks.cli.base_url)
+        value = getattr(args, field) or checks.cli.from_env(environ, env, checks.cli.base_url)
         if value is not None:
             values[field] = value
-    timeout = args.timeout or _from_env(
+    timeout = args.timeout or checks.cli.from_env(
         environ, "VERIFY_TIMEOUT", checks.cli.seconds(0, inclusive=False)
     )
     if timeout is not None:
