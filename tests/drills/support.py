@@ -13,6 +13,7 @@ from pathlib import Path
 from nativestack.stack import NativeStack
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped
 from tests.support.paths import ROOT
+from tests.support.processes import command_lines
 
 __all__ = [
     "SHIPPED_FLAGS",
@@ -69,13 +70,8 @@ def stack_options(native: NativeStack) -> list[str]:
 
 def live_generators(url: str) -> list[str]:
     """The command lines of the traffic generators running against `url`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if "generate_traffic.py" in command and url in command:
-                found.append(command)
-    return found
+    return [
+        command
+        for command in command_lines().values()
+        if "generate_traffic.py" in command and url in command
+    ]

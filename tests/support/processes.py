@@ -1,4 +1,5 @@
-"""Waiting for a server process the test started to be ready to answer.
+"""Waiting for a server process the test started to be ready to answer, and finding
+the processes a test left running.
 
 Every real server a test runs (the dice roller, Prometheus) is ready once an HTTP
 endpoint answers 200. Until then the process may still die: a bad config, a port
@@ -11,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -18,7 +20,7 @@ import pytest
 
 T = TypeVar("T")
 
-__all__ = ["eventually", "wait_until_ready"]
+__all__ = ["command_lines", "eventually", "wait_until_ready"]
 
 
 def wait_until_ready(
@@ -61,3 +63,16 @@ def eventually(
         if time.monotonic() > deadline:
             pytest.fail(f"{what} within {timeout:.0f} s")
         time.sleep(interval)
+
+
+def command_lines() -> dict[str, str]:
+    """Pid -> command line (arguments joined by spaces) of every live process."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue  # it ended meanwhile
+            found[proc.name] = command
+    return found

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.flags import SHIPPED_FLAGS as FLAGS_FILE
 from tests.support.paths import ROOT
+from tests.support.processes import command_lines
 from tests.support.tools import free_port
 
 
@@ -53,16 +54,11 @@ def test_a_uv_that_pip_installed_off_path_is_found_not_installed_again(
 
 def _still_running(port: int, pids: bool = False) -> list[str]:
     """Command lines (or pids) of live processes started for `port`."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if f"--port {port}" in command and "dice" in command:
-                found.append(proc.name if pids else command)
-    return found
+    return [
+        pid if pids else command
+        for pid, command in command_lines().items()
+        if f"--port {port}" in command and "dice" in command
+    ]
 
 
 @pytest.mark.slow
