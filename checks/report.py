@@ -4,11 +4,18 @@ On screen, the summary of `summary.py` comes first; a box crossed only because a
 component could not be reached then takes one line, and a box ticked from the
 repository's files alone says so under its detail.
 
-JSON shape (`--json`), stable for scripts:
+JSON shape (`--json`), stable for scripts, with the same summary and folding:
 
     {"passed": bool, "total": int, "passed_count": int, "failed_count": int,
+     "answered": [str], "unreachable": {component: message},
+     "how_to_start": str | null,
      "groups": [{"name": str, "checks": [{"title": str, "passed": bool,
-                 "detail": str, "hint": str | null, "seconds": float}]}]}
+                 "detail": str, "hint": str | null, "seconds": float,
+                 "blocked_by": component | null, "read_from_files": [str]}]}]}
+
+`blocked_by` names the unreachable component a crossed box failed for alone (its
+message is in `unreachable`); `read_from_files` lists the repository files a box was
+ticked from when no running component answered it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 from .context import ROOT
 from .model import GROUPS, Result, Run
-from .summary import summary_lines
+from .summary import HOW_TO_START, summary_lines
 
 __all__ = ["render_json", "render_text", "to_json"]
 
@@ -44,6 +51,9 @@ def to_json(run: Run) -> dict[str, Any]:
         "total": len(run.results),
         "passed_count": passed,
         "failed_count": len(run.results) - passed,
+        "answered": run.answered,
+        "unreachable": {component.name: message for component, message in run.unreachable.items()},
+        "how_to_start": HOW_TO_START if run.unreachable else None,
         "groups": [
             {
                 "name": group,
@@ -54,6 +64,10 @@ def to_json(run: Run) -> dict[str, Any]:
                         "detail": r.detail,
                         "hint": None if r.passed else r.hint,
                         "seconds": round(r.seconds, 3),
+                        "blocked_by": None if r.blocked_by is None else r.blocked_by.name,
+                        "read_from_files": (
+                            [_shown_path(path) for path in r.files] if r.from_files_only else []
+                        ),
                     }
                     for r in results
                 ],

@@ -108,14 +108,24 @@ def test_json_output_from_the_command_line(live: Stack) -> None:
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     report = json.loads(finished.stdout)
-    assert set(report) == {"passed", "total", "passed_count", "failed_count", "groups"}
+    assert set(report) == {
+        "passed", "total", "passed_count", "failed_count",
+        "answered", "unreachable", "how_to_start", "groups",
+    }  # fmt: skip
     assert report["passed"] is True and report["failed_count"] == 0
+    assert report["unreachable"] == {} and report["how_to_start"] is None
+    assert set(report["answered"]) == {
+        "the dice roller", "Prometheus", "Loki", "Tempo", "Alloy", "Grafana",
+    }  # fmt: skip
     checks = [check for group in report["groups"] for check in group["checks"]]
     assert report["total"] == report["passed_count"] == len(checks)
     assert [group["name"] for group in report["groups"]] == list(GROUPS[:-1])
     for check in checks:
-        assert set(check) == {"title", "passed", "detail", "hint", "seconds"}
+        assert set(check) == {
+            "title", "passed", "detail", "hint", "seconds", "blocked_by", "read_from_files",
+        }  # fmt: skip
         assert check["passed"] is True and check["hint"] is None
+        assert check["blocked_by"] is None
         assert isinstance(check["detail"], str) and check["seconds"] >= 0
 
 

@@ -320,11 +320,22 @@ def test_nothing_running_fails_every_box_without_a_traceback(
 
     report = json.loads(captured.out)
     checks = [check for group in report["groups"] for check in group["checks"]]
-    passed = [check["title"] for check in checks if check["passed"]]
-    # Only the one box read from the repository's own files can pass.
-    assert passed == [
+    passed = [check for check in checks if check["passed"]]
+    # Only the one box read from the repository's own files can pass, and it says so.
+    assert [check["title"] for check in passed] == [
         '"Logs for this span" is configured: Tempo data source → Loki (tracesToLogsV2)'
     ]
+    datasources = "stack/grafana/provisioning/datasources/datasources.yaml"
+    assert passed[0]["read_from_files"] == [datasources]
+    # The summary the text report opens with: who did not answer, how to start them.
+    assert set(report["unreachable"]) == {
+        "the dice roller", "Prometheus", "Loki", "Tempo", "Alloy", "Grafana",
+    }  # fmt: skip
+    assert report["answered"] == []
+    assert "docker compose up" in report["how_to_start"]
+    blocked = [check for check in checks if check["blocked_by"] is not None]
+    assert blocked, "the boxes that failed only for a component that did not answer"
+    assert {check["blocked_by"] for check in blocked} <= set(report["unreachable"])
     for check in checks:
         if not check["passed"]:
             assert check["hint"]
