@@ -134,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'ARGS'",
         help="extra options for the generator, in one quoted string, e.g. '--users 5 --rolls 3'",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON: the summary, and each box with what blocked it (shape: checks/report.py)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as JSON: the summary, and each box with what blocked it "
+        "(shape: checks/report.py)",
+    )
     parser.add_argument("--ascii", action="store_true", help="[x] and [ ] instead of ✅ and ❌")
     return parser
 
