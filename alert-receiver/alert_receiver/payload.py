@@ -2,8 +2,9 @@
 
 The payload (github.com/prometheus/alertmanager, notify/webhook `Message`) is a group
 of alerts with what they share (`groupLabels`, `commonLabels`, ...) and an `alerts`
-list; each alert has a `status`, `labels`, `annotations`, `startsAt`, `endsAt` and a
-`fingerprint`. Only what a line needs is read, and checked: a payload that lacks it
+list; each alert has a `status`, `labels`, `annotations`, `startsAt`, `endsAt`, a
+`fingerprint`, and a `generatorURL`: the Prometheus graph of the rule's expression,
+the place to start looking. Only what a line needs is read, and checked: a payload that lacks it
 is refused as a whole, with a message saying what and where, so a bad notification
 never prints half its alerts.
 """
@@ -99,6 +100,7 @@ def alert_lines(payload: JSON, received: datetime | None = None) -> list[str]:
             "startsAt": alert["startsAt"],
             "endsAt": alert["endsAt"],
             "fingerprint": alert["fingerprint"],
+            "source": source if isinstance(source := alert.get("generatorURL"), str) else None,
             "labels": labels,
         }
         lines.append(json.dumps(record, ensure_ascii=False))

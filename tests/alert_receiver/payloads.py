@@ -6,6 +6,8 @@ from typing import Any
 
 JSON = dict[str, Any]
 
+GENERATOR_URL = "http://localhost:9090/graph?g0.expr=...&g0.tab=1"
+"""Where Prometheus says an alert came from: its graph, at its --web.external-url."""
 NOT_ENDED = "0001-01-01T00:00:00Z"
 """`endsAt` of an alert that is still firing: Go's zero time."""
 
@@ -34,7 +36,7 @@ def alert(
         },
         "startsAt": "2026-12-03T08:11:25.106Z",
         "endsAt": ends_at,
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
+        "generatorURL": GENERATOR_URL,
         "fingerprint": fingerprint,
     }
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alert_receiver.payload import PayloadError, alert_lines, parse_payload
 
-from tests.alert_receiver.payloads import NOT_ENDED, alert, payload
+from tests.alert_receiver.payloads import GENERATOR_URL, NOT_ENDED, alert, payload
 
 RECEIVED = datetime(2026, 12, 3, 8, 12, 40, 512000, tzinfo=UTC)
 
@@ -38,6 +38,7 @@ def test_each_alert_becomes_one_line_with_the_fields_a_reader_needs() -> None:
         "startsAt": "2026-12-03T08:11:25.106Z",
         "endsAt": NOT_ENDED,
         "fingerprint": "aaaa000000000001",
+        "source": GENERATOR_URL,
         "labels": fair["labels"],
     }
     assert (second["status"], second["die_type"], second["endsAt"]) == (
@@ -46,6 +47,14 @@ def test_each_alert_becomes_one_line_with_the_fields_a_reader_needs() -> None:
         "2026-12-03T08:20:00Z",
     )
     assert second["fingerprint"] == "aaaa000000000002"
+
+
+def test_an_alert_without_a_source_still_gets_its_line() -> None:
+    """Alerts sent by hand (amtool, curl) have no generatorURL: the line says null."""
+    manual = alert()
+    del manual["generatorURL"]
+    [line] = lines_of(payload(manual))
+    assert line["source"] is None and line["alertname"] == "DiceErrorBudgetFastBurn"
 
 
 def test_an_alert_about_no_die_has_no_die_type() -> None:

@@ -80,6 +80,19 @@ def test_compose_enables_exemplars_remote_write_and_reload() -> None:
         assert flag in command
 
 
+def test_alerts_link_back_to_the_published_port() -> None:
+    """An alert's generatorURL is built from --web.external-url: without it, the link in
+    the receiver's line would name the container's own hostname."""
+    prometheus = load_project(STACK_COMPOSE).services["prometheus"]
+    [url] = [
+        arg.removeprefix("--web.external-url=")
+        for arg in prometheus.spec["command"]
+        if arg.startswith("--web.external-url=")
+    ]
+    [published] = [p.host_port for p in ports(prometheus) if p.container_port == "9090"]
+    assert url == f"http://localhost:{published}"
+
+
 def test_rule_globs_resolve_inside_the_container() -> None:
     """rule_files are relative to the config file: the rules folder must be mounted there."""
     prometheus = load_project(STACK_COMPOSE).services["prometheus"]
