@@ -252,7 +252,7 @@ def test_verify_ticks_every_box_that_needs_no_grafana(real: RealStack) -> None:
         tempo_url=native.tempo_url,
         alloy_url=native.alloy_url,
         grafana_url=f"http://127.0.0.1:{free_port()}",
-        timeout=5.0,
+        timeout=10.0,  # the checks' default: Loki's `| json` queries can take seconds here
         wait=60.0,
         poll_interval=0.5,
     )
