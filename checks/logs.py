@@ -22,7 +22,7 @@ from .context import CONTAINER, Context, poll
 from .http import ApiError
 from .model import Failed, Run
 
-__all__ = ["loki_streams", "run_log_checks"]
+__all__ = ["json_object", "lines_of", "loki_streams", "run_log_checks"]
 
 GROUP = "Log Collection"
 SELECTOR = f'{{container_name="{CONTAINER}"}}'
@@ -93,6 +93,15 @@ def lines_of(streams: list[Any]) -> list[str]:
         for value in stream.get("values") or []
         if isinstance(value, list) and len(value) == 2
     ]
+
+
+def json_object(line: str) -> dict[str, Any] | None:
+    """A log line's JSON object; None for a line that is not one (a traceback, text)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def run_log_checks(ctx: Context, run: Run) -> None:
@@ -190,14 +199,7 @@ def _roll_records(ctx: Context) -> list[dict[str, Any]]:
         lines = _recent_lines(ctx)
     except ApiError as error:
         raise Failed(str(error)) from None
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "die_type" in record:
-            records.append(record)
+    records = [record for line in lines if (record := json_object(line)) and "die_type" in record]
     if not records:
         raise Failed(f"no roll events (lines with die_type) among {len(lines)} recent lines")
     return records

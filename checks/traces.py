@@ -9,13 +9,12 @@ and what ticks each one.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from .context import CONTAINER, SERVICE_NAME, Context, FreshRequest, poll
 from .http import ApiError
-from .logs import lines_of, loki_streams
+from .logs import json_object, lines_of, loki_streams
 from .model import Failed, Run
 from .otlp_json import server_span, spans_of
 from .tempo import tempo_search, tempo_trace
@@ -249,14 +248,7 @@ def _linked_logs(ctx: Context) -> str:
         raise Failed(str(error)) from None
     if not lines:
         raise Failed(f"Loki found no lines for the link's query: {query}")
-    others = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = {}
-        if not isinstance(record, dict) or record.get("trace_id") != fresh.trace_id:
-            others.append(line)
+    others = [line for line in lines if (json_object(line) or {}).get("trace_id") != fresh.trace_id]
     if others:
         raise Failed(
             f"{len(others)} of {len(lines)} lines are not of this trace: {others[0][:120]}"

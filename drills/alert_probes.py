@@ -15,13 +15,12 @@ APIs followed:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.logs import lines_of, loki_streams
+from checks.logs import json_object, lines_of, loki_streams
 from checks.metrics import prometheus_data
 from checks.model import Failed
 
@@ -153,11 +152,8 @@ def receiver_line(ctx: DrillContext, ref: AlertRef, status: str) -> Reading:
     query = receiver_query(ref, status)
     lines = lines_of(loki_streams(ctx.verify, query, ctx.started, time.time() + 1, 100))
     for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and ref.matches(
+        record = json_object(line)
+        if record is not None and ref.matches(
             {**(record.get("labels") or {}), "alertname": record.get("alertname")}
         ):
             summary = record.get("summary") or ""

@@ -13,7 +13,6 @@ failure rates, and a skewed face must be four standard errors above a fair die's
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from traffic_gen.report import UNLIKELY_P_VALUE
 from traffic_gen.stats import DIE_FACES
 
 from checks.context import CONTAINER, JOB
-from checks.logs import lines_of, loki_streams
+from checks.logs import json_object, lines_of, loki_streams
 from checks.metrics import prometheus_data
 from checks.model import Failed
 from checks.otlp_json import spans_of
@@ -201,15 +200,8 @@ def flagged_lines(ctx: DrillContext, key: str, queries: Mapping[str, str]) -> Re
     parts, responded = [], True
     for label, query in queries.items():
         lines = lines_of(loki_streams(ctx.verify, query, ctx.started, time.time() + 1, 50))
-        ids = []
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("trace_id"), str):
-                ids.append(record["trace_id"])
-        found[label] = ids
+        records = [record for line in lines if (record := json_object(line)) is not None]
+        found[label] = [r["trace_id"] for r in records if isinstance(r.get("trace_id"), str)]
         if lines:
             parts.append(f"{label}: {len(lines)}{'+' if len(lines) == 50 else ''} line(s)")
         else:

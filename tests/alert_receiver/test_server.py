@@ -63,16 +63,20 @@ def stop(receiver: Receiver) -> int:
             receiver.process.kill()
 
 
+def wait_ready(receiver: Receiver) -> None:
+    wait_until_ready(
+        receiver.process,
+        f"{receiver.url}/ready",
+        name="alert-receiver",
+        output=receiver.stderr.read_text,
+        timeout=20,
+    )
+
+
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     running = start(tmp_path_factory.mktemp("receiver"), "--port", str(free_port()))
-    wait_until_ready(
-        running.process,
-        f"{running.url}/ready",
-        name="alert-receiver",
-        output=running.stderr.read_text,
-        timeout=20,
-    )
+    wait_ready(running)
     yield running
     stop(running)
 
@@ -210,13 +214,7 @@ def test_a_taken_port_is_one_line_and_exit_1(receiver: Receiver) -> None:
 def test_sigterm_stops_it_cleanly(tmp_path: Path) -> None:
     port = free_port()
     running = start(tmp_path, env={"ALERT_RECEIVER_PORT": str(port)})
-    wait_until_ready(
-        running.process,
-        f"{running.url}/ready",
-        name="alert-receiver",
-        output=running.stderr.read_text,
-        timeout=20,
-    )
+    wait_ready(running)
     assert stop(running) == 0
     messages = [line["message"] for line in running.log_lines()]
     assert messages == [f"listening on http://127.0.0.1:{port}", "stopped"]
