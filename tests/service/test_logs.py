@@ -109,13 +109,16 @@ def test_one_line_per_request_with_how_it_was_asked_and_answered() -> None:
 
 
 def test_a_scrape_has_its_line_without_ids() -> None:
+    """A scrape is not traced: its line has no ids, and its answer no traceresponse."""
     with running_service() as service:
-        assert httpx.get(service.url + "/metrics").status_code == 200
+        scrape = httpx.get(service.url + "/metrics")
+        assert scrape.status_code == 200
         service.stop()
         records = service.log_records()
+    assert "traceresponse" not in scrape.headers
     scrapes = [r for r in records if r.get("path") == "/metrics"]
     assert len(scrapes) == 1 and scrapes[0]["status"] == 200
-    assert "trace_id" not in scrapes[0] and "traceresponse" not in scrapes[0]
+    assert "trace_id" not in scrapes[0] and "span_id" not in scrapes[0]
 
 
 def test_log_level_setting_hides_info_lines() -> None:

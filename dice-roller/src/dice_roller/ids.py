@@ -1,10 +1,10 @@
 """The ids of the request's span, read and formatted once per request, for every signal.
 
-A roll used to look the current span up and format its trace id five times: the
-roll's exemplar, the HTTP exemplar, the roll line, the access line and the
-`traceresponse` header. Each look-up walks OpenTelemetry's context, and each signal
-did it for itself. Now the middleware that opens every traced request
-(`tracing.TraceResponseMiddleware`) formats them once and publishes them here, in a
+A roll would otherwise look the current span up and format its trace id for each
+signal: the roll's exemplar, the HTTP exemplar, the request's log line and the
+`traceresponse` header. Each look-up walks OpenTelemetry's context. Instead the
+middleware around every traced request (`middleware.RequestTelemetryMiddleware`,
+inside FastAPI's server span) formats them once and publishes them here, in a
 context variable that the request's task, and only it, sees; the log filter, the
 exemplars and the header read that.
 

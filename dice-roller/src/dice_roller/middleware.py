@@ -11,9 +11,9 @@ Around each request it:
 - logs: writes the request's one line (`dice_roller.request_log`) once the answer
   has gone.
 
-One layer rather than one per signal: the clock is read twice per request, not six
-times; the status is caught by one wrapper of `send`, not three; and the route, the
-method and the ids are looked up once for every signal that wants them.
+One layer rather than one per signal: the status is caught by one wrapper of `send`,
+and the route, the method and the ids are looked up once for every signal that wants
+them.
 
 The server span itself is FastAPI's (`dice_roller.tracing`), opened outside this
 middleware, so it is current here. A scrape of `/metrics` gets no span, no

@@ -63,8 +63,9 @@ def end_request(token: Token[RequestOutcome | None]) -> None:
 def describe_request(message: str, level: int = logging.INFO, **fields: Any) -> None:
     """Name the outcome of the current request in its line (`"Roll completed"`, ...).
 
-    Outside a request (a test calling a route's helper directly) there is no line to
-    add to, so the event is logged on its own line at once, rather than lost.
+    Outside a request's line (an app built without `RequestTelemetryMiddleware`, as the
+    benchmark's recipe build is) there is no line to add to, so the event is logged on
+    its own line at once, rather than lost.
     """
     outcome = _current.get()
     if outcome is None:
