@@ -94,7 +94,7 @@ def report_flags(
     runs: Mapping[str, list[WrkResult]],
     cpu: Mapping[str, list[float]],
     memory: Mapping[str, Memory],
-    flag_files: Mapping[str, Path],
+    files: Mapping[str, Path],
 ) -> None:
     """The flag builds against `full`, per round, and the flag layer timed in process."""
 
@@ -111,8 +111,8 @@ def report_flags(
     drill, drill_rate = per_round(FULL_DRILL)
     drill_cpu = statistics.median(cpu[FULL_DRILL])
     extra_rss = (memory[FULL_FLAGS].rss_bytes - memory[FULL].rss_bytes) / 2**20
-    layer_at_default = time_flag_layer(flag_files[FULL_FLAGS])
-    layer_in_drill = time_flag_layer(flag_files[FULL_DRILL], rolls=TIMED_ROLLS // 10)
+    layer_at_default = time_flag_layer(files[FULL_FLAGS])
+    layer_in_drill = time_flag_layer(files[FULL_DRILL], rolls=TIMED_ROLLS // 10)
     share = layer_at_default / full_cpu
     key, variant = DRILL_FLAG
     report.say(

@@ -204,7 +204,7 @@ def create_app(
         )
 
     if metrics is not None:
-        app.router.routes.append(metrics.route("/metrics"))
+        app.router.routes.append(metrics.route())
     if request_telemetry and (metrics is not None or telemetry.traced or telemetry.logged):
         app.add_middleware(
             RequestTelemetryMiddleware,

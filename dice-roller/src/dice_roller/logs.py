@@ -27,6 +27,7 @@ __all__ = [
     "MessageLengthLimiter",
     "TraceContextFilter",
     "configure_logging",
+    "cut_text",
 ]
 
 LOGGER_NAME = "dice_roller"
@@ -80,6 +81,13 @@ class ExportWarningLimiter(logging.Filter):
         return True
 
 
+def cut_text(text: str, max_chars: int) -> str:
+    """`text`, cut to `max_chars` characters plus a note of how many were cut."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... [{len(text) - max_chars} more characters]"
+
+
 class MessageLengthLimiter(logging.Filter):
     """Cuts a message longer than `max_chars`, saying how much was cut.
 
@@ -96,8 +104,7 @@ class MessageLengthLimiter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if len(message) > self.max_chars:
-            cut = len(message) - self.max_chars
-            record.msg = f"{message[: self.max_chars]}... [{cut} more characters]"
+            record.msg = cut_text(message, self.max_chars)
             record.args = None
         return True
 

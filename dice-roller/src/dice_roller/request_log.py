@@ -19,7 +19,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from .logs import LOGGER_NAME
+from .logs import LOGGER_NAME, cut_text
 
 __all__ = [
     "MAX_FIELD_CHARS",
@@ -95,9 +95,9 @@ def write_request_line(
     fields = outcome.fields
     fields["method"] = method
     fields["route"] = route
-    fields["path"] = _cut(path)
+    fields["path"] = cut_text(path, MAX_FIELD_CHARS)
     if query:
-        fields["query"] = _cut(query.decode("latin-1"))
+        fields["query"] = cut_text(query.decode("latin-1"), MAX_FIELD_CHARS)
     fields["status"] = status
     fields["duration_seconds"] = round(seconds, 6)
     if client is not None:
@@ -105,9 +105,3 @@ def write_request_line(
     # The caller is always this function: `makeRecord` and `handle` skip the stack walk
     # that `log.info` makes to find it, a few microseconds on every request.
     log.handle(log.makeRecord(LOGGER_NAME, level, __file__, 0, message, (), None, extra=fields))
-
-
-def _cut(text: str) -> str:
-    if len(text) <= MAX_FIELD_CHARS:
-        return text
-    return f"{text[:MAX_FIELD_CHARS]}... [{len(text) - MAX_FIELD_CHARS} more characters]"

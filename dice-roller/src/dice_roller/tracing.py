@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import (
 
 from . import SERVICE_NAME as DEFAULT_SERVICE_NAME
 from . import __version__
+from .metrics import SCRAPE_PATH
 from .settings import traces_exporter_names
 
 __all__ = [
@@ -94,7 +95,7 @@ def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
 
 
 def _is_metrics_scrape(scope: MutableMapping[str, Any]) -> bool:
-    return bool(scope.get("path") == "/metrics")
+    return bool(scope.get("path") == SCRAPE_PATH)
 
 
 def _create_exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
