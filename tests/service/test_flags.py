@@ -401,12 +401,13 @@ def test_every_change_is_announced_in_one_line(
     ]
 
 
-def test_answers_that_cannot_come_from_the_file_change_nothing(
+def test_a_reload_decides_from_the_file_it_read_whatever_the_provider_holds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """While flagd holds another version of the file, or no file at all (OpenFeature's
-    no-op provider, which answers every flag with the caller's default and reason
-    DEFAULT), a reload must not take those answers for targeting rules."""
+    """The provider may hold another version of the file (its watcher polls on its own
+    clock), or no file at all while an app closes: OpenFeature's no-op provider answers
+    every flag with the caller's default and reason DEFAULT. A reload must not take
+    such answers for the file's, here for targeting rules."""
     caplog.set_level(logging.INFO)
     with watching(copy_shipped(tmp_path)) as faults:
         api.set_provider(NoOpProvider(), faults.domain)

@@ -6,8 +6,10 @@ failure rate from `DICE_RISKY_FAILURE_RATE` (`FixedFaults`).
 With it, `FlagFileFaults` evaluates the file with OpenFeature and flagd's in-process
 file resolver (no flagd server). The resolver checks the file's modification time
 every `POLL_SECONDS` and reloads it when it changed; each reload, or failed reload,
-is an OpenFeature provider event. On every event this module re-reads the state of
-all the flags once and decides, per flag:
+is an OpenFeature provider event. On every event this module reads the file itself,
+evaluates each flag of what it read once, with flagd's own evaluator (`FlagdCore`,
+so its verdict never depends on when the provider's watcher polled), and decides,
+per flag:
 
 - at its shipped default, no targeting: nothing to do per request. A roll reads a
   ready-made answer (`RollFaults`), so flags as shipped cost a dictionary look-up;
@@ -47,8 +49,9 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from openfeature.client import OpenFeatureClient
+    from openfeature.contrib.tools.flagd.core import FlagdCore
     from openfeature.event import EventDetails, ProviderEvent
-    from openfeature.flag_evaluation import FlagEvaluationDetails
+    from openfeature.flag_evaluation import FlagResolutionDetails
 
 __all__ = [
     "POLL_SECONDS",
@@ -218,7 +221,6 @@ class FlagFileFaults:
         self.domain = f"dice-roller-flags-{next(_domains)}"
         self._client: OpenFeatureClient = api.get_client(self.domain)
         self._client.add_hooks([TracingHook()])
-        self._probe: OpenFeatureClient = api.get_client(self.domain)  # no hook: no span
         # If the first read fails, the provider stays in error and keeps polling;
         # reload() below says what is wrong, once.
         with contextlib.suppress(Exception):
@@ -233,7 +235,7 @@ class FlagFileFaults:
         # trusting its event. Registered after the first load, then one reload here,
         # so no change falls between the two.
         for event in self._events:
-            self._probe.add_handler(event, self._on_event)
+            self._client.add_handler(event, self._on_event)
         self.reload()
         log.info(
             "Watching the flag file",
@@ -252,7 +254,7 @@ class FlagFileFaults:
         from openfeature.provider.no_op_provider import NoOpProvider
 
         for event in self._events:
-            self._probe.remove_handler(event, self._on_event)
+            self._client.remove_handler(event, self._on_event)
         api.set_provider(NoOpProvider(), self.domain)  # shuts ours down, watcher included
 
     def _evaluate(
@@ -297,7 +299,7 @@ class FlagFileFaults:
         """Read the file and apply it now: what every provider event does."""
         with self._lock:
             try:
-                stamp, document = read_flag_file(self.path)
+                stamp, document, evaluator = read_flag_file(self.path)
             except FlagFileError as error:
                 if error.stamp != self._reported:
                     self._reported = error.stamp
@@ -314,13 +316,14 @@ class FlagFileFaults:
                         extra={"flags_file": str(self.path)},
                     )
                 return
-            if self._apply(document, report=stamp != self._reported):
-                self._reported = stamp
-                self._loaded_once = True
+            report = stamp != self._reported
+            self._reported = stamp
+            self._loaded_once = True
+            self._apply(document, evaluator, report)
 
-    def _apply(self, document: Mapping[str, Any], report: bool) -> bool:
-        """Apply `document`, as flagd evaluates it; False, changing nothing, while flagd
-        has not loaded it yet (its watcher polls on its own clock, and says when it has)."""
+    def _apply(self, document: Mapping[str, Any], evaluator: FlagdCore, report: bool) -> None:
+        from openfeature.exception import OpenFeatureError
+
         check = check_document(document)
         states: dict[str, _FlagState] = {}
         for flag in FLAGS:
@@ -330,16 +333,18 @@ class FlagFileFaults:
                 states[flag.key] = _FlagState.shipped(flag)
                 continue
             if problem is None:
-                details = self._probe.get_float_details(
-                    flag.key, previous.value, self._refresh_context
-                )
-                if details.error_code is None and not _agrees(details, document, flag):
-                    return False
-                state = _state_of(flag, details)
-                if state is not None:
-                    states[flag.key] = state
-                    continue
-                problem = f"could not be evaluated: {details.error_message or details.reason}"
+                try:
+                    details = evaluator.resolve_float_value(
+                        flag.key, previous.value, self._refresh_context
+                    )
+                except OpenFeatureError as error:
+                    problem = f"could not be evaluated: {error.error_message or error}"
+                else:
+                    state = _state_of(flag, details)
+                    if state is not None:
+                        states[flag.key] = state
+                        continue
+                    problem = f"could not be evaluated: {details.value!r} ({details.reason})"
             states[flag.key] = previous.held()
             if report:
                 log.error(
@@ -373,7 +378,6 @@ class FlagFileFaults:
                 "Feature flags changed",
                 extra={"flags_file": str(self.path), **self._announce(snapshot)},
             )
-        return True
 
     @staticmethod
     def _announce(snapshot: _Snapshot) -> dict[str, Any]:
@@ -381,30 +385,9 @@ class FlagFileFaults:
         return {"feature_flags": away} if away else {}
 
 
-def _agrees(
-    details: FlagEvaluationDetails[float], document: Mapping[str, Any], flag: FaultFlag
-) -> bool:
-    """Whether flagd's answer can come from `document`'s definition of `flag`.
-
-    flagd says STATIC, with the default variant, for a flag without targeting rules;
-    TARGETING_MATCH, SPLIT or DEFAULT (no rule matched) for one with them; DISABLED for
-    a disabled one. Any other pairing means flagd still holds another version of the
-    file (or, while an app closes, no file at all: OpenFeature's no-op provider answers
-    DEFAULT).
-    """
-    from openfeature.flag_evaluation import Reason
-
-    definition = document["flags"][flag.key]
-    if definition.get("state") == "DISABLED":
-        return details.reason == Reason.DISABLED
-    if definition.get("targeting"):
-        return details.reason in (Reason.TARGETING_MATCH, Reason.SPLIT, Reason.DEFAULT)
-    return details.reason == Reason.STATIC and details.variant == definition.get("defaultVariant")
-
-
-def _state_of(flag: FaultFlag, details: FlagEvaluationDetails[float]) -> _FlagState | None:
-    """The flag's state from its evaluation outside any request (one that agrees with
-    the file), or None if unusable."""
+def _state_of(flag: FaultFlag, details: FlagResolutionDetails[float]) -> _FlagState | None:
+    """The flag's state from flagd's evaluation of the file outside any request, or None
+    if unusable."""
     from openfeature.flag_evaluation import Reason
 
     if details.reason == Reason.DISABLED:  # OpenFeature's rule: the code's default
@@ -418,14 +401,14 @@ def _state_of(flag: FaultFlag, details: FlagEvaluationDetails[float]) -> _FlagSt
     return _FlagState(value, variant, per_request=True, targeted=True)
 
 
-def read_flag_file(path: Path) -> tuple[object, dict[str, Any]]:
-    """The file's state stamp and its document, checked by flagd's own parser.
+def read_flag_file(path: Path) -> tuple[object, dict[str, Any], FlagdCore]:
+    """The file's state stamp, its document, and flagd's evaluator loaded with it.
 
     Raises FlagFileError saying what is wrong, naming the flag when flagd's parser
     rejects one (its own message does not).
     """
+    from openfeature.contrib.tools.flagd.core import FlagdCore
     from openfeature.contrib.tools.flagd.core.model.flag import Flag
-    from openfeature.contrib.tools.flagd.core.model.flag_store import FlagStore
     from openfeature.exception import ParseError
 
     try:
@@ -449,8 +432,9 @@ def read_flag_file(path: Path) -> tuple[object, dict[str, Any]]:
         raise FlagFileError(stamp, f"does not parse: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
         raise FlagFileError(stamp, 'is not a flagd flag file: it needs a "flags" object')
+    evaluator = FlagdCore()
     try:
-        FlagStore().update(copy.deepcopy(document))  # it rewrites what it reads
+        evaluator.set_flags(copy.deepcopy(document))  # it rewrites what it reads
     except Exception as error:
         culprit = ""
         for key, definition in document["flags"].items():
@@ -463,7 +447,7 @@ def read_flag_file(path: Path) -> tuple[object, dict[str, Any]]:
             error.__cause__ or error
         )
         raise FlagFileError(stamp, f"is not a flagd flag file: {culprit}{message}") from error
-    return stamp, document
+    return stamp, document, evaluator
 
 
 class _WatcherTracebacks(logging.Filter):
