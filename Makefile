@@ -16,8 +16,8 @@ GRAFANA_PASSWORD = $(COMPOSE) exec -T grafana cat $(GRAFANA_PASSWORD_FILE)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-stack: ## Start the observability stack alone (Prometheus, Loki, Tempo, Alloy, Grafana, Alertmanager)
-	$(COMPOSE) -f stack/compose.yml up -d
+stack: ## Start the observability stack alone (Prometheus, Loki, Tempo, Alloy, Grafana, Alertmanager, alert-receiver)
+	$(COMPOSE) -f stack/compose.yml up -d --build
 
 up: ## Build and start the dice roller with the whole stack
 	$(COMPOSE) up -d --build

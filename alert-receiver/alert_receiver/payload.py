@@ -80,6 +80,13 @@ def _kind(value: object) -> str:
     return next(name for kind, name in kinds if isinstance(value, kind))
 
 
+def _source(alert: JSON) -> str | None:
+    """The alert's generatorURL; None for one posted by hand (amtool, curl), for which
+    Alertmanager sends ""."""
+    source = alert.get("generatorURL")
+    return source if isinstance(source, str) and source else None
+
+
 def alert_lines(payload: JSON, received: datetime | None = None) -> list[str]:
     """One JSON line per alert of a payload `parse_payload` accepted."""
     stamp = (received or datetime.now(UTC)).isoformat(timespec="milliseconds")
@@ -100,7 +107,7 @@ def alert_lines(payload: JSON, received: datetime | None = None) -> list[str]:
             "startsAt": alert["startsAt"],
             "endsAt": alert["endsAt"],
             "fingerprint": alert["fingerprint"],
-            "source": source if isinstance(source := alert.get("generatorURL"), str) else None,
+            "source": _source(alert),
             "labels": labels,
         }
         lines.append(json.dumps(record, ensure_ascii=False))

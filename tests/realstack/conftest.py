@@ -1,8 +1,9 @@
 """The native stack, started once for the tests of this package, with some traffic.
 
-Prometheus 3.14, Loki 3.7.6 and Alloy 1.18.1 built from their Go modules, the Tempo
-stand-in, and the service, each in its own network namespace, on the shipped
-configs (nativestack/). The tests reach them at their namespace addresses.
+Prometheus 3.14, Alertmanager 0.35, Loki 3.7.6 and Alloy 1.18.1 built from their Go
+modules, the Tempo stand-in, the alert-receiver and the service, each in its own
+network namespace, on the shipped configs (nativestack/). The tests reach them at
+their namespace addresses.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ T = TypeVar("T")
 
 CONTAINER = "dice-roller-stage1"
 WAIT = 90.0
+"""Seconds any test waits for data to travel through the stack."""
 LOKI_PAGE = 5000
 """Loki's default `max_entries_limit_per_query`: the most lines one query returns."""
-"""Seconds any test waits for data to travel through the stack."""
 
 
 @dataclass

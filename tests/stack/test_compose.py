@@ -426,7 +426,8 @@ def make_dry_run(target: str, **env: str) -> list[str]:
 
 
 def test_make_stack_starts_the_stack_file_alone() -> None:
-    assert make_dry_run("stack") == ["docker compose -f stack/compose.yml up -d"]
+    """With --build: the stack file builds the alert-receiver's image."""
+    assert make_dry_run("stack") == ["docker compose -f stack/compose.yml up -d --build"]
 
 
 def test_make_up_builds_and_starts_everything() -> None:
