@@ -64,8 +64,9 @@ SHIPPED: Mapping[str, str] = {
 
 FAILURE_RATES = {"spec": {"risky": 0.1, "fair": 0.0}, "half": {"risky": 0.5, "fair": 0.5}}
 """The failure rates of the variants the error spike switches between."""
-SLOW_SECONDS = 1.0
-"""A span longer than this is slow (the TraceQL below says `duration > 1s`)."""
+SLOW_SECONDS = timing.LATENCY_OBJECTIVE
+"""A roll longer than this is slow: an ordinary roll waits up to 1 s, a slowed one 1.5 s
+more (the LogQL and TraceQL shown to the user say the same)."""
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ LATENCY = Drill(
     look=WhereToLook(
         panels=("Request Duration", "Average Response Time by Die Type"),
         logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow" '
-        "| duration_seconds > 1.5",
+        f"| duration_seconds > {SLOW_SECONDS:g}",
         traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
         f"&& duration > {SLOW_SECONDS:g}s }}",
         alerts=(timing.LATENCY_ALERT,),
