@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from checks.context import SERVICE_NAME
+from checks.otlp_json import ERROR_STATUSES, SERVER_KINDS
 
 from . import timing
 from .alert_probes import (
@@ -191,7 +192,7 @@ def _error_spike(ctx: DrillContext) -> Plan:
     flag_of, queries = FAILURE_FLAG_OF, ERROR_LINES
 
     def failed(span: Span) -> bool:
-        return span["status"] in ("STATUS_CODE_ERROR", "2")
+        return span["status"] in ERROR_STATUSES
 
     signals = [
         Signal(
@@ -264,7 +265,7 @@ def _latency(ctx: DrillContext) -> Plan:
     flag_of = {die: "extra-latency-seconds" for die in ("fair", "risky")}
 
     def slow(span: Span) -> bool:
-        return span["kind"] in ("SPAN_KIND_SERVER", "2") and span["seconds"] > SLOW_SECONDS
+        return span["kind"] in SERVER_KINDS and span["seconds"] > SLOW_SECONDS
 
     signals = [
         Signal(
