@@ -51,7 +51,6 @@ __all__ = [
     "Plan",
     "Signal",
     "WhereToLook",
-    "find",
 ]
 
 SHIPPED: Mapping[str, str] = {
@@ -401,7 +400,9 @@ def _recovery(ctx: DrillContext) -> Plan:
         for key, variant in SHIPPED.items()
         if key in current.flags and current.default_variant(key) != variant
     }
-    refs = firing_alerts(ctx, ctx.settings.follow or timing.DRILL_ALERTS)
+    firing = firing_alerts(ctx, timing.DRILL_ALERTS)
+    followed = ctx.settings.follow or timing.DRILL_ALERTS
+    refs = [ref for ref in firing if ref.name in followed]
     notes: list[str] = []
     signals = [
         Signal(
@@ -417,7 +418,7 @@ def _recovery(ctx: DrillContext) -> Plan:
         signals += _resolution_signals(ref)
     if not refs:
         notes.append("No drill alert to follow is firing.")
-    for other in firing_alerts(ctx, timing.DRILL_ALERTS):
+    for other in firing:
         if other not in refs:
             notes.append(f"{other} is firing too, not followed (--follow)")
     give_up = max([timing.resolve_seconds(ref.name) for ref in refs] + [60.0 + timing.MARGIN])
@@ -456,7 +457,3 @@ RECOVERY = Drill(
 DRILLS: dict[str, Drill] = {
     drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, RECOVERY)
 }
-
-
-def find(name: str) -> Drill | None:
-    return DRILLS.get(name)
