@@ -102,6 +102,7 @@ def test_an_error_spike_then_latency_fire_their_alerts_and_recovery_resolves_the
     for signal in ("Error rate up", "Error lines carry the flag", "Error spans carry the flag"):
         assert signal in order
     assert f"{fast} in Alertmanager" in order
+    assert f"{fast} is pending in Prometheus" in spike.stdout
     assert "below both burn-rate alerts (14.4 and 6)" in spike.stdout
 
     latency = drill(native, flags_file, "latency")
