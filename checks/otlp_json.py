@@ -17,7 +17,7 @@ from typing import Any
 
 from .model import Failed
 
-__all__ = ["ERROR_STATUSES", "server_span", "spans_of"]
+__all__ = ["ERROR_STATUSES", "SERVER_KINDS", "server_span", "spans_of"]
 
 SERVER_KINDS = ("SPAN_KIND_SERVER", "2")
 """A server span's `kind`, as an enum name (protobuf JSON) or its number."""

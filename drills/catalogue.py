@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from checks.context import SERVICE_NAME
+from checks.otlp_json import ERROR_STATUSES, SERVER_KINDS
 
 from . import timing
 from .alert_probes import (
@@ -50,7 +51,6 @@ __all__ = [
     "Plan",
     "Signal",
     "WhereToLook",
-    "find",
 ]
 
 SHIPPED: Mapping[str, str] = {
@@ -64,8 +64,9 @@ SHIPPED: Mapping[str, str] = {
 
 FAILURE_RATES = {"spec": {"risky": 0.1, "fair": 0.0}, "half": {"risky": 0.5, "fair": 0.5}}
 """The failure rates of the variants the error spike switches between."""
-SLOW_SECONDS = 1.0
-"""A span longer than this is slow (the TraceQL below says `duration > 1s`)."""
+SLOW_SECONDS = timing.LATENCY_OBJECTIVE
+"""A roll longer than this is slow: an ordinary roll waits up to 1 s, a slowed one 1.5 s
+more (the LogQL and TraceQL shown to the user say the same)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _error_spike(ctx: DrillContext) -> Plan:
     flag_of, queries = FAILURE_FLAG_OF, ERROR_LINES
 
     def failed(span: Span) -> bool:
-        return span["status"] in ("STATUS_CODE_ERROR", "2")
+        return span["status"] in ERROR_STATUSES
 
     signals = [
         Signal(
@@ -263,7 +264,7 @@ def _latency(ctx: DrillContext) -> Plan:
     flag_of = {die: "extra-latency-seconds" for die in ("fair", "risky")}
 
     def slow(span: Span) -> bool:
-        return span["kind"] in ("SPAN_KIND_SERVER", "2") and span["seconds"] > SLOW_SECONDS
+        return span["kind"] in SERVER_KINDS and span["seconds"] > SLOW_SECONDS
 
     signals = [
         Signal(
@@ -298,7 +299,7 @@ LATENCY = Drill(
     look=WhereToLook(
         panels=("Request Duration", "Average Response Time by Die Type"),
         logql=f'{SERVICE_LOGS} | json | feature_flags_extra_latency_seconds="slow" '
-        "| duration_seconds > 1.5",
+        f"| duration_seconds > {SLOW_SECONDS:g}",
         traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
         f"&& duration > {SLOW_SECONDS:g}s }}",
         alerts=(timing.LATENCY_ALERT,),
@@ -399,7 +400,9 @@ def _recovery(ctx: DrillContext) -> Plan:
         for key, variant in SHIPPED.items()
         if key in current.flags and current.default_variant(key) != variant
     }
-    refs = firing_alerts(ctx, ctx.settings.follow or timing.DRILL_ALERTS)
+    firing = firing_alerts(ctx, timing.DRILL_ALERTS)
+    followed = ctx.settings.follow or timing.DRILL_ALERTS
+    refs = [ref for ref in firing if ref.name in followed]
     notes: list[str] = []
     signals = [
         Signal(
@@ -415,7 +418,7 @@ def _recovery(ctx: DrillContext) -> Plan:
         signals += _resolution_signals(ref)
     if not refs:
         notes.append("No drill alert to follow is firing.")
-    for other in firing_alerts(ctx, timing.DRILL_ALERTS):
+    for other in firing:
         if other not in refs:
             notes.append(f"{other} is firing too, not followed (--follow)")
     give_up = max([timing.resolve_seconds(ref.name) for ref in refs] + [60.0 + timing.MARGIN])
@@ -454,7 +457,3 @@ RECOVERY = Drill(
 DRILLS: dict[str, Drill] = {
     drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, RECOVERY)
 }
-
-
-def find(name: str) -> Drill | None:
-    return DRILLS.get(name)

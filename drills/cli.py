@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument(
         "--round",
         dest="round_seconds",
-        type=positive("seconds", 1.0),
+        type=checks.cli.seconds(1.0, inclusive=False),
         metavar="SECONDS",
         help="length of each generator run, which ends with its chi-square verdict "
         f"(default: {defaults.round_seconds:g})",
@@ -107,14 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument(
         "--give-up",
         dest="give_up",
-        type=positive("seconds"),
+        type=checks.cli.seconds(0, inclusive=False),
         metavar="SECONDS",
         help="stop waiting for the signals after this long (default: the drill's own, "
         "from its alert's windows: see --list)",
     )
     pace.add_argument(
         "--poll",
-        type=positive("seconds"),
+        type=checks.cli.seconds(0, inclusive=False),
         metavar="SECONDS",
         help=f"time between two rounds of probes (default: {defaults.poll:g})",
     )

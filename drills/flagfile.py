@@ -191,7 +191,8 @@ def switched_flags(
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         yield original
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        # Held back from here until the original is back: a Ctrl-C now would skip it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             kept = restore_bytes(path, original.raw, changed)
         except OSError as error:
@@ -200,5 +201,7 @@ def switched_flags(
                 f"could not put the flag file {path} back ({error}); "
                 f"write this, its original content, back into it:\n{text}"
             ) from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         if on_restore is not None:
             on_restore(kept)

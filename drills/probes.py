@@ -21,8 +21,8 @@ from typing import Any
 from traffic_gen.report import UNLIKELY_P_VALUE
 from traffic_gen.stats import DIE_FACES
 
-from checks.context import CONTAINER, JOB
-from checks.logs import json_object, lines_of, loki_streams
+from checks.context import JOB
+from checks.logs import SELECTOR, json_object, lines_of, loki_streams
 from checks.metrics import prometheus_data
 from checks.model import Failed
 from checks.otlp_json import spans_of
@@ -48,7 +48,7 @@ __all__ = [
     "value_skew",
 ]
 
-SERVICE_LOGS = f'{{container_name="{CONTAINER}"}}'
+SERVICE_LOGS = SELECTOR
 """The service's log stream in Loki, as the dashboard selects it."""
 MIN_ROLLS = 20
 """Rolls of a die needed before its error ratio is judged."""

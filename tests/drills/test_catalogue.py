@@ -3,11 +3,10 @@ the probes judge by separate a broken service from a healthy one."""
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
 
 from checks.context import DASHBOARD_FILE
+from checks.dashboard import load_dashboard, panels_of
 from drills.alert_probes import AlertRef, receiver_query
 from drills.catalogue import DRILLS, ERROR_LINES, LOADED_LINES, SLOW_LINES
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
@@ -16,8 +15,7 @@ from tests.support.grammars import parse_errors_batch, require_grammars
 
 
 def _panel_titles() -> set[str]:
-    dashboard: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
-    return {str(panel.get("title")) for panel in dashboard["panels"]}
+    return {str(panel.get("title")) for panel in panels_of(load_dashboard(DASHBOARD_FILE))}
 
 
 def test_every_panel_a_drill_names_is_on_the_dashboard() -> None:

@@ -102,6 +102,7 @@ def test_an_error_spike_then_latency_fire_their_alerts_and_recovery_resolves_the
     for signal in ("Error rate up", "Error lines carry the flag", "Error spans carry the flag"):
         assert signal in order
     assert f"{fast} in Alertmanager" in order
+    assert f"{fast} is pending in Prometheus" in spike.stdout
     assert "below both burn-rate alerts (14.4 and 6)" in spike.stdout
 
     latency = drill(native, flags_file, "latency")
@@ -112,7 +113,7 @@ def test_an_error_spike_then_latency_fire_their_alerts_and_recovery_resolves_the
     for signal in (
         "p99 past the objective",
         "Slowed rolls logged with the flag",
-        "Spans over 1 s carry the flag",
+        "Spans over 1.5 s carry the flag",
         f"{LATENCY_ALERT} in Alertmanager",
     ):
         assert signal in order

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from drills.catalogue import DRILLS, SHIPPED
+from drills.catalogue import (
+    DRILLS,
+    FAILURE_FLAG_OF,
+    FAILURE_RATES,
+    LATENCY_FLAGS,
+    SHIPPED,
+    SLOW_SHARE,
+)
 from drills.flagfile import (
     FlagFileError,
     read_flag_file,
@@ -36,6 +43,17 @@ def test_every_drill_names_flags_and_variants_the_shipped_file_has() -> None:
     for drill in DRILLS.values():
         for key, variant in drill.flags.items():
             assert variant in shipped.variants(key), f"{drill.name}: {key}={variant}"
+
+
+def test_the_rates_the_drills_judge_by_are_the_shipped_file_s() -> None:
+    """FAILURE_RATES and SLOW_SHARE copy variants' values: the file must still say them."""
+    shipped = read_flag_file(SHIPPED_FLAGS)
+    for variant, rates in FAILURE_RATES.items():
+        assert set(rates) == set(FAILURE_FLAG_OF), variant
+        for die, rate in rates.items():
+            assert shipped.variants(FAILURE_FLAG_OF[die])[variant] == rate, (die, variant)
+    share = LATENCY_FLAGS["extra-latency-share"]
+    assert shipped.variants("extra-latency-share")[share] == SLOW_SHARE
 
 
 def test_switching_writes_the_variants_and_the_block_ends_with_the_original_bytes(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from checks.http import Api
+from checks.otlp_json import ERROR_STATUSES
 from drills.alert_probes import (
     AlertRef,
     alertmanager_holds,
@@ -80,7 +81,7 @@ def test_flagged_error_lines_lead_to_error_spans_carrying_the_flag(
     assert set(ctx.found["errors"]["fair"]) <= failed_ids
 
     def failed(span: Span) -> bool:
-        return span["status"] in ("STATUS_CODE_ERROR", "2")
+        return span["status"] in ERROR_STATUSES
 
     flags = {"fair": "fair-failure-rate", "risky": "risky-failure-rate"}
     spans = until_responded(

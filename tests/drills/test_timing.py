@@ -10,11 +10,13 @@ from typing import Any
 import yaml
 
 from drills import timing
+from drills.catalogue import FAILURE_RATES, SLOW_SHARE
 from tests.support.paths import ROOT
 from tests.support.prometheus import JOB, load_config, parse_duration
 
 RULES = ROOT / "stack" / "prometheus" / "rules"
 ALERTMANAGER = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
+DOCS = ROOT / "docs" / "drills.md"
 
 
 def _rules(path: Path) -> list[dict[str, Any]]:
@@ -57,7 +59,17 @@ def test_the_slow_burn_s_short_window() -> None:
 def test_the_latency_alert_its_objective_window_and_hold() -> None:
     [alert] = _alerts(timing.LATENCY_ALERT)
     assert parse_duration(alert["for"]) == timing.LATENCY_FOR
-    assert "quantile_rate1m" in alert["expr"] and timing.LATENCY_WINDOW == 60
+    # The p99 it reads is recorded over a range (`[1m]`): that range is the window.
+    [series] = re.findall(r"handler:http_request_duration_seconds:quantile_rate\w+", alert["expr"])
+    assert 'quantile="0.99"' in alert["expr"]
+    [p99] = [
+        rule
+        for path in RULES.glob("*.yml")
+        for rule in _rules(path)
+        if rule.get("record") == series and rule.get("labels", {}).get("quantile") == "0.99"
+    ]
+    [window] = re.findall(r"\[(\w+)\]", p99["expr"])
+    assert parse_duration(window) == timing.LATENCY_WINDOW
     assert timing.OBJECTIVE_SERIES in alert["expr"]
     [objective] = [
         rule
@@ -82,3 +94,27 @@ def test_each_drill_waits_longer_than_its_slowest_step() -> None:
     assert timing.resolve_seconds(timing.FAST_BURN) > timing.FAST_BURN_SHORT
     assert timing.resolve_seconds(timing.SLOW_BURN) > timing.SLOW_BURN_SHORT
     assert timing.resolve_seconds(timing.LATENCY_ALERT) > timing.LATENCY_WINDOW
+
+
+def test_the_waits_docs_drills_md_quotes_are_the_computed_ones() -> None:
+    """docs/drills.md quotes each wait in minutes: a changed window must change them there."""
+    spike = timing.error_spike_seconds(FAILURE_RATES["half"]["fair"]) / 60
+    latency = timing.latency_seconds(SLOW_SHARE) / 60
+    fast = timing.resolve_seconds(timing.FAST_BURN) / 60
+    slow = timing.resolve_seconds(timing.SLOW_BURN) / 60
+    assert [f"{minutes:.1f}" for minutes in (spike, latency, fast, slow)] == [
+        "4.4",
+        "2.7",
+        "6.8",
+        "31.8",
+    ]
+    docs = " ".join(DOCS.read_text(encoding="utf-8").split())
+    for quoted in (
+        f"the drill waits up to about {spike:.1f} minutes",
+        f"the same trip: about {latency:.1f} minutes",
+        f"about {fast:.0f} minutes for the fast burn, {slow:.0f} for the slow burn",
+        f"`recovery` then waits about {slow:.0f} minutes",
+        f"so it waits about {slow:.0f} minutes",
+        f"which makes that wait about {fast:.0f} minutes",
+    ):
+        assert quoted in docs
