@@ -119,8 +119,8 @@ def test_an_error_spike_then_latency_fire_their_alerts_and_recovery_resolves_the
         assert signal in order
     assert f"{LATENCY_ALERT} is pending in Prometheus" in latency.stdout
 
-    # The slow burn may fire too on a stack this young (its windows hold the same
-    # minutes as the fast burn's) and takes 30 minutes to forget them: not followed.
+    # The slow burn usually fires too after the error spike (a lower threshold, no
+    # `for:`) and takes 30 minutes to forget it: not followed.
     recovery = drill(
         native, flags_file, "recovery", "--follow", FAST_BURN, "--follow", LATENCY_ALERT
     )
