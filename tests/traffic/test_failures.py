@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -66,9 +67,11 @@ def test_open_loop_never_queues_past_max_in_flight() -> None:
 
 
 def test_http_errors_are_counted_not_fatal() -> None:
+    # A hundred rolls: over forty, a 50 % die passed for the expected 90 % (31 successes
+    # or more) one run in 3,000; over a hundred (81 or more), one in 7 billion.
     with running_service({"DICE_RISKY_FAILURE_RATE": "0.5"}) as service:
         run = run_gen(
-            "--url", service.url, "--users", "4", "--rolls", "10", *FAST,
+            "--url", service.url, "--users", "4", "--rolls", "25", *FAST,
             "--risky-share", "1", "--json",
         )  # fmt: skip
     assert run.returncode == 0
@@ -92,10 +95,12 @@ def test_every_request_failing_is_exit_1() -> None:
 
 
 def test_service_dying_mid_run_gives_connection_errors() -> None:
+    # The fair die only: the few rolls answered before the service stops could all be
+    # risky failures (one run in a few thousand), leaving no value to find.
     with running_service() as service:
         gen = subprocess.Popen(
             gen_command("--url", service.url, "--users", "2", "--rolls", "10000", "--think",
-                        "0.01", "--duration", "600"),
+                        "0.01", "--duration", "600", "--risky-share", "0"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -113,6 +118,15 @@ def test_service_dying_mid_run_gives_connection_errors() -> None:
     assert "CONNECTION ERROR (connection refused)" in results
     assert any(r.isdigit() for r in results)
     assert "Traceback" not in err
+
+
+def _wait_for(done: Callable[[], bool], what: str, process: subprocess.Popen[str]) -> None:
+    """Until `done()`, failing if `process` ends first or a minute passes."""
+    deadline = time.monotonic() + 60
+    while not done():
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"no sign of {what} (exit code {process.poll()})")
+        time.sleep(0.05)
 
 
 def _read_until_a_roll(stream: object) -> None:
@@ -154,18 +168,21 @@ def test_ctrl_c_stops_cleanly_with_a_summary(
 
 
 def test_ctrl_c_while_waiting_for_the_service() -> None:
-    gen = subprocess.Popen(
-        gen_command("--url", f"http://127.0.0.1:{free_port()}", "--wait", "120"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(2)  # let it start and retry a few times
-        gen.send_signal(signal.SIGINT)
-        out, err = gen.communicate(timeout=60)
-    finally:
-        gen.kill()
+    # A service that never answers `GET /`, so the test sees each try: a fixed sleep
+    # could end before a loaded machine has even imported the generator.
+    with hanging_server(answer_root=False) as server:
+        gen = subprocess.Popen(
+            gen_command("--url", server.url, "--wait", "120", "--timeout", "0.5"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: server.connections >= 2, "the generator to try twice", gen)
+            gen.send_signal(signal.SIGINT)
+            out, err = gen.communicate(timeout=60)
+        finally:
+            gen.kill()
     assert gen.returncode == 130
     assert "Interrupted before any traffic was sent." in err
     assert "Traceback" not in err
