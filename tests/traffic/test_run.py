@@ -231,8 +231,12 @@ def test_plain_output_has_a_progress_line_every_ten_seconds(
     assert run.returncode == 0
     progress = [line for line in run.stdout.splitlines() if line.startswith("Progress: ")]
     assert len(progress) == 1
-    assert re.match(
-        r"Progress: 10 s elapsed · \d+ sent · \d+ finished · \d+ in flight · "
+    line = re.match(
+        r"Progress: (\d+) s elapsed · \d+ sent · \d+ finished · \d+ in flight · "
         r"[\d.]+/s now · [\d.]+% success · errors: HTTP \d+ · timeout 0 · connection 0",
         progress[0],
     )
+    assert line, progress[0]
+    # Written with the first answer after ten seconds: "11 s" when a busy machine
+    # delays that answer by half a second, never less than 10.
+    assert int(line[1]) >= 10, progress[0]
