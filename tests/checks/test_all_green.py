@@ -132,9 +132,11 @@ def test_json_output_from_the_command_line(live: Stack) -> None:
 def test_with_traffic_runs_the_generator_first(live: Stack) -> None:
     if not (ROOT / "traffic-gen" / "generate_traffic.py").is_file():
         pytest.fail("traffic-gen/generate_traffic.py is missing")
-    settings = live.settings(
-        with_traffic=True, traffic_args=("--users", "2", "--rolls", "3", "--think", "0")
-    )
+    # Seed 6: user 1 rolls the fair die, user 2 the risky one. Unseeded, both users
+    # rolled the native service's risky die (failing half the time, NATIVE_FLAGS) and
+    # all six rolls failed one run in 256; a run where every roll fails exits 1.
+    args = ("--users", "2", "--rolls", "3", "--think", "0", "--seed", "6")
+    settings = live.settings(with_traffic=True, traffic_args=args)
     printed_before = len(live.native.service_lines())
     run = run_checks(settings)
     traffic = [r for r in run.results if r.group == "Traffic Generation"]
