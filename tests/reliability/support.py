@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,7 +156,10 @@ class _Connection:
         self.port = port
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-    async def send(self, request: bytes, timeout: float) -> RawResponse | None:
+    async def send(
+        self, request: bytes, timeout: float, on_written: Callable[[], None] | None = None
+    ) -> RawResponse | None:
+        """`on_written` is called once the request is written out in full (the first time)."""
         for attempt in range(2):
             reused = self.streams is not None
             try:
@@ -167,6 +170,8 @@ class _Connection:
                 reader, writer = self.streams
                 writer.write(request)
                 await writer.drain()
+                if on_written is not None and attempt == 0:
+                    on_written()
                 response = await asyncio.wait_for(_read_response(reader, request), timeout)
             except asyncio.IncompleteReadError as error:
                 self.close()
@@ -190,9 +195,14 @@ class _Connection:
 
 
 async def send_all(
-    port: int, requests: Sequence[bytes], concurrency: int = 32, timeout: float = 10.0
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int = 32,
+    timeout: float = 10.0,
+    on_written: Callable[[], None] | None = None,
 ) -> LoadResult:
-    """Send every request, `concurrency` at a time, each worker on its own connection."""
+    """Send every request, `concurrency` at a time, each worker on its own connection;
+    `on_written` is called as each request is written out, before its answer."""
     result = LoadResult(responses=[None] * len(requests), finished_at=[0.0] * len(requests))
     next_index = iter(range(len(requests)))
 
@@ -201,7 +211,7 @@ async def send_all(
         try:
             for index in next_index:
                 started = time.perf_counter()
-                response = await connection.send(requests[index], timeout)
+                response = await connection.send(requests[index], timeout, on_written)
                 result.responses[index] = response
                 result.finished_at[index] = time.monotonic()
                 if response is not None:

@@ -13,22 +13,51 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
+
+import pytest
 
 from tests.reliability.support import LoadResult, exchange, report, request_bytes, send_all
 from tests.support.otlp import otlp_receiver
 from tests.support.service import RunningService, running_service, trace_of
+from tests.support.sockets import unread_connections
 
 IN_FLIGHT = 300
+
+
+async def until(done: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `done` without blocking the loop the rolls are sent from."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s")
+        await asyncio.sleep(0.01)
 
 
 async def sigterm_under_load(service: RunningService) -> tuple[LoadResult, float, bool]:
     """Rolls in flight, SIGTERM, then one more request: (rolls, SIGTERM time, late answered)."""
     requests = [request_bytes("/roll?die=" + ("fair", "risky")[i % 2]) for i in range(IN_FLIGHT)]
-    load = asyncio.create_task(send_all(service.port, requests, concurrency=IN_FLIGHT))
-    await asyncio.sleep(0.3)  # every connection is open and its roll sleeping
+    written = 0
+
+    def one_more_written() -> None:
+        nonlocal written
+        written += 1
+
+    load = asyncio.create_task(
+        send_all(service.port, requests, concurrency=IN_FLIGHT, on_written=one_more_written)
+    )
+    # Every roll read by the service (its delay begun) before the signal: after a fixed
+    # 0.3 s, a loaded machine could leave some in the listen backlog, lost at shutdown.
+    await until(
+        lambda: written == IN_FLIGHT and unread_connections(service.port) == 0,
+        "every roll read by the service",
+    )
     service.process.send_signal(signal.SIGTERM)
     signalled_at = time.monotonic()
-    await asyncio.sleep(0.1)
+    # Uvicorn says so, then stops listening in the same step: from this line on, a new
+    # connection meets a closed door. (It looks for the signal every 0.1 s, so a fixed
+    # 0.1 s wait could still find it listening.)
+    await until(lambda: '"Shutting down"' in service.output(), "the service shutting down")
     late = await exchange(service.port, request_bytes("/roll?die=fair"), timeout=5)
     return await load, signalled_at, late is not None
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import signal
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.otlp import otlp_receiver
+from tests.support.processes import eventually
 from tests.support.service import running_service, trace_of
+from tests.support.sockets import unread_connections
 from tests.support.tools import free_port
 
 SERVER_KIND = 2  # opentelemetry.proto.trace.v1.Span.SpanKind.SPAN_KIND_SERVER
@@ -86,12 +89,31 @@ def test_sigterm_flushes_spans_of_requests_in_flight() -> None:
         with running_service(env) as service, httpx.Client(timeout=10) as client:
             import concurrent.futures
 
+            written: list[str] = []  # appended to from the pool's threads
+
+            def trace(event: str, info: dict[str, Any]) -> None:
+                if event == "http11.send_request_body.complete":
+                    written.append(event)
+
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 futures = [
-                    pool.submit(client.get, service.url + "/roll", params={"die": "fair"})
+                    pool.submit(
+                        client.get,
+                        service.url + "/roll",
+                        params={"die": "fair"},
+                        extensions={"trace": trace},
+                    )
                     for _ in range(8)
                 ]
-                time.sleep(0.1)  # the requests are in flight, the batch not yet due
+                # The requests are in flight (sent, and read by the service), the batch
+                # not yet due: a fixed 0.1 s sleep could signal a loaded machine's
+                # service before it had read them all, and lose those.
+                eventually(
+                    lambda: len(written) == 8 and unread_connections(service.port) == 0,
+                    "eight rolls read by the service",
+                    timeout=30,
+                    interval=0.01,
+                )
                 service.process.send_signal(signal.SIGTERM)
                 answers = [future.result() for future in futures]
             assert service.process.wait(15) == 0
