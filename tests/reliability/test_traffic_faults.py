@@ -153,8 +153,10 @@ def test_service_killed_and_restarted_mid_run() -> None:
     with running_service() as reference:
         env = dict(reference.env)  # the test environment, to start the service by hand
     first = subprocess.Popen(service_command(port), env=env, stdout=subprocess.DEVNULL)
+    # Twenty seconds: the new process must be up before the schedule ends, and the two
+    # seconds down plus a cold start of the service can take most of ten on a busy machine.
     gen = subprocess.Popen(
-        gen_command("--url", url, "--wait", "30", "--rate", "50", "--duration", "10",
+        gen_command("--url", url, "--wait", "30", "--rate", "50", "--duration", "20",
                     "--timeout", "2", "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
