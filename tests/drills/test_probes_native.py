@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from checks.http import Api
+from checks.logs import json_object
 from checks.otlp_json import ERROR_STATUSES
 from drills.alert_probes import (
     AlertRef,
@@ -65,11 +66,34 @@ def until_responded(probe: Callable[[], Reading], what: str) -> Reading:
         time.sleep(1)
 
 
+def _flag_changes(native: NativeStack) -> list[dict[str, str]]:
+    """The flags away from their default in each "Feature flags changed" line the
+    service printed so far, oldest first."""
+    records = [json_object(line) for line in native.service_lines()]
+    return [
+        record.get("feature_flags") or {}
+        for record in records
+        if record is not None and record.get("message") == "Feature flags changed"
+    ]
+
+
 def test_flagged_error_lines_lead_to_error_spans_carrying_the_flag(
     native: NativeStack, native_flags_file: Path, ctx: DrillContext
 ) -> None:
+    changes_before = _flag_changes(native)
     with switched_flags(native_flags_file, {"fair-failure-rate": "half"}):
-        time.sleep(2)  # the service reads the file within a second
+        # The service says so once it rolls with the new flags: a fixed 2 s sleep raced
+        # its watcher (a poll every 0.5 s) on a busy machine.
+        until_responded(
+            lambda: Reading(
+                any(
+                    c.get("fair-failure-rate") == "half"
+                    for c in _flag_changes(native)[len(changes_before) :]
+                ),
+                "no 'Feature flags changed' line with fair-failure-rate=half yet",
+            ),
+            "the service applying the flag",
+        )
         ctx.started = time.time()
         rolls = roll(native.service_url, ["fair", "risky"] * 20)
         assert {r.status for r in rolls if r.die == "fair"} == {200, 500}

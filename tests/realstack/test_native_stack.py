@@ -216,8 +216,12 @@ def test_every_promql_panel_returns_data_from_prometheus(real: RealStack) -> Non
 
     Trace Count reads Tempo's span metrics; with the Tempo stand-in nothing writes
     them (docs/native-stack.md), so it is the one panel expected empty then."""
-    eventually(lambda: real.prometheus('dice_rolls_total{die_type="risky"}')["result"], "no scrape")
-    time.sleep(6)  # one more scrape interval (5 s): increase() needs two samples
+    risky = 'timestamp(dice_rolls_total{die_type="risky"})'
+    first = eventually(lambda: real.prometheus(risky)["result"], "no scrape")
+    # increase() needs two samples: wait for a scrape after the one seen (every 5 s),
+    # where a fixed 6 s sleep could end before a busy machine's late scrape.
+    scraped_at = max(float(sample["value"][1]) for sample in first)
+    eventually(lambda: real.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape")
     end = time.time()
     span = timedelta(seconds=end - real.started + 60)
     context = QueryContext(
