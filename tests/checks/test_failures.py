@@ -59,10 +59,11 @@ QUERY_PANELS = tuple(
         "Trace Count",
     )
 )
-WAIT = 5.0
+WAIT = 10.0
 """The runs' --wait: the boxes of a scenario that must still tick wait for the checks'
-own fresh request, whose log lines reach Loki through Alloy's batches of up to 1 s.
-A box that waits for what never comes costs this long once per run."""
+own fresh request, whose log lines reach Loki through Alloy's batches of up to 1 s,
+and whose spans reach Tempo, on a busy two-core machine. A box that waits for what
+never comes costs this long once per run."""
 METRICS = (
     "Prometheus scraping stage1",
     "HTTP metrics present",
