@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from drills.probes import Span, flagged_lines, flagged_spans
 from drills.settings import DrillSettings
 from nativestack.stack import NativeStack
 from tests.realstack.conftest import roll
+from tests.support.native import NATIVE_FLAGS
 
 pytestmark = [pytest.mark.realstack]
 
@@ -77,26 +78,33 @@ def _flag_changes(native: NativeStack) -> list[dict[str, str]]:
     ]
 
 
+def until_applied(native: NativeStack, away: Mapping[str, str], since: int) -> None:
+    """Wait until a "Feature flags changed" line after the first `since` ones says the
+    service rolls with the flags `away` from their defaults, and no others.
+
+    A fixed sleep raced the service's file watcher (a poll every 0.5 s) on a busy
+    machine, both after a switch and after the restore the next test relies on.
+    """
+    until_responded(
+        lambda: Reading(
+            dict(away) in _flag_changes(native)[since:],
+            f"no 'Feature flags changed' line with exactly {dict(away)} yet",
+        ),
+        "the service applying the flag file",
+    )
+
+
 def test_flagged_error_lines_lead_to_error_spans_carrying_the_flag(
     native: NativeStack, native_flags_file: Path, ctx: DrillContext
 ) -> None:
-    changes_before = _flag_changes(native)
+    switched = {**NATIVE_FLAGS, "fair-failure-rate": "half"}
     with switched_flags(native_flags_file, {"fair-failure-rate": "half"}):
-        # The service says so once it rolls with the new flags: a fixed 2 s sleep raced
-        # its watcher (a poll every 0.5 s) on a busy machine.
-        until_responded(
-            lambda: Reading(
-                any(
-                    c.get("fair-failure-rate") == "half"
-                    for c in _flag_changes(native)[len(changes_before) :]
-                ),
-                "no 'Feature flags changed' line with fair-failure-rate=half yet",
-            ),
-            "the service applying the flag",
-        )
+        until_applied(native, switched, since=len(_flag_changes(native)))
         ctx.started = time.time()
         rolls = roll(native.service_url, ["fair", "risky"] * 20)
         assert {r.status for r in rolls if r.die == "fair"} == {200, 500}
+        restored_from = len(_flag_changes(native))
+    until_applied(native, NATIVE_FLAGS, since=restored_from)  # as the next tests expect
     lines = until_responded(
         lambda: flagged_lines(ctx, "errors", ERROR_LINES), "flagged error lines in Loki"
     )
