@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 
 import pytest
 
+from tests.support.processes import eventually
 from tests.support.service import RunningService, running_service
 from tests.support.tools import free_port
 from tests.traffic.helpers import gen_command, hanging_server, roll_lines, run_gen
@@ -120,15 +120,6 @@ def test_service_dying_mid_run_gives_connection_errors() -> None:
     assert "Traceback" not in err
 
 
-def _wait_for(done: Callable[[], bool], what: str, process: subprocess.Popen[str]) -> None:
-    """Until `done()`, failing if `process` ends first or a minute passes."""
-    deadline = time.monotonic() + 60
-    while not done():
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"no sign of {what} (exit code {process.poll()})")
-        time.sleep(0.05)
-
-
 def _read_until_a_roll(stream: object) -> None:
     for line in stream:  # type: ignore[attr-defined]
         if roll_lines(line):
@@ -178,7 +169,13 @@ def test_ctrl_c_while_waiting_for_the_service() -> None:
             text=True,
         )
         try:
-            _wait_for(lambda: server.connections >= 2, "the generator to try twice", gen)
+            eventually(
+                lambda: server.connections >= 2 or gen.poll() is not None,
+                "the generator trying twice",
+                timeout=60,
+                interval=0.05,
+            )
+            assert gen.poll() is None, f"the generator ended first: {gen.communicate()}"
             gen.send_signal(signal.SIGINT)
             out, err = gen.communicate(timeout=60)
         finally:
