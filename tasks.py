@@ -8,6 +8,7 @@
     python3 tasks.py bench      # the benchmarks (see docs/performance.md)
     python3 tasks.py verify     # check a running stack, box by box (see README)
     python3 tasks.py drill NAME # break the running service on purpose (--list; docs/drills.md)
+    python3 tasks.py audit      # known vulnerabilities in the locked dependencies (pip-audit)
 
 Each command first makes sure uv is there (installing it with pip if not) and that
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
@@ -18,6 +19,7 @@ query grammars from npm, and the Go builds of Prometheus, Alertmanager, Loki and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,6 +44,7 @@ def main(argv: list[str]) -> int:
         "bench": bench,
         "verify": verify,
         "drill": drill,
+        "audit": audit,
     }
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
@@ -117,6 +120,122 @@ def drill(args: list[str]) -> int:
     return call([uv, "run", "--frozen", "python", "-m", "drills", *args])
 
 
+PYPI_PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
+
+
+def audit(args: list[str]) -> int:
+    """pip-audit over uv.lock: exit 1 on a known vulnerability, and name every pin left
+    unchecked, with the reason.
+
+    This is not part of the test suite on purpose: its answer changes whenever an
+    advisory is published, while the suite's result depends on the repository alone.
+    The GitHub workflow `audit` runs it with --strict where the network is open.
+    """
+    import argparse
+    import json
+    import tempfile
+    import urllib.request
+
+    parser = argparse.ArgumentParser(prog="tasks.py audit", description=audit.__doc__)
+    parser.add_argument(
+        "--dev", action="store_true", help="audit the dev tools too, not only what images ship"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail when any pin could not be checked"
+    )
+    parser.add_argument(
+        "--osv-url", help="ask this OSV API (…/v1/query) instead of PyPI's per-release data"
+    )
+    options = parser.parse_args(args)
+    uv = ensure_environment()
+
+    export = [uv, "export", "--frozen", "--no-hashes", "--all-packages", "--no-emit-workspace"]
+    if not options.dev:
+        export.append("--no-dev")
+    requirements = subprocess.run(export, cwd=ROOT, capture_output=True, text=True, check=True)
+    pins = dict(re.findall(r"(?m)^([A-Za-z0-9_.\-]+)==([^\s;]+)", requirements.stdout))
+    pins = {_canonical(name): version for name, version in pins.items()}
+
+    service = ["-s", "osv", "--osv-url", options.osv_url] if options.osv_url else ["-s", "pypi"]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
+        file.write(requirements.stdout)
+        file.flush()
+        command = [
+            uv, "run", "--frozen", "pip-audit", "-r", file.name, "--no-deps", "--disable-pip",
+            *service, "--format", "json", "--progress-spinner", "off", "--timeout", "20",
+        ]  # fmt: skip
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+
+    vulnerable: dict[str, list[str]] = {}
+    unchecked: dict[str, str] = {}
+    checked_by_pip_audit = checked_by_latest_json = 0
+    if done.stdout.lstrip().startswith("{"):
+        verdicts = json.loads(done.stdout)["dependencies"]
+    else:  # pip-audit stopped: its service is unreachable, say
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        verdicts = [
+            {"name": name, "version": version, "skip_reason": f"pip-audit stopped: {reason[:300]}"}
+            for name, version in pins.items()
+        ]
+    for verdict in verdicts:
+        name = _canonical(verdict["name"])
+        pin = f"{name}=={verdict.get('version') or pins.get(name, '?')}"
+        if "skip_reason" not in verdict:
+            checked_by_pip_audit += 1
+            ids = [v["id"] for v in verdict["vulns"]]
+        elif options.osv_url:
+            unchecked[pin] = verdict["skip_reason"]
+            continue
+        else:
+            # PyPI's project JSON carries the vulnerabilities of the latest release only.
+            try:
+                url = PYPI_PROJECT_JSON.format(name=name)
+                with urllib.request.urlopen(url, timeout=20) as response:
+                    project = json.load(response)
+            except (OSError, ValueError) as error:
+                unchecked[pin] = f"no per-release data, and PyPI's project JSON failed: {error}"
+                continue
+            latest = project.get("info", {}).get("version")
+            if latest != pin.split("==")[1]:
+                unchecked[pin] = (
+                    f"{verdict['skip_reason']}; PyPI's project data describes {latest} only"
+                )
+                continue
+            checked_by_latest_json += 1
+            ids = [v["id"] for v in project.get("vulnerabilities", []) if not v.get("withdrawn")]
+        if ids:
+            vulnerable[pin] = ids
+
+    scope = "every locked pin, dev tools included" if options.dev else "what the images ship"
+    print(f"audit of {scope}: {len(pins)} pins")
+    print(
+        f"  checked by pip-audit ({'OSV' if options.osv_url else 'PyPI'}): {checked_by_pip_audit}"
+    )
+    if not options.osv_url:
+        print(f"  checked through PyPI's latest-release data: {checked_by_latest_json}")
+    by_reason: dict[str, list[str]] = {}
+    for pin, reason in sorted(unchecked.items()):
+        by_reason.setdefault(reason, []).append(pin)
+    for reason, pins_left in by_reason.items():
+        print(f"  not checked ({reason}): {', '.join(pins_left)}")
+    for pin, ids in sorted(vulnerable.items()):
+        print(f"  VULNERABLE: {pin}: {', '.join(ids)}")
+    if vulnerable:
+        print(f"audit: known vulnerabilities in {len(vulnerable)} pin(s)", file=sys.stderr)
+        return 1
+    if unchecked:
+        where = "run it where PyPI and OSV are reachable (the audit workflow does)"
+        print(f"audit: {len(unchecked)} pin(s) not checked; {where}", file=sys.stderr)
+        return 1 if options.strict else 0
+    print("audit: no known vulnerability")
+    return 0
+
+
+def _canonical(name: str) -> str:
+    """A project name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def ensure_environment() -> str:
     """uv (found, or installed once), and the workspace synced exactly to uv.lock.
 
@@ -144,15 +263,19 @@ def _installed_uv() -> str | None:
     return None
 
 
+UV = "uv==0.13.9"
+"""The uv that tasks.py installs when none is found: the one the Dockerfiles use."""
+
+
 def _install_uv() -> str:
     print("tasks.py: uv not found, installing it with pip ...", file=sys.stderr)
     in_virtualenv = sys.prefix != sys.base_prefix  # pip refuses --user there
     pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     if not in_virtualenv:
         pip.append("--user")
-    if subprocess.run([*pip, "uv"]).returncode != 0 and not in_virtualenv:
+    if subprocess.run([*pip, UV]).returncode != 0 and not in_virtualenv:
         # A distribution's own Python refuses user installs without this (PEP 668).
-        subprocess.run([*pip, "--break-system-packages", "uv"])
+        subprocess.run([*pip, "--break-system-packages", UV])
     scheme = None if in_virtualenv else ("nt_user" if os.name == "nt" else "posix_user")
     uv = shutil.which("uv") or _script_path("uv", scheme)
     if not Path(uv).is_file():

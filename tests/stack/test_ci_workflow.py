@@ -1,5 +1,6 @@
-"""The workflow that boots the real stack on a hosted runner: it can't run here, so it
-is checked against GitHub's workflow schema and against the compose files it drives."""
+"""The workflows: the one that boots the real stack on a hosted runner, and the live
+dependency audit. They can't run here, so they are checked against GitHub's workflow
+schema, and the stack's against the compose files it drives."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import yaml
 from tests.stack.compose import ROOT, ROOT_COMPOSE, load_project
 
 WORKFLOW = ROOT / ".github" / "workflows" / "stack.yml"
+AUDIT_WORKFLOW = ROOT / ".github" / "workflows" / "audit.yml"
 
 
 def steps() -> list[dict[str, str]]:
@@ -20,7 +22,7 @@ def steps() -> list[dict[str, str]]:
     return found
 
 
-def test_workflow_matches_githubs_schema() -> None:
+def test_workflows_match_githubs_schema() -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -29,6 +31,7 @@ def test_workflow_matches_githubs_schema() -> None:
             "--builtin-schema",
             "vendor.github-workflows",
             str(WORKFLOW),
+            str(AUDIT_WORKFLOW),
         ],
         capture_output=True,
         text=True,
@@ -73,3 +76,15 @@ def test_workflow_sees_an_alert_reach_the_receivers_stream_in_loki() -> None:
     assert "/loki/api/v1/query_range" in check
     up = next(i for i, c in enumerate(commands) if "docker compose up" in c)
     assert commands.index(check) > up
+
+
+def test_the_audit_workflow_checks_every_pin_strictly_and_weekly() -> None:
+    """Where PyPI and OSV answer, an unchecked pin fails too; and a new advisory is found
+    even in a week with no push."""
+    document = yaml.safe_load(AUDIT_WORKFLOW.read_text(encoding="utf-8"))
+    triggers = document[True]  # YAML 1.1 reads the key `on` as true
+    assert "schedule" in triggers and "pull_request" in triggers
+    (job,) = document["jobs"].values()
+    commands = [step.get("run", "") for step in job["steps"]]
+    assert "python3 tasks.py audit --strict" in commands
+    assert "python3 tasks.py audit --strict --dev" in commands

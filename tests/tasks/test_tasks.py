@@ -107,3 +107,10 @@ def test_a_signal_to_tasks_py_alone_stops_the_service_it_started(
             os.killpg(tasks.pid, signal.SIGKILL)
         for pid in _still_running(port, pids=True):
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_the_uv_tasks_py_installs_is_the_one_the_images_use() -> None:
+    """A uv release since the lock cannot change what a fresh machine runs."""
+    tasks = load_tasks()
+    for dockerfile in ("dice-roller/Dockerfile", "traffic-gen/Dockerfile"):
+        assert f"pip install --no-cache-dir {tasks.UV}" in (ROOT / dockerfile).read_text()

@@ -26,6 +26,8 @@ def test_the_standalone_steps_work_as_written(dice_service: RunningService, tmp_
     In a fresh virtual environment holding only the dependencies, as traffic-gen/README.md
     has it outside the workspace: the script must find its package next to it. Defaults
     apart from the URL and a shorter think time (the default one only makes the test slow).
+    The lock's versions constrain the install, so a release published since cannot
+    change the result.
     """
     uv = require_tool("uv", "traffic-gen/README.md installs the generator's dependencies with uv")
     folder = tmp_path / "traffic-gen"
@@ -36,7 +38,12 @@ def test_the_standalone_steps_work_as_written(dice_service: RunningService, tmp_
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     env = {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
-    subprocess.run([uv, "pip", "install", "-r", "pyproject.toml"], cwd=folder, env=env, check=True)
+    locked = tmp_path / "locked.txt"
+    export = [uv, "export", "--frozen", "--no-hashes", "--package", "traffic-gen"]
+    export += ["--no-emit-workspace", "--no-dev", "--output-file", str(locked)]
+    subprocess.run(export, cwd=REPO, check=True, capture_output=True)
+    install = [uv, "pip", "install", "-r", "pyproject.toml", "--constraint", str(locked)]
+    subprocess.run(install, cwd=folder, env=env, check=True)
     # The package itself is not installed there: only the script's folder provides it.
     assert subprocess.run([python, "-c", "import traffic_gen"], env=env).returncode != 0
 
