@@ -1,23 +1,10 @@
-"""The web layer: HTTP routes that turn dice rolls into answers, metrics, logs and spans.
+"""The HTTP routes, where a roll meets its metrics, its log line and its span.
 
-`create_app` wires the three signals around the routes:
-
-- traces: FastAPI's built-in OpenTelemetry support opens a server span per request
-  but scrapes; the roll route adds the `die.*` attributes;
-- metrics: `DiceMetrics` counts rolls, and `/metrics` serves them (OpenMetrics with
-  exemplars on request);
-- logs: every request writes one JSON line; a roll names its outcome in it ("Roll
-  completed", or "Roll failed" at ERROR when the die fails).
-
-`RequestTelemetryMiddleware` does the per-request part of all three at once: the
-`traceresponse` header that leads a `curl` straight to the trace, the HTTP metrics,
-and the request's log line.
-
-What breaks a roll on purpose (failure rates, extra latency, a loaded die) is decided
-by `dice_roller.faults`, from the flag file when there is one; the route applies it.
-
-The benchmark builds this same app with some signals left out (`signals`), to measure
-what each one costs on the very route the service serves (bench/apps.py).
+Follow one `GET /roll?die=risky` from top to bottom of `roll_die`: the feature flags
+decide how to break the roll, the dice roll, and then the three signals record it,
+side by side. What every request gets alike (the server span, the HTTP metrics, the
+`traceresponse` header, a log line for requests that log nothing themselves) comes
+from the shared set-up, `sandbox_telemetry`.
 """
 
 from __future__ import annotations
@@ -26,10 +13,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,22 +24,31 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, Field
+from sandbox_telemetry import (
+    create_tracer_provider,
+    current_exemplar,
+    instrument,
+    new_registry,
+    request_fields,
+    server_spans,
+)
 
 from . import SERVICE_NAME, __version__
 from .dice import DieFailure, DieType, draw_delay, roll
-from .faults import fault_source
-from .metrics import DiceMetrics, route_templates
-from .middleware import RequestTelemetryMiddleware
-from .request_log import describe_request
+from .flags import (
+    EXTRA_LATENCY_SECONDS,
+    EXTRA_LATENCY_SHARE,
+    FAILURE_RATE,
+    LOADED_DIE_BIAS,
+    FaultFlags,
+)
+from .metrics import DiceMetrics
 from .settings import Settings
-from .tracing import create_tracer_provider, fastapi_telemetry
 
-__all__ = ["SIGNALS", "Signal", "create_app"]
+__all__ = ["create_app"]
 
+log = logging.getLogger("dice_roller")
 ALLOWED_DICE = [die.value for die in DieType]
-
-Signal = Literal["metrics", "logs", "traces"]
-SIGNALS: frozenset[Signal] = frozenset({"metrics", "logs", "traces"})
 
 
 class RollResult(BaseModel):
@@ -74,86 +69,28 @@ class ServiceInfo(BaseModel):
     endpoints: dict[str, str]
 
 
-@dataclass(frozen=True)
-class RollTelemetry:
-    """What one roll leaves in each signal that is on: counts, span attributes, and the
-    outcome named in the request's log line.
-
-    A signal that is off costs nothing here, not even a no-op call, so the benchmark's
-    builds without it measure the route alone.
-    """
-
-    metrics: DiceMetrics | None
-    traced: bool
-    logged: bool
-
-    def rolled(
-        self, die: DieType, value: int, seconds: float, log_fields: Mapping[str, Any]
-    ) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_roll(die, value, seconds)
-        if self.traced:
-            trace.get_current_span().set_attributes(
-                {"die.type": die.value, "die.result": "success", "die.value": value}
-            )
-        if self.logged:
-            describe_request("Roll completed", die_type=die.value, roll_value=value, **log_fields)
-
-    def failed(
-        self, die: DieType, failure: DieFailure, seconds: float, log_fields: Mapping[str, Any]
-    ) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_roll(die, None, seconds)
-        if self.traced:
-            span = trace.get_current_span()
-            span.set_attributes(
-                {"die.type": die.value, "die.result": "error", "die.error": str(failure)}
-            )
-            span.set_status(Status(StatusCode.ERROR, str(failure)))
-        if self.logged:
-            describe_request(
-                "Roll failed", logging.ERROR, die_type=die.value, error=str(failure), **log_fields
-            )
-
-
-def create_app(
-    settings: Settings,
-    tracer_provider: TracerProvider | None = None,
-    signals: Collection[Signal] = SIGNALS,
-    request_telemetry: bool = True,
-) -> FastAPI:
-    """Build the service. `tracer_provider` defaults to one configured from `OTEL_*`.
-
-    `signals` and `request_telemetry` are for the benchmark alone: the service always
-    runs with all three signals, and with `RequestTelemetryMiddleware` making each
-    request's span ids, HTTP metrics and log line. Without the middleware the route's
-    roll line is written on a line of its own, which is what the benchmark's recipe
-    build, instrumented by upstream libraries instead, wants.
-    """
-    unknown = set(signals) - SIGNALS
-    if unknown:
-        raise ValueError(f"unknown signals {sorted(unknown)}; expected some of {sorted(SIGNALS)}")
-    provider = (tracer_provider or create_tracer_provider()) if "traces" in signals else None
-    metrics = DiceMetrics.create() if "metrics" in signals else None
-    telemetry = RollTelemetry(metrics, traced=provider is not None, logged="logs" in signals)
+def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The service; `tracer_provider` defaults to one configured from `OTEL_*`."""
+    provider = tracer_provider or create_tracer_provider(SERVICE_NAME, __version__)
+    registry = new_registry()
+    metrics = DiceMetrics(registry)
+    flags = FaultFlags(settings)
     rng = random.Random(settings.seed)
-    faults = fault_source(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        faults.close()
-        # Uvicorn has let the requests in flight finish: send their spans before exiting.
-        if provider is not None:
-            provider.shutdown()
+        flags.close()
+        provider.shutdown()  # uvicorn has let the requests finish: send their spans
 
     app = FastAPI(
         title="dice-roller",
         version=__version__,
         description="Rolls dice slowly, and sometimes fails, so there is something to observe.",
         lifespan=lifespan,
-        telemetry=fastapi_telemetry(provider),
+        telemetry=server_spans(provider),
     )
+    instrument(app, registry, log)
 
     @app.get("/", summary="Describe the service")
     async def index() -> ServiceInfo:
@@ -178,39 +115,70 @@ def create_app(
         },
     )
     async def roll_die(
-        die: Annotated[DieType, Query(description="Which die to roll.")],
+        request: Request, die: Annotated[DieType, Query(description="Which die to roll.")]
     ) -> RollResult | JSONResponse:
         started = time.perf_counter()
-        applied = faults.for_roll(die)  # the flags module decides, the route applies
-        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds, applied.faults))
+
+        # The feature flags (stack/flags/flags.json) decide how to break this roll.
+        roll_flags = flags.for_roll(die)
+        failure_rate = roll_flags.number(FAILURE_RATE[die])
+        extra_seconds = roll_flags.number(EXTRA_LATENCY_SECONDS)
+        extra_share = roll_flags.number(EXTRA_LATENCY_SHARE) if extra_seconds else 1.0
+        loaded_bias = roll_flags.number(LOADED_DIE_BIAS)
+
+        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds, extra_seconds, extra_share))
         try:
-            value = roll(die, rng, applied.faults)
+            value = roll(die, rng, failure_rate, loaded_bias)
         except DieFailure as failure:
-            telemetry.failed(die, failure, time.perf_counter() - started, applied.log_fields)
-            return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
-        telemetry.rolled(die, value, time.perf_counter() - started, applied.log_fields)
+            value, error = None, str(failure)
+        seconds = time.perf_counter() - started
+
+        # Traces: the request's server span (FastAPI's) gets the roll's attributes.
+        span = trace.get_current_span()
+        span.set_attribute("die.type", die.value)
+        # Metrics: the trace id rides along as exemplar, from a graph to this trace.
+        exemplar = current_exemplar()
+        metrics.rolls.labels(die, "error" if value is None else "success").inc(exemplar=exemplar)
+        metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
+
+        if value is None:
+            span.set_attributes({"die.result": "error", "die.error": error})
+            span.set_status(Status(StatusCode.ERROR, error))
+            # Logs: the request's one line, with the trace and span ids (sandbox_telemetry).
+            log.error(
+                "Roll failed",
+                extra={
+                    "die_type": die.value,
+                    "error": error,
+                    **roll_flags.log_fields(),
+                    **request_fields(request, status=500),
+                },
+            )
+            return JSONResponse({"detail": f"The {die.value} die failed: {error}"}, 500)
+
+        span.set_attributes({"die.result": "success", "die.value": value})
+        metrics.roll_value.labels(die).observe(value, exemplar=exemplar)
+        log.info(
+            "Roll completed",
+            extra={
+                "die_type": die.value,
+                "roll_value": value,
+                **roll_flags.log_fields(),
+                **request_fields(request, status=200),
+            },
+        )
         return RollResult(roll=value)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
         # The offending value is not echoed back: it may be huge or hostile.
+        allowed = ", ".join(ALLOWED_DICE)
         return JSONResponse(
             {
-                "detail": "Query parameter 'die' is required and must be one of: "
-                + ", ".join(ALLOWED_DICE),
+                "detail": f"Query parameter 'die' is required and must be one of: {allowed}",
                 "allowed": ALLOWED_DICE,
             },
             status_code=422,
         )
 
-    if metrics is not None:
-        app.router.routes.append(metrics.route())
-    if request_telemetry and (metrics is not None or telemetry.traced or telemetry.logged):
-        app.add_middleware(
-            RequestTelemetryMiddleware,
-            metrics=metrics,
-            traced=telemetry.traced,
-            logged=telemetry.logged,
-            route_templates=route_templates(app),
-        )
     return app

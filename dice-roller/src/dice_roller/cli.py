@@ -8,8 +8,8 @@ import sys
 from types import FrameType
 
 import uvicorn
+from sandbox_telemetry import configure_logging
 
-from .logs import configure_logging
 from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep the JSON handlers configure_logging installed
-        access_log=False,  # every request writes its own line (dice_roller.request_log)
+        access_log=False,  # every request writes its own line (sandbox_telemetry.http)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         server_header=False,
     )

@@ -1,68 +1,75 @@
-"""The feature flags that break the service on purpose: keys, types, ranges, defaults.
+"""The fault flags: what breaks a roll on purpose, read live from a flagd flag file.
 
-Each flag sets one field of `dice.Faults` and is defined once, here, the way a
-metric is: its key in the flag file, what it does, the numbers it accepts, and the
-variant the shipped file selects (stack/flags/flags.json, whose variants are the
-menu a user or a drill picks from). Every flag is a float flag in flagd's JSON
-format; its shipped default is `dice.Faults`'s default, the spec's behaviour.
+Each flag is defined once here, the way a metric is: its key in the file, what it
+does, the numbers it accepts and its shipped default (the spec's behaviour). The file
+(stack/flags/flags.json) holds the variants a user or a drill picks from.
 
-`check_document` holds a parsed flag file against these definitions and names
-each flag that is wrong, with what it allows: the service keeps that flag's last
-good value rather than guess (see `dice_roller.faults`).
+OpenFeature's client evaluates each flag on every roll it applies to, with flagd's
+in-process file provider (no flagd server), which polls the file and reloads it when
+it changes. The OpenTelemetry hook records every evaluation on the request's span.
+Without a flag file every flag keeps its default: the spec, as the settings say.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import itertools
+import logging
 import math
-from collections.abc import Mapping
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dice import SPEC, DieType, Faults
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.hook.opentelemetry import TracingHook
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import Reason
+from openfeature.provider.no_op_provider import NoOpProvider
+from sandbox_telemetry import current_ids
+
+from .dice import DieType
+from .settings import Settings
 
 __all__ = [
     "EXTRA_LATENCY_SECONDS",
     "EXTRA_LATENCY_SHARE",
-    "FAIR_FAILURE_RATE",
+    "FAILURE_RATE",
     "FLAGS",
-    "FLAGS_BY_KEY",
     "LOADED_DIE_BIAS",
-    "RISKY_FAILURE_RATE",
-    "DocumentCheck",
+    "POLL_SECONDS",
     "FaultFlag",
-    "check_document",
+    "FaultFlags",
+    "RollFlags",
 ]
 
-BOTH_DICE = frozenset(DieType)
+POLL_SECONDS = 0.5
+"""How often the provider looks for a change of the file."""
+
+log = logging.getLogger("dice_roller.flags")
 
 
 @dataclass(frozen=True)
 class FaultFlag:
-    """A float flag that sets the `Faults` field `fault` of the rolls of `dice`."""
+    """A float flag in the file: `key`, the range it accepts, and its shipped default."""
 
     key: str
     description: str
-    fault: str
-    minimum: float
-    maximum: float
+    default: float
     default_variant: str
-    dice: frozenset[DieType] = BOTH_DICE
-    only_with: str | None = None
-    """The key of a flag that must be non-zero for this one to change anything."""
-    default: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.fault not in Faults.__dataclass_fields__:
-            raise ValueError(f"{self.key}: Faults has no field {self.fault!r}")
-        object.__setattr__(self, "default", float(getattr(SPEC, self.fault)))
+    minimum: float = 0.0
+    maximum: float = 1.0
 
     @property
     def allowed(self) -> str:
         return f"a number from {self.minimum:g} to {self.maximum:g}"
 
     def accepts(self, value: object) -> bool:
-        """A JSON number (not a boolean) within the flag's range."""
+        """A finite number (not a boolean) within the flag's range."""
         return (
             isinstance(value, int | float)
             and not isinstance(value, bool)
@@ -72,111 +79,182 @@ class FaultFlag:
 
 
 RISKY_FAILURE_RATE = FaultFlag(
-    "risky-failure-rate",
-    "Probability that a risky roll fails with HTTP 500. Shipped: spec 0.1.",
-    fault="risky_failure_rate",
-    minimum=0.0,
-    maximum=1.0,
-    default_variant="spec",
-    dice=frozenset({DieType.RISKY}),
+    "risky-failure-rate", "Probability that a risky roll fails with HTTP 500.", 0.1, "spec"
 )
 FAIR_FAILURE_RATE = FaultFlag(
-    "fair-failure-rate",
-    "Probability that a fair roll fails with HTTP 500. Shipped: spec 0.0.",
-    fault="fair_failure_rate",
-    minimum=0.0,
-    maximum=1.0,
-    default_variant="spec",
-    dice=frozenset({DieType.FAIR}),
+    "fair-failure-rate", "Probability that a fair roll fails with HTTP 500.", 0.0, "spec"
 )
 EXTRA_LATENCY_SECONDS = FaultFlag(
-    "extra-latency-seconds",
-    "Seconds added to a roll's random delay. Shipped: off 0.0.",
-    fault="extra_latency_seconds",
-    minimum=0.0,
-    maximum=30.0,
-    default_variant="off",
+    "extra-latency-seconds", "Seconds added to a roll's random delay.", 0.0, "off", maximum=30.0
 )
 EXTRA_LATENCY_SHARE = FaultFlag(
-    "extra-latency-share",
-    "Share of rolls that get the extra latency; matters only while it is on. Shipped: all 1.0.",
-    fault="extra_latency_share",
-    minimum=0.0,
-    maximum=1.0,
-    default_variant="all",
-    only_with=EXTRA_LATENCY_SECONDS.key,
+    "extra-latency-share", "Share of rolls that get the extra latency, while it is on.", 1.0, "all"
 )
 LOADED_DIE_BIAS = FaultFlag(
-    "loaded-die-bias",
-    "Share of rolls that show the die's top face (6 fair, 7 risky) instead of a uniform "
-    "draw. Shipped: off 0.0.",
-    fault="loaded_die_bias",
-    minimum=0.0,
-    maximum=1.0,
-    default_variant="off",
+    "loaded-die-bias", "Share of rolls that show the die's top face (6 fair, 7 risky).", 0.0, "off"
 )
-
-FLAGS: tuple[FaultFlag, ...] = (
+FLAGS = (
     RISKY_FAILURE_RATE,
     FAIR_FAILURE_RATE,
     EXTRA_LATENCY_SECONDS,
     EXTRA_LATENCY_SHARE,
     LOADED_DIE_BIAS,
 )
-"""Every flag, in the order a roll evaluates them (a flag after the one it needs)."""
-FLAGS_BY_KEY: Mapping[str, FaultFlag] = {flag.key: flag for flag in FLAGS}
+FAILURE_RATE = {DieType.FAIR: FAIR_FAILURE_RATE, DieType.RISKY: RISKY_FAILURE_RATE}
+"""The failure-rate flag of each die."""
+_TARGETED = {Reason.TARGETING_MATCH, Reason.SPLIT, Reason.DEFAULT}
+"""flagd's reasons for a flag with targeting rules (STATIC: none)."""
+_SAID_ELSEWHERE = {ErrorCode.FLAG_NOT_FOUND, ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL}
+"""Evaluation errors that the file's own events report, once: a roll takes the default."""
+_domains = itertools.count()
 
 
-@dataclass(frozen=True)
-class DocumentCheck:
-    """What is wrong with a parsed flag file, by our rules (flagd's own come first)."""
+@dataclass
+class RollFlags:
+    """The flags as one roll sees them; `away` names those not at their default."""
 
-    problems: Mapping[str, str]
-    """Flag key -> what is wrong with it; such a flag keeps its last good value."""
-    missing: tuple[str, ...]
-    """Our flags the file does not define: they take their shipped default."""
-    unknown: tuple[str, ...]
-    """Flags in the file that the service does not know (a typo in a key?)."""
+    flags: FaultFlags
+    context: EvaluationContext
+    away: dict[str, str] = field(default_factory=dict)
 
+    def number(self, flag: FaultFlag) -> float:
+        """The flag's value for this roll (its default if the file gives none usable)."""
+        value, variant = self.flags.evaluate(flag, self.context)
+        if variant is not None and value != flag.default:
+            self.away[flag.key] = variant
+        return value
 
-def check_document(document: Mapping[str, Any]) -> DocumentCheck:
-    """Check each of our flags in a document that flagd has accepted.
-
-    flagd takes any JSON value as a variant (and `true` as the float 1.0), and a
-    `defaultVariant` that names no variant fails only when evaluated; here each
-    variant must be a number in the flag's range, and `defaultVariant` one of them.
-    Every variant is checked, not only the selected one, so a bad value is reported
-    when it is written rather than when a drill or a targeting rule picks it.
-    """
-    flags = document.get("flags") or {}
-    problems: dict[str, str] = {}
-    for flag in FLAGS:
-        definition = flags.get(flag.key)
-        if isinstance(definition, Mapping):
-            problem = _check_flag(flag, definition)
-            if problem is not None:
-                problems[flag.key] = problem
-    return DocumentCheck(
-        problems=problems,
-        missing=tuple(flag.key for flag in FLAGS if flag.key not in flags),
-        unknown=tuple(key for key in flags if key not in FLAGS_BY_KEY),
-    )
+    def log_fields(self) -> dict[str, Any]:
+        """`{"feature_flags": {key: variant}}` for the roll's log line, if any is away."""
+        return {"feature_flags": self.away} if self.away else {}
 
 
-def _check_flag(flag: FaultFlag, definition: Mapping[str, Any]) -> str | None:
-    variants = definition.get("variants")
-    if not isinstance(variants, Mapping):
-        return "its variants must be an object of name: number"
-    for name, value in variants.items():
-        if not flag.accepts(value):
-            return f"variant {name!r} is {_json(value)}, not {flag.allowed}"
-    selected = definition.get("defaultVariant")
-    if selected not in variants:
-        names = ", ".join(repr(name) for name in variants)
-        return f"defaultVariant {_json(selected)} is not one of its variants ({names})"
-    return None
+class FaultFlags:
+    """The flag file, watched; `for_roll` gives one roll's evaluations."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.flags_file
+        self.defaults = {flag.key: flag.default for flag in FLAGS}
+        self.client: OpenFeatureClient | None = None
+        self._lock = threading.Lock()  # provider events arrive on OpenFeature's threads
+        self._said: set[str] = set()  # the problems logged since the file last changed
+        self._announced: dict[str, str] | None = None
+        self._loaded = False  # whether a good file was ever applied
+        if self.path is None:  # no file: DICE_RISKY_FAILURE_RATE sets the risky rate
+            self.defaults[RISKY_FAILURE_RATE.key] = settings.risky_failure_rate
+            return
+        if "risky_failure_rate" in settings.model_fields_set:
+            self._say_once(
+                "DICE_RISKY_FAILURE_RATE is not used while DICE_FLAGS_FILE is set: the flag "
+                "risky-failure-rate decides",
+                logging.WARNING,
+            )
+        logging.getLogger("openfeature.contrib").addFilter(_drop_watcher_tracebacks)
+        # A domain per instance: the OpenFeature API is global, and tests build many apps.
+        self.domain = f"dice-roller-{next(_domains)}"
+        self.client = client = api.get_client(self.domain)
+        client.add_hooks([TracingHook()])  # each evaluation, an event on the roll's span
+        for event in _EVENTS:
+            client.add_handler(event, self._on_event)
+        provider = FlagdProvider(
+            resolver_type=ResolverType.FILE,
+            offline_flag_source_path=str(self.path),
+            deadline_ms=int(POLL_SECONDS * 1000),  # the file provider's poll interval
+        )
+        with contextlib.suppress(Exception):  # a PROVIDER_ERROR event says what is wrong
+            api.set_provider_and_wait(provider, self.domain)
+            self._loaded = True
+        with self._lock:
+            self._announced = self._away_from_default(client)
+            log.info("Watching the flag file", extra=self._fields())
+
+    def for_roll(self, die: DieType) -> RollFlags:
+        """One roll's flags: targeting rules see the die, and `fractional` splits by trace."""
+        ids = current_ids()
+        trace_id = ids.trace_id if ids else None
+        return RollFlags(self, EvaluationContext(trace_id, {"die": die.value}))
+
+    def evaluate(self, flag: FaultFlag, context: EvaluationContext) -> tuple[float, str | None]:
+        """The value and variant of `flag`; the default and no variant if the file has no
+        usable value (with one line saying why, if it has a wrong one)."""
+        default = self.defaults[flag.key]
+        if self.client is None:
+            return default, None
+        details = self.client.get_float_details(flag.key, default, context)
+        if details.reason == Reason.DISABLED or details.error_code in _SAID_ELSEWHERE:
+            return default, None
+        if details.error_code is None and flag.accepts(details.value):
+            return float(details.value), details.variant
+        problem = details.error_message or f"{details.value!r} is not {flag.allowed}"
+        self._say_once(f"Flag {flag.key} in {self.path}: {problem}; using the default {default:g}")
+        return default, None
+
+    def close(self) -> None:
+        """Stop watching the file (the app's shutdown)."""
+        if self.client is not None:
+            for event in _EVENTS:
+                self.client.remove_handler(event, self._on_event)
+            api.set_provider(NoOpProvider(), self.domain)  # shuts the watcher down
+
+    def _on_event(self, details: EventDetails) -> None:
+        """The provider (re)loaded the file, or could not: say what changed, once."""
+        with self._lock:
+            if self.client is None or self._announced is None:
+                return  # still starting: __init__ announces what it finds
+            if details.error_code is not None:
+                kept = (
+                    "keeping the last good values" if self._loaded else "using the shipped defaults"
+                )
+                self._say_once(f"Flag file {self.path}: {details.message}; {kept}")
+                return
+            self._loaded = True
+            self._said.clear()
+            unknown = [key for key in details.flags_changed or () if key not in self.defaults]
+            if unknown:
+                self._say_once(
+                    f"Flags in {self.path} that the service does not know (a typo?): "
+                    f"{', '.join(unknown)}; it knows: {', '.join(self.defaults)}",
+                    logging.WARNING,
+                )
+            away = self._away_from_default(self.client)
+            if away != self._announced:
+                self._announced = away
+                log.info("Feature flags changed", extra=self._fields())
+
+    def _away_from_default(self, client: OpenFeatureClient) -> dict[str, str]:
+        """Each flag away from its default outside any roll ("targeting" for a flag with
+        rules); the flags the file lacks are said once."""
+        away, missing = {}, []
+        for flag in FLAGS:
+            details = client.get_float_details(flag.key, flag.default, EvaluationContext())
+            if details.error_code == ErrorCode.FLAG_NOT_FOUND:
+                missing.append(flag.key)
+            elif details.reason in _TARGETED:
+                away[flag.key] = "targeting"
+            elif details.value != flag.default and flag.accepts(details.value):
+                away[flag.key] = details.variant or "?"
+        if missing and len(missing) < len(FLAGS):  # all missing: the file failed to load
+            names = ", ".join(missing)
+            self._say_once(f"Flags missing from {self.path} take their shipped defaults: {names}")
+        return away
+
+    def _fields(self) -> dict[str, Any]:
+        away = {"feature_flags": self._announced} if self._announced else {}
+        return {"flags_file": str(self.path), **away}
+
+    def _say_once(self, message: str, level: int = logging.ERROR) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            log.log(level, message, extra={"flags_file": str(self.path)})
 
 
-def _json(value: object) -> str:
-    """A value as the file spells it: "0.5" quoted, true, null, 1.5."""
-    return json.dumps(value)
+_EVENTS = (
+    ProviderEvent.PROVIDER_READY,
+    ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+    ProviderEvent.PROVIDER_ERROR,
+)
+
+
+def _drop_watcher_tracebacks(record: logging.LogRecord) -> bool:
+    """flagd's watcher logs a traceback on every poll of a bad file; we say it once."""
+    return record.funcName != "handle_error"

@@ -1,8 +1,8 @@
 """Every setting of the service, read from the environment in one place.
 
 Service settings carry the `DICE_` prefix. OpenTelemetry keeps its own standard
-`OTEL_*` variables, read by the SDK itself; only the few this service gives a
-different default, or must refuse early, are checked here.
+`OTEL_*` variables, read by the SDK itself; the few that a typo would silently break
+are checked here too, so that every bad value is reported at once, at start.
 """
 
 from __future__ import annotations
@@ -13,20 +13,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator
+from sandbox_telemetry.tracing import otel_problems
 
-__all__ = [
-    "OTEL_TRACES_EXPORTERS",
-    "Settings",
-    "SettingsError",
-    "load_settings",
-    "traces_exporter_names",
-]
-
-OTEL_TRACES_EXPORTERS = ("otlp", "console", "none")
-"""Values of `OTEL_TRACES_EXPORTER` this service understands."""
-
-OTLP_PROTOCOLS = ("http/protobuf",)
-"""The service ships the OTLP/HTTP exporter only, as the stack expects (Alloy on :4318)."""
+__all__ = ["Settings", "SettingsError", "load_settings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -81,7 +70,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     `overrides` come from the command line and win over the environment.
     """
     env = os.environ if environ is None else environ
-    problems = _check_otel_variables(env)
+    problems = otel_problems(env)
     settings: Settings | None = None
     try:
         settings = _read(env, overrides)
@@ -122,21 +111,3 @@ def _describe(
         hint = f" ({field.description})" if field is not None and field.description else ""
         lines.append(f"{source}={given!r}: {item['msg']}{hint}")
     return lines
-
-
-def traces_exporter_names(env: Mapping[str, str]) -> list[str]:
-    """The exporters `OTEL_TRACES_EXPORTER` names (a comma-separated list), otlp by default."""
-    return [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
-
-
-def _check_otel_variables(env: Mapping[str, str]) -> list[str]:
-    problems = []
-    for exporter in traces_exporter_names(env):
-        if exporter not in OTEL_TRACES_EXPORTERS:
-            allowed = ", ".join(OTEL_TRACES_EXPORTERS)
-            problems.append(f"OTEL_TRACES_EXPORTER={exporter!r}: must be one of {allowed}")
-    for key in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
-        protocol = env.get(key)
-        if protocol is not None and protocol not in OTLP_PROTOCOLS:
-            problems.append(f"{key}={protocol!r}: must be {' or '.join(OTLP_PROTOCOLS)}")
-    return problems

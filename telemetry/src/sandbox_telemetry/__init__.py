@@ -1,0 +1,40 @@
+"""Metrics, JSON logs and traces for a sandbox service, in a few calls.
+
+Every service of the sandbox is instrumented the same way::
+
+    configure_logging("INFO")  # every line JSON, with the current span's ids
+    provider = create_tracer_provider("dice-roller", "0.1.0")  # exporters from OTEL_*
+    app = FastAPI(telemetry=server_spans(provider))  # one server span per request
+    registry = new_registry()  # the service's own metric families go here too
+    instrument(app, registry, logger)  # HTTP metrics, traceresponse, request lines, /metrics
+
+What each call does, and why, is said where it is defined: `logs`, `tracing`, `http`.
+"""
+
+from .http import (
+    LATENCY_BUCKETS,
+    SCRAPE_PATH,
+    RequestTelemetry,
+    instrument,
+    metrics_route,
+    new_registry,
+    request_fields,
+)
+from .logs import configure_logging, cut_text
+from .tracing import create_tracer_provider, current_exemplar, current_ids, server_spans
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "SCRAPE_PATH",
+    "RequestTelemetry",
+    "configure_logging",
+    "create_tracer_provider",
+    "current_exemplar",
+    "current_ids",
+    "cut_text",
+    "instrument",
+    "metrics_route",
+    "new_registry",
+    "request_fields",
+    "server_spans",
+]

@@ -1,0 +1,134 @@
+"""JSON logs on stdout, each line carrying the trace and span of its request.
+
+One JSON object per line, uvicorn's own lines included, so a log pipeline (Alloy to
+Loki here) parses every line with `| json`. The ids come from the span current when
+the line is written: that is what lets Grafana jump from a trace to its logs and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from .tracing import current_ids
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "ExportWarningLimiter",
+    "JsonLogFormatter",
+    "MessageLengthLimiter",
+    "TraceContextFilter",
+    "configure_logging",
+    "cut_text",
+]
+
+MAX_MESSAGE_CHARS = 2048
+"""Docker splits stdout lines over 16 KiB, and Loki then gets broken JSON: a message
+(which may quote what a client sent) is cut well before."""
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger, uvicorn's included, through one JSON handler on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(TraceContextFilter())
+    handler.addFilter(ExportWarningLimiter())
+    handler.addFilter(MessageLengthLimiter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+class JsonLogFormatter(JsonFormatter):
+    """Fields: timestamp (ISO 8601, UTC), level, logger, message, then the line's own."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            # uvicorn's ANSI-coloured copy of its message has no place in a JSON line.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            exc_info_as_array=False,  # a traceback stays one escaped string
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        stamp = datetime.fromtimestamp(record.created, tz=UTC).isoformat()
+        log_data["timestamp"] = stamp.replace("+00:00", "Z")
+        super().add_fields(log_data, record, message_dict)
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` of the current span to every record.
+
+    OpenTelemetry's logging instrumentation no longer does it by default. Lines written
+    outside any span (start-up, shutdown) get no ids rather than zeros matching nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = current_ids()
+        if ids is not None:
+            record.trace_id = ids.trace_id
+            record.span_id = ids.span_id
+        return True
+
+
+class ExportWarningLimiter(logging.Filter):
+    """Lets OpenTelemetry's own warnings through at most once per `interval` seconds.
+
+    With no collector listening, the exporter fails every batch, once a second; one
+    line now and then says so without drowning the service's own lines.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next_allowed = 0.0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("opentelemetry"):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_allowed:
+                self._suppressed += 1
+                return False
+            self._next_allowed = now + self.interval
+            record.suppressed_since_last = self._suppressed
+            self._suppressed = 0
+        return True
+
+
+def cut_text(text: str, max_chars: int) -> str:
+    """`text`, cut to `max_chars` characters plus a note of how many were cut."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... [{len(text) - max_chars} more characters]"
+
+
+class MessageLengthLimiter(logging.Filter):
+    """Cuts a message longer than `max_chars`, saying how much was cut."""
+
+    def __init__(self, max_chars: int = MAX_MESSAGE_CHARS) -> None:
+        super().__init__()
+        self.max_chars = max_chars
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > self.max_chars:
+            record.msg = cut_text(message, self.max_chars)
+            record.args = None
+        return True
