@@ -1,45 +1,55 @@
-"""The builds the overhead bench compares: the service's own app, with fewer signals.
+"""The bare build: FastAPI serving the service's `/roll`, made of the dice alone.
 
-Every build is `dice_roller.app.create_app`, so the `/roll` route, its span attributes
-and its log lines are the service's own and cannot drift from what the bench claims
-to measure:
-
-- `bare`: no telemetry at all (no access log either, see `bench.serve`);
-- `metrics`, `logs`, `traces`: one signal, wired exactly as the service wires it;
-- `traces-unexported`: the same spans as `traces`, made and ended but sent nowhere,
-  which splits what a span costs to make from what it costs to export;
-- `full` is not built here: it is the real service, started as `python -m dice_roller`.
-
-Each signal alone shows which one the full build's cost comes from.
+The service has no switch that turns all its telemetry off, and must not grow one for
+the benchmark; so the bench assembles this baseline itself, from the service's public
+dice (`dice_roller.dice`). With the same settings it answers exactly as the service
+does without a flag file: the same delay, the same rolls from the same seed, the same
+500 when the risky die fails. The common recipe (`bench.recipe`) is this app with the
+tutorials' instrumentation, and the roll line passed in as `log`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import random
 
-from dice_roller.app import Signal, create_app
+from dice_roller.dice import DieFailure, DieType, draw_delay, roll
 from dice_roller.settings import Settings
-from dice_roller.tracing import create_tracer_provider
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-__all__ = ["UNEXPORTED_TRACES", "VARIANTS", "build_app"]
+__all__ = ["BARE", "build_bare_app"]
 
-UNEXPORTED_TRACES = "traces-unexported"
-BUILD_SIGNALS: Mapping[str, tuple[Signal, ...]] = {
-    "bare": (),
-    "metrics": ("metrics",),
-    "logs": ("logs",),
-    "traces": ("traces",),
-    UNEXPORTED_TRACES: ("traces",),
-}
-VARIANTS = tuple(BUILD_SIGNALS)
+BARE = "bare"
+"""The build's name in the benchmark."""
 
 
-def build_app(variant: str, settings: Settings) -> FastAPI:
-    """The service with the telemetry of `variant` (see the module docstring)."""
-    if variant not in BUILD_SIGNALS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-    provider = None
-    if variant == UNEXPORTED_TRACES:
-        provider = create_tracer_provider({"OTEL_TRACES_EXPORTER": "none"})  # no processor
-    return create_app(settings, provider, signals=BUILD_SIGNALS[variant])
+class RollResult(BaseModel):
+    """The service's answer to a roll, validated and serialised the way it does."""
+
+    roll: int
+
+
+def build_bare_app(settings: Settings, log: logging.Logger | None = None) -> FastAPI:
+    """`/roll` with no telemetry; with `log`, each roll writes its line there."""
+    rng = random.Random(settings.seed)
+    app = FastAPI()
+
+    @app.get("/roll", response_model=RollResult)
+    async def roll_die(die: DieType) -> RollResult | JSONResponse:
+        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds))
+        # The service's failure rates without a flag file.
+        failure_rate = settings.risky_failure_rate if die is DieType.RISKY else 0.0
+        try:
+            value = roll(die, rng, failure_rate)
+        except DieFailure as failure:
+            if log is not None:
+                log.error("Roll failed", extra={"die_type": die.value, "error": str(failure)})
+            return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
+        if log is not None:
+            log.info("Roll completed", extra={"die_type": die.value, "roll_value": value})
+        return RollResult(roll=value)
+
+    return app

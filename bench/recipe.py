@@ -2,8 +2,8 @@
 
 The full service's cost means little on its own; what matters to someone choosing
 is what it costs against what they would otherwise write. This build is that
-alternative, on the service's own route (`create_app` with its roll line only, written
-on a line of its own since the service's request line is not part of the recipe):
+alternative, on the bare build's `/roll` (`bench.apps`: the service's dice, its
+answers), with a roll line of its own, as a tutorial's route would write:
 
 - traces: opentelemetry-instrumentation's `FastAPIInstrumentor.instrument_app`, its
   generic ASGI middleware with every default (the "http send" and "http receive"
@@ -25,7 +25,6 @@ import json
 import logging
 import sys
 
-from dice_roller.app import Signal, create_app
 from dice_roller.settings import Settings
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -36,14 +35,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from .apps import build_bare_app
+
 __all__ = ["RECIPE", "RecipeJsonFormatter", "build_recipe_app", "configure_recipe_logging"]
 
 RECIPE = "recipe"
 """The build's name in the benchmark."""
 
-_ROUTE_SIGNALS: tuple[Signal, ...] = ("logs",)
-"""The route's own roll line; the recipe's middleware makes the rest."""
-
+log = logging.getLogger("dice_roller")
+"""The roll line's logger, named as the service's so that the lines compare."""
 _EXTRA_FIELDS = ("die_type", "roll_value", "error")
 """The roll line's own fields, which a tutorial's formatter would pass through too."""
 
@@ -81,7 +81,7 @@ def build_recipe_app(
     span_processor: SpanProcessor | None = None,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """The service's route with the recipe's instrumentation (see the module docstring).
+    """The bare build's route with the recipe's instrumentation (see the module docstring).
 
     `span_processor` defaults to the tutorial's batch processor exporting over OTLP;
     `registry` to prometheus_client's global one. Tests pass their own.
@@ -93,9 +93,7 @@ def build_recipe_app(
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "dice-roller-recipe"}))
     provider.add_span_processor(span_processor)
 
-    # Without the service's middleware the route logs its roll on a line of its own,
-    # as a tutorial's route would; uvicorn's access line covers the rest.
-    app = create_app(settings, signals=_ROUTE_SIGNALS, request_telemetry=False)
+    app = build_bare_app(settings, log)  # its roll line; uvicorn's access line the rest
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
     Instrumentator(registry=registry).instrument(app).expose(app)
     return app

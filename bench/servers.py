@@ -1,7 +1,22 @@
 """Start the builds under test as real processes on 127.0.0.1, read their memory, stop them.
 
 Every build is a separate `python` process served by uvicorn exactly as users run the
-service, so the bench measures what they would get, start-up and all.
+service, so the bench measures what they would get, start-up and all. Most builds are
+the real service, `python -m dice_roller`, with signals taken away from outside by
+the switches users have too (`SERVICE_BUILDS`); the service has no parameter, branch or
+module for the benchmark. Its metrics cannot be switched off, so each build adds one
+signal to the one before:
+
+- `metrics`: `OTEL_SDK_DISABLED=true` (no spans, so no ids in the header, exemplars or
+  lines) and `DICE_LOG_LEVEL=WARNING` (no INFO roll lines): the metrics alone;
+- `metrics+logs`: `OTEL_SDK_DISABLED=true` alone: one JSON line a request as well;
+- `traces-unexported`: `OTEL_TRACES_EXPORTER=none`: the three signals, spans made and
+  ended but sent nowhere, which splits what a span costs to make from its export;
+- `full`: the service as it runs, exporting over OTLP wherever the caller says;
+- `full-flags`, `full-drill`: the same with a flag file (`bench.flags`).
+
+The two others, `bare` and `recipe`, are assembled by the bench and served by
+`bench.serve`.
 """
 
 from __future__ import annotations
@@ -25,7 +40,10 @@ __all__ = [
     "FULL",
     "FULL_DRILL",
     "FULL_FLAGS",
+    "METRICS",
+    "METRICS_LOGS",
     "SERVICE_BUILDS",
+    "TRACES_UNEXPORTED",
     "Memory",
     "Server",
     "cpu_seconds",
@@ -35,13 +53,23 @@ __all__ = [
     "start_servers",
 ]
 
+METRICS = "metrics"
+METRICS_LOGS = "metrics+logs"
+TRACES_UNEXPORTED = "traces-unexported"
 FULL = "full"
-"""The real service, `python -m dice_roller`; the other builds come from `bench.apps`."""
 FULL_FLAGS = "full-flags"
 """The real service with the shipped flag file, as compose runs it (`bench.flags`)."""
 FULL_DRILL = "full-drill"
 """The real service with a flag away from its default, as during a drill (`bench.flags`)."""
-SERVICE_BUILDS = (FULL, FULL_FLAGS, FULL_DRILL)
+SERVICE_BUILDS: Mapping[str, Mapping[str, str]] = {
+    METRICS: {"OTEL_SDK_DISABLED": "true", "DICE_LOG_LEVEL": "WARNING"},
+    METRICS_LOGS: {"OTEL_SDK_DISABLED": "true"},
+    TRACES_UNEXPORTED: {"OTEL_TRACES_EXPORTER": "none"},
+    FULL: {},
+    FULL_FLAGS: {},
+    FULL_DRILL: {},
+}
+"""Each build of the real service, and its switches (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,8 @@ def start_servers(
 ) -> Iterator[list[Server]]:
     """Start every (build, environment) at once, wait until all answer, stop all at the end.
 
+    A build's own switches (`SERVICE_BUILDS`) win over the environment given.
+
     Their stdout and stderr go to a file in `output_dir`, not /dev/null: a container's
     stdout ends up in a file that the log agent reads, so each line's write is part of
     what logging costs; and the lines can be counted afterwards, to check that every
@@ -136,6 +166,7 @@ def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
     output_path = output_dir / f"{build}-{port}.log"
     if build in SERVICE_BUILDS:
         command = [sys.executable, "-m", "dice_roller", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**env, **SERVICE_BUILDS[build]}
     else:
         command = [sys.executable, "-m", "bench.serve", build, "--port", str(port)]
     with output_path.open("wb") as sink:

@@ -1,4 +1,4 @@
-"""The common-recipe build serves the service's `/roll` with each of the recipe's signals."""
+"""The common-recipe build serves the bare build's `/roll` with each of the recipe's signals."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dice_roller.logs import LOGGER_NAME
 from dice_roller.settings import Settings
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from bench.receiver import bench_receiver
-from bench.recipe import RECIPE, RecipeJsonFormatter, build_recipe_app
+from bench.recipe import RECIPE, RecipeJsonFormatter, build_recipe_app, log
 from bench.servers import start_server
 from tests.bench.asgi import roll_and_scrape
 
@@ -31,15 +30,14 @@ def roll_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(RecipeJsonFormatter())
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)
     try:
         yield stream
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def test_the_recipe_build_rolls_with_a_span_a_json_line_and_metrics(
@@ -57,10 +55,12 @@ def test_the_recipe_build_rolls_with_a_span_a_json_line_and_metrics(
     assert server.attributes is not None and server.attributes["http.route"] == "/roll"
     assert "traceresponse" not in roll.headers  # not part of the recipe
 
-    # Logs: one JSON line for the roll, with the server span's ids.
+    # Logs: one JSON line for the roll, with the ids of a span of its request.
     lines = [json.loads(line) for line in roll_log.getvalue().splitlines()]
     assert [line["message"] for line in lines] == ["Roll completed"]
     assert lines[0]["trace_id"] == format(server.context.trace_id, "032x")
+    request_spans = {format(s.context.span_id, "016x") for s in spans.get_finished_spans()}
+    assert lines[0]["span_id"] in request_spans
     assert lines[0]["die_type"] == "fair" and lines[0]["roll_value"] == roll.json()["roll"]
 
     # Metrics: the instrumentator's defaults, exposed on /metrics.
@@ -79,4 +79,5 @@ def test_the_bench_serves_the_recipe_with_uvicorns_access_line(tmp_path: Path) -
     output = output_path.read_text()
     assert '"GET /roll?die=fair HTTP/1.1" 200' in output  # uvicorn's plain-text line
     rolls = [json.loads(line) for line in output.splitlines() if "Roll completed" in line]
-    assert len(rolls) >= 2 and all(len(roll["trace_id"]) == 32 for roll in rolls)
+    assert len(rolls) >= 2
+    assert all(int(roll["trace_id"], 16) and int(roll["span_id"], 16) for roll in rolls)

@@ -3,23 +3,26 @@ histogram buckets, and every default and allowed value of the settings table."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import typing
 from decimal import Decimal
 
+import httpx
 import pytest
 from dice_roller import SERVICE_NAME
-from dice_roller.metrics import DiceMetrics
-from dice_roller.settings import (
-    OTEL_TRACES_EXPORTERS,
+from dice_roller.app import create_app
+from dice_roller.settings import LogLevel, Settings
+from opentelemetry.exporter.otlp.proto.http import trace_exporter
+from opentelemetry.sdk.trace import TracerProvider, export
+from prometheus_client.parser import text_string_to_metric_families
+from sandbox_telemetry.tracing import (
+    DEFAULT_EXPORT_TIMEOUT_SECONDS,
+    DEFAULT_SCHEDULE_DELAY_MILLIS,
     OTLP_PROTOCOLS,
-    LogLevel,
-    Settings,
+    TRACES_EXPORTERS,
     traces_exporter_names,
 )
-from dice_roller.tracing import DEFAULT_EXPORT_TIMEOUT_SECONDS, DEFAULT_SCHEDULE_DELAY_MILLIS
-from opentelemetry.exporter.otlp.proto.http import trace_exporter
-from opentelemetry.sdk.trace import export
 
 from tests.docs.readme import ROOT, code_spans, readme_text, table
 from tests.stack.compose import ROOT_COMPOSE, load_project
@@ -43,12 +46,18 @@ def expand(listing: str) -> list[Decimal]:
 
 
 def buckets_served(family: str) -> list[Decimal]:
-    """The `le` bounds a fresh service exposes for `family` (+Inf left out)."""
-    metrics = DiceMetrics.create()
-    metrics.http_request_duration.labels("/roll", "GET").observe(0.0)
+    """The `le` bounds a fresh service exposes for `family` (+Inf left out), after a roll."""
+
+    async def roll_then_scrape() -> str:
+        app = create_app(Settings(max_delay_seconds=0.0), TracerProvider())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            await client.get("/roll", params={"die": "fair"})
+            return (await client.get("/metrics")).text
+
     bounds = {
         sample.labels["le"]
-        for metric in metrics.registry.collect()
+        for metric in text_string_to_metric_families(asyncio.run(roll_then_scrape()))
         if metric.name == family
         for sample in metric.samples
         if sample.name == f"{family}_bucket"
@@ -137,7 +146,7 @@ def test_the_opentelemetry_defaults_are_the_services_and_the_sdks() -> None:
 
     assert default("OTEL_SERVICE_NAME") == SERVICE_NAME
     assert default("OTEL_TRACES_EXPORTER") == traces_exporter_names({})[0]
-    assert code_spans(rows["OTEL_TRACES_EXPORTER"][1]) == list(OTEL_TRACES_EXPORTERS)
+    assert code_spans(rows["OTEL_TRACES_EXPORTER"][1]) == list(TRACES_EXPORTERS)
     assert default("OTEL_EXPORTER_OTLP_ENDPOINT") == trace_exporter.DEFAULT_ENDPOINT.rstrip("/")
     in_compose = re.search(r"`([^`]+)` in compose", " ".join(rows["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     assert in_compose is not None

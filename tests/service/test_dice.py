@@ -11,7 +11,7 @@ import random
 from collections import Counter
 
 import pytest
-from dice_roller.dice import FACES, SPEC, DieFailure, DieType, Faults, draw_delay, roll
+from dice_roller.dice import FACES, DieFailure, DieType, draw_delay, roll
 
 # scipy.stats.chi2.ppf(0.999, df) and the two-sided normal quantile for 0.1%.
 CHI2_DF4_999 = 18.467
@@ -20,13 +20,15 @@ Z_999 = 3.291
 ROLLS = 60_000
 
 
-def rolls_of(die: DieType, seed: int, faults: Faults = SPEC) -> tuple[Counter[int], int]:
+def rolls_of(
+    die: DieType, seed: int, failure_rate: float = 0.0, loaded_bias: float = 0.0
+) -> tuple[Counter[int], int]:
     rng = random.Random(seed)
     values: Counter[int] = Counter()
     failures = 0
     for _ in range(ROLLS):
         try:
-            values[roll(die, rng, faults)] += 1
+            values[roll(die, rng, failure_rate, loaded_bias)] += 1
         except DieFailure:
             failures += 1
     return values, failures
@@ -55,37 +57,25 @@ def test_each_die_rolls_only_its_faces_uniformly(die: DieType, faces: range) -> 
     assert chi_square_uniform(values, faces) < CHI2_DF5_999
 
 
-def test_the_spec_fair_die_never_fails_whatever_the_risky_rate() -> None:
-    _, failures = rolls_of(DieType.FAIR, seed=7, faults=Faults(risky_failure_rate=1.0))
-    assert failures == 0
-
-
 @pytest.mark.parametrize("rate", [0.1, 0.25])
-def test_risky_die_fails_at_the_configured_rate(rate: float) -> None:
-    _, failures = rolls_of(DieType.RISKY, seed=99, faults=Faults(risky_failure_rate=rate))
+@pytest.mark.parametrize("die", list(DieType))
+def test_a_die_fails_at_the_rate_given_and_its_successes_stay_uniform(
+    die: DieType, rate: float
+) -> None:
+    values, failures = rolls_of(die, seed=99, failure_rate=rate)
     assert_share(failures, ROLLS, rate)
-
-
-@pytest.mark.parametrize("rate", [0.1, 0.5])
-def test_fair_die_fails_at_its_own_rate_and_the_risky_die_ignores_it(rate: float) -> None:
-    faults = Faults(fair_failure_rate=rate, risky_failure_rate=0.0)
-    values, failures = rolls_of(DieType.FAIR, seed=21, faults=faults)
-    assert_share(failures, ROLLS, rate)
-    assert chi_square_uniform(values, range(1, 7)) < CHI2_DF5_999, "successes stay uniform"
-    assert rolls_of(DieType.RISKY, seed=21, faults=faults)[1] == 0
+    assert chi_square_uniform(values, die.possible_values) < CHI2_DF5_999
 
 
 @pytest.mark.parametrize("die", list(DieType))
 def test_a_failure_rate_of_zero_or_one(die: DieType) -> None:
-    never = Faults(risky_failure_rate=0.0, fair_failure_rate=0.0)
-    always = Faults(risky_failure_rate=1.0, fair_failure_rate=1.0)
-    assert rolls_of(die, seed=1, faults=never)[1] == 0
-    assert rolls_of(die, seed=1, faults=always)[1] == ROLLS
+    assert rolls_of(die, seed=1, failure_rate=0.0)[1] == 0
+    assert rolls_of(die, seed=1, failure_rate=1.0)[1] == ROLLS
 
 
 def test_a_failure_names_its_die() -> None:
     with pytest.raises(DieFailure, match="the fair die"):
-        roll(DieType.FAIR, random.Random(0), Faults(fair_failure_rate=1.0))
+        roll(DieType.FAIR, random.Random(0), failure_rate=1.0)
 
 
 @pytest.mark.parametrize("bias", [0.1, 0.5])
@@ -93,8 +83,7 @@ def test_a_failure_names_its_die() -> None:
 def test_a_loaded_die_shows_its_top_face_more_and_the_rest_uniformly(
     die: DieType, bias: float
 ) -> None:
-    faults = Faults(loaded_die_bias=bias, risky_failure_rate=0.0)
-    values, _ = rolls_of(die, seed=5, faults=faults)
+    values, _ = rolls_of(die, seed=5, loaded_bias=bias)
     faces = die.possible_values
     top = faces[-1]
     assert top == (7 if die is DieType.RISKY else 6)
@@ -103,22 +92,21 @@ def test_a_loaded_die_shows_its_top_face_more_and_the_rest_uniformly(
 
 
 def test_a_fully_loaded_die_always_shows_its_top_face() -> None:
-    values, _ = rolls_of(DieType.RISKY, seed=2, faults=Faults(loaded_die_bias=1.0))
+    values, _ = rolls_of(DieType.RISKY, seed=2, loaded_bias=1.0)
     assert set(values) == {7}
 
 
-def test_the_spec_faults_draw_what_a_roll_drew_before_faults_existed() -> None:
+def test_faults_at_zero_draw_what_a_roll_drew_before_faults_existed() -> None:
     """A seeded run keeps its rolls: a fault at zero draws no number of its own."""
     rng, reference = random.Random(42), random.Random(42)
     for _ in range(1000):
-        assert roll(DieType.FAIR, rng, SPEC) == reference.randint(1, FACES)
-        assert draw_delay(rng, 1.0, SPEC) == reference.uniform(0.0, 1.0)
+        assert roll(DieType.FAIR, rng, 0.0, 0.0) == reference.randint(1, FACES)
+        assert draw_delay(rng, 1.0, 0.0, 1.0) == reference.uniform(0.0, 1.0)
     assert rng.getstate() == reference.getstate()
 
 
 def test_same_seed_same_rolls() -> None:
-    faults = Faults(fair_failure_rate=0.3, loaded_die_bias=0.2)
-    assert rolls_of(DieType.FAIR, 5, faults) == rolls_of(DieType.FAIR, 5, faults)
+    assert rolls_of(DieType.FAIR, 5, 0.3, 0.2) == rolls_of(DieType.FAIR, 5, 0.3, 0.2)
 
 
 def test_delay_stays_within_bounds_and_spreads_over_them() -> None:
@@ -132,8 +120,7 @@ def test_delay_stays_within_bounds_and_spreads_over_them() -> None:
 
 def test_extra_latency_for_every_roll_shifts_every_delay() -> None:
     rng = random.Random(8)
-    faults = Faults(extra_latency_seconds=1.5)
-    delays = [draw_delay(rng, 0.2, faults) for _ in range(10_000)]
+    delays = [draw_delay(rng, 0.2, extra_seconds=1.5) for _ in range(10_000)]
     assert all(1.5 <= delay <= 1.7 for delay in delays)
     assert abs(sum(delays) / len(delays) - 1.6) < 0.005
 
@@ -141,8 +128,7 @@ def test_extra_latency_for_every_roll_shifts_every_delay() -> None:
 @pytest.mark.parametrize("share", [0.2, 0.5])
 def test_extra_latency_hits_its_share_of_rolls(share: float) -> None:
     rng = random.Random(13)
-    faults = Faults(extra_latency_seconds=5.0, extra_latency_share=share)
-    delays = [draw_delay(rng, 1.0, faults) for _ in range(ROLLS)]
+    delays = [draw_delay(rng, 1.0, extra_seconds=5.0, extra_share=share) for _ in range(ROLLS)]
     slow = [delay for delay in delays if delay >= 5.0]
     assert_share(len(slow), ROLLS, share)
     assert all(delay <= 1.0 for delay in delays if delay < 5.0)
@@ -151,7 +137,6 @@ def test_extra_latency_hits_its_share_of_rolls(share: float) -> None:
 
 def test_a_share_without_extra_latency_changes_nothing() -> None:
     rng, reference = random.Random(4), random.Random(4)
-    faults = Faults(extra_latency_seconds=0.0, extra_latency_share=0.2)
-    assert [draw_delay(rng, 1.0, faults) for _ in range(100)] == [
+    assert [draw_delay(rng, 1.0, extra_seconds=0.0, extra_share=0.2) for _ in range(100)] == [
         draw_delay(reference, 1.0) for _ in range(100)
     ]

@@ -4,7 +4,7 @@ An observation made outside any span, or while the current span context is inval
 (OpenTelemetry's `INVALID_SPAN_CONTEXT`, all zeros), must carry no exemplar: a
 `trace_id` of 32 zeros would send a click on a latency graph to a trace that does
 not exist. Inside the running service every observation happens in a request's span,
-so these tests call the metrics module directly.
+so these tests observe the families directly, as the roll handler does.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dice_roller.dice import DieType
-from dice_roller.metrics import DiceMetrics, current_exemplar
+from dice_roller.metrics import DiceMetrics
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from sandbox_telemetry import current_exemplar
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7
@@ -32,10 +34,10 @@ def current_span_context(context: SpanContext) -> Iterator[None]:
         yield
 
 
-def roll_exemplars(metrics: DiceMetrics) -> list[dict[str, str]]:
+def roll_exemplars(registry: CollectorRegistry) -> list[dict[str, str]]:
     """The exemplar labels of every dice_roll* sample, as a scraper would read them."""
     encoder, _ = choose_encoder(OPENMETRICS)
-    text = encoder(metrics.registry).decode()
+    text = encoder(registry).decode()
     return [
         dict(sample.exemplar.labels)
         for family in text_string_to_metric_families(text)
@@ -60,14 +62,23 @@ def test_a_valid_span_gives_its_trace_id() -> None:
         assert current_exemplar() == {"trace_id": f"{TRACE_ID:032x}"}
 
 
+def observe_roll(metrics: DiceMetrics, die: DieType, value: int) -> None:
+    """What the roll handler records of a roll, with the exemplar it takes."""
+    exemplar = current_exemplar()
+    metrics.rolls.labels(die, "success").inc(exemplar=exemplar)
+    metrics.roll_duration.labels(die).observe(0.1, exemplar=exemplar)
+    metrics.roll_value.labels(die).observe(value, exemplar=exemplar)
+
+
 def test_rolls_observed_without_a_valid_span_store_no_exemplar() -> None:
-    metrics = DiceMetrics.create()
-    metrics.observe_roll(DieType.FAIR, 3, 0.1)
+    registry = CollectorRegistry()
+    metrics = DiceMetrics(registry)
+    observe_roll(metrics, DieType.FAIR, 3)
     with current_span_context(INVALID_SPAN_CONTEXT):
-        metrics.observe_roll(DieType.RISKY, None, 0.2)
-    assert roll_exemplars(metrics) == []
+        observe_roll(metrics, DieType.RISKY, 4)
+    assert roll_exemplars(registry) == []
 
     with current_span_context(VALID):
-        metrics.observe_roll(DieType.FAIR, 4, 0.1)
-    exemplars = roll_exemplars(metrics)
+        observe_roll(metrics, DieType.FAIR, 4)
+    exemplars = roll_exemplars(registry)
     assert exemplars and all(e == {"trace_id": f"{TRACE_ID:032x}"} for e in exemplars)

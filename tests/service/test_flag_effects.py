@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from dice_roller.app import create_app
-from dice_roller.logs import LOGGER_NAME
 from dice_roller.settings import Settings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -100,13 +99,21 @@ def test_extra_latency_holds_the_roll_at_least_that_long(tmp_path: Path) -> None
     assert (span.end_time - span.start_time) / 1e9 >= 1.5
 
 
-def test_the_span_gets_one_event_per_evaluation_that_changed_the_roll(tmp_path: Path) -> None:
+def evaluations(span: ReadableSpan) -> dict[str, dict[str, Any]]:
+    """The OpenTelemetry hook's event of each flag evaluated for the span's roll."""
+    found = {}
+    for event in span.events:
+        assert event.name == "feature_flag.evaluation"
+        attributes = dict(event.attributes or {})
+        found[str(attributes["feature_flag.key"])] = attributes
+    return found
+
+
+def test_the_span_gets_one_event_per_flag_the_roll_evaluated(tmp_path: Path) -> None:
     variants = {"risky-failure-rate": "always", "extra-latency-share": "some"}
     responses, spans = roll(tmp_path, variants, ["risky", "fair"])
-    risky, fair = spans
-    [event] = risky.events
-    assert event.name == "feature_flag.evaluation"
-    assert dict(event.attributes or {}) == {
+    risky, fair = (evaluations(span) for span in spans)
+    assert risky["risky-failure-rate"] == {
         "feature_flag.key": "risky-failure-rate",
         "feature_flag.result.variant": "always",
         "feature_flag.result.value": "1.0",
@@ -115,17 +122,28 @@ def test_the_span_gets_one_event_per_evaluation_that_changed_the_roll(tmp_path: 
         # The targeting key of a roll is its trace id: `fractional` rules split requests.
         "feature_flag.context.id": trace_of(responses[0].headers)[0],
     }
-    # The fair roll: the risky flag does not apply, the latency share changes nothing
-    # while the extra latency is off, and flags at their default are not evaluated.
-    assert fair.events == ()
+    # Each die evaluates its own failure rate; the latency share only while extra
+    # latency is on (it is off here).
+    assert list(risky) == ["risky-failure-rate", "extra-latency-seconds", "loaded-die-bias"]
+    assert list(fair) == ["fair-failure-rate", "extra-latency-seconds", "loaded-die-bias"]
+    assert fair["extra-latency-seconds"]["feature_flag.result.variant"] == "off"
 
 
-def test_flags_as_shipped_put_nothing_on_spans_or_lines(
+def test_the_latency_share_is_evaluated_only_with_extra_latency(tmp_path: Path) -> None:
+    variants = {"extra-latency-seconds": "slow", "extra-latency-share": "some"}
+    _, [span] = roll(tmp_path, variants, ["fair"], seed=3)
+    share = evaluations(span)["extra-latency-share"]
+    assert share["feature_flag.result.variant"] == "some"
+
+
+def test_flags_as_shipped_are_evaluated_at_their_defaults_and_named_on_no_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    caplog.set_level(logging.INFO, logger="dice_roller")
     responses, spans = roll(tmp_path, {}, ["risky", "fair"] * 10)
-    assert all(span.events == () for span in spans)
+    for span in spans:
+        variants = {e["feature_flag.result.variant"] for e in evaluations(span).values()}
+        assert variants <= {"spec", "off"}, "every flag evaluated at its shipped variant"
     rolls = [r for r in caplog.records if r.getMessage() in ("Roll completed", "Roll failed")]
     assert len(rolls) == len(responses)
     assert not any("feature_flags" in record.__dict__ for record in rolls)
@@ -134,7 +152,7 @@ def test_flags_as_shipped_put_nothing_on_spans_or_lines(
 def test_the_roll_line_names_the_flags_away_from_their_default(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    caplog.set_level(logging.INFO, logger="dice_roller")
     variants = {"risky-failure-rate": "always", "loaded-die-bias": "loaded"}
     roll(tmp_path, variants, ["risky", "fair"])
     lines = {
@@ -159,9 +177,9 @@ def test_a_fractional_rule_splits_rolls_by_their_trace(tmp_path: Path) -> None:
     responses, spans = roll(tmp_path, {}, ["fair"] * 40, edit=split)
     variants = []
     for response, span in zip(responses, spans, strict=True):
-        [event] = span.events
-        assert (event.attributes or {})["feature_flag.result.reason"] == "targeting_match"
-        variant = (event.attributes or {})["feature_flag.result.variant"]
+        event = evaluations(span)["fair-failure-rate"]
+        assert event["feature_flag.result.reason"] == "targeting_match"
+        variant = event["feature_flag.result.variant"]
         assert response.status_code == (500 if variant == "always" else 200)
         variants.append(variant)
     assert set(variants) == {"spec", "always"}  # 40 coin flips: all alike once in 2^39

@@ -1,39 +1,33 @@
-"""The fault flags, evaluated by the real OpenFeature SDK and flagd's file resolver.
+"""The fault flags, evaluated by the real OpenFeature SDK and flagd's file provider.
 
 No mock of OpenFeature anywhere: each test writes a flag file, lets flagd's watcher
-find the change, and reads what the service would do with it. Waits poll for the
-change with a limit, never assert how long it took.
+find the change, and reads what a roll would get. Waits poll for the change with a
+limit, never assert how long it took.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dice_roller.dice import SPEC, DieType, Faults
-from dice_roller.faults import FlagFileFaults, fault_source
+from dice_roller.dice import DieType
 from dice_roller.flags import (
     EXTRA_LATENCY_SECONDS,
     EXTRA_LATENCY_SHARE,
+    FAILURE_RATE,
     FAIR_FAILURE_RATE,
     FLAGS,
-    FLAGS_BY_KEY,
     LOADED_DIE_BIAS,
     RISKY_FAILURE_RATE,
     FaultFlag,
-    check_document,
+    FaultFlags,
 )
 from dice_roller.settings import Settings
-from openfeature import api
-from openfeature.event import EventDetails, ProviderEvent
-from openfeature.flag_evaluation import FlagEvaluationDetails, FlagValueType
-from openfeature.hook import Hook, HookContext, HookHints
-from openfeature.provider.no_op_provider import NoOpProvider
 
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped, edit_flags, select_variants, write_raw
 from tests.support.processes import eventually
@@ -52,42 +46,26 @@ SHIPPED_VARIANTS = {
 
 
 @contextmanager
-def watching(path: Path) -> Iterator[FlagFileFaults]:
-    faults = FlagFileFaults(path)
+def watching(path: Path | None, **settings: Any) -> Iterator[FaultFlags]:
+    flags = FaultFlags(Settings(flags_file=path, **settings))
     try:
-        yield faults
+        yield flags
     finally:
-        faults.close()
+        flags.close()
 
 
-class RollEvaluations(Hook):
-    """Counts the flag evaluations made for rolls (their context names the die), in one
-    OpenFeature domain: a real hook, registered with the real API."""
-
-    def __init__(self, domain: str) -> None:
-        self.domain = domain
-        self.keys: list[str] = []
-
-    def finally_after(
-        self,
-        hook_context: HookContext,
-        details: FlagEvaluationDetails[FlagValueType],
-        hints: HookHints,
-    ) -> None:
-        metadata = hook_context.client_metadata
-        in_domain = metadata is not None and metadata.domain == self.domain
-        if in_domain and "die" in hook_context.evaluation_context.attributes:
-            self.keys.append(hook_context.flag_key)
+def rolled(
+    flags: FaultFlags, die: DieType, *evaluated: FaultFlag
+) -> tuple[list[float], dict[str, Any]]:
+    """The values one roll of `die` gets for `evaluated`, and its log line's flag fields."""
+    roll = flags.for_roll(die)
+    return [roll.number(flag) for flag in evaluated], roll.log_fields()
 
 
-@contextmanager
-def counting_evaluations(faults: FlagFileFaults) -> Iterator[RollEvaluations]:
-    hook = RollEvaluations(faults.domain)
-    api.add_hooks([hook])
-    try:
-        yield hook
-    finally:
-        api.clear_hooks()
+def value_of(
+    flags: FaultFlags, flag: FaultFlag, die: DieType = DieType.FAIR
+) -> Callable[[], float]:
+    return lambda: rolled(flags, die, flag)[0][0]
 
 
 def flag_records(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
@@ -116,37 +94,34 @@ def test_the_shipped_file_selects_each_flags_spec_default() -> None:
         assert definition["state"] == "ENABLED" and "targeting" not in definition
         assert definition["defaultVariant"] == flag.default_variant
         assert definition["variants"][flag.default_variant] == flag.default
-        assert flag.default == getattr(SPEC, flag.fault), "the default is the spec's"
+        assert all(flag.accepts(value) for value in definition["variants"].values())
     assert {key: d["variants"] for key, d in document["flags"].items()} == SHIPPED_VARIANTS
-    check = check_document(document)
-    assert (check.problems, check.missing, check.unknown) == ({}, (), ())
+    # The spec: fair never fails, risky fails one time in ten.
+    assert (FAILURE_RATE[DieType.FAIR].default, FAILURE_RATE[DieType.RISKY].default) == (0, 0.1)
 
 
-def test_flags_as_shipped_give_the_spec_and_are_not_evaluated_per_roll(tmp_path: Path) -> None:
-    with watching(copy_shipped(tmp_path)) as faults, counting_evaluations(faults) as counted:
-        for _ in range(100):
-            for die in DieType:
-                rolled = faults.for_roll(die)
-                assert rolled.faults == SPEC and rolled.log_fields == {}
-    assert counted.keys == []
+def test_flags_as_shipped_give_the_spec_and_name_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with watching(copy_shipped(tmp_path)) as flags:
+        for die in DieType:
+            values, fields = rolled(flags, die, *FLAGS)
+            assert values == [flag.default for flag in FLAGS] and fields == {}
+    assert flag_records(caplog) == []
 
 
-def test_without_a_flag_file_the_risky_rate_comes_from_the_settings(tmp_path: Path) -> None:
-    fixed = fault_source(Settings(risky_failure_rate=0.5))
-    assert fixed.for_roll(DieType.RISKY).faults == Faults(risky_failure_rate=0.5)
-    assert fixed.for_roll(DieType.RISKY).log_fields == {}
+def test_without_a_flag_file_the_risky_rate_comes_from_the_settings() -> None:
+    with watching(None, risky_failure_rate=0.5) as flags:
+        assert rolled(flags, DieType.RISKY, RISKY_FAILURE_RATE, FAIR_FAILURE_RATE) == ([0.5, 0], {})
 
 
 def test_with_a_flag_file_the_flag_wins_over_the_setting(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    settings = Settings(risky_failure_rate=0.5, flags_file=copy_shipped(tmp_path))
-    source = fault_source(settings)
-    try:
-        assert source.for_roll(DieType.RISKY).faults.risky_failure_rate == 0.1
-    finally:
-        source.close()
+    with watching(copy_shipped(tmp_path), risky_failure_rate=0.5) as flags:
+        assert value_of(flags, RISKY_FAILURE_RATE, DieType.RISKY)() == 0.1
     [warning] = flag_records(caplog)
     assert "DICE_RISKY_FAILURE_RATE is not used" in warning
 
@@ -161,58 +136,26 @@ def test_with_a_flag_file_the_flag_wins_over_the_setting(
         (RISKY_FAILURE_RATE, "never"),
         (FAIR_FAILURE_RATE, "always"),
         (EXTRA_LATENCY_SECONDS, "slow"),
+        (EXTRA_LATENCY_SHARE, "some"),
         (LOADED_DIE_BIAS, "loaded"),
     ],
     ids=lambda value: value.key if isinstance(value, FaultFlag) else value,
 )
-def test_each_flag_sets_its_fault_for_the_dice_it_applies_to(
+def test_an_edit_of_each_flag_applies_live_and_is_named_on_the_roll(
     tmp_path: Path, flag: FaultFlag, variant: str
 ) -> None:
     path = copy_shipped(tmp_path)
     value = SHIPPED_VARIANTS[flag.key][variant]
-    with watching(path) as faults, counting_evaluations(faults) as counted:
+    with watching(path) as flags:
         select_variants(path, {flag.key: variant})
-        eventually(
-            lambda: getattr(faults.for_roll(next(iter(flag.dice))).faults, flag.fault) == value,
-            f"{flag.key}={variant} applied",
-            WAIT,
-        )
-        counted.keys.clear()
-        for die in DieType:
-            rolled = faults.for_roll(die)
-            assert getattr(rolled.faults, flag.fault) == value
-            others = {f.fault: getattr(rolled.faults, f.fault) for f in FLAGS if f is not flag}
-            assert others == {f.fault: f.default for f in FLAGS if f is not flag}
-            if die in flag.dice:
-                assert rolled.log_fields == {"feature_flags": {flag.key: variant}}
-            else:
-                assert rolled.log_fields == {}, "a flag that does not apply is not logged"
-    # Away from its default, the flag is evaluated for each roll it applies to, only.
-    assert counted.keys == [flag.key] * len(flag.dice)
+        eventually(lambda: value_of(flags, flag)() == value, f"{flag.key}={variant}", WAIT)
+        others = [f for f in FLAGS if f is not flag]
+        values, fields = rolled(flags, DieType.FAIR, flag, *others)
+    assert values == [value] + [f.default for f in others]
+    assert fields == {"feature_flags": {flag.key: variant}}
 
 
-def test_the_latency_share_matters_only_with_extra_latency(tmp_path: Path) -> None:
-    path = copy_shipped(tmp_path, {EXTRA_LATENCY_SHARE.key: "some"})
-    with watching(path) as faults, counting_evaluations(faults) as counted:
-        rolled = faults.for_roll(DieType.FAIR)
-        assert rolled.log_fields == {} and rolled.faults.extra_latency_seconds == 0.0
-        assert counted.keys == []
-        select_variants(path, {EXTRA_LATENCY_SECONDS.key: "crawl"})
-        eventually(
-            lambda: faults.for_roll(DieType.FAIR).faults.extra_latency_seconds == 5.0,
-            "extra-latency-seconds=crawl applied",
-            WAIT,
-        )
-        counted.keys.clear()
-        rolled = faults.for_roll(DieType.FAIR)
-    assert (rolled.faults.extra_latency_seconds, rolled.faults.extra_latency_share) == (5.0, 0.2)
-    assert rolled.log_fields == {
-        "feature_flags": {"extra-latency-seconds": "crawl", "extra-latency-share": "some"}
-    }
-    assert counted.keys == ["extra-latency-seconds", "extra-latency-share"]
-
-
-def test_a_flag_with_targeting_is_evaluated_for_each_roll(tmp_path: Path) -> None:
+def test_a_flag_with_targeting_sees_the_die(tmp_path: Path) -> None:
     """Targeting sees the die as `die`: here only fair rolls get the loaded die."""
 
     def target_fair(document: dict[str, Any]) -> None:
@@ -222,12 +165,11 @@ def test_a_flag_with_targeting_is_evaluated_for_each_roll(tmp_path: Path) -> Non
 
     path = copy_shipped(tmp_path)
     edit_flags(path, target_fair)
-    with watching(path) as faults, counting_evaluations(faults) as counted:
-        fair, risky = faults.for_roll(DieType.FAIR), faults.for_roll(DieType.RISKY)
-    assert fair.faults.loaded_die_bias == 0.5
-    assert fair.log_fields == {"feature_flags": {"loaded-die-bias": "loaded"}}
-    assert risky.faults.loaded_die_bias == 0.0 and risky.log_fields == {}
-    assert counted.keys == ["loaded-die-bias", "loaded-die-bias"]
+    with watching(path) as flags:
+        fair = rolled(flags, DieType.FAIR, LOADED_DIE_BIAS)
+        risky = rolled(flags, DieType.RISKY, LOADED_DIE_BIAS)
+    assert fair == ([0.5], {"feature_flags": {"loaded-die-bias": "loaded"}})
+    assert risky == ([0.0], {})
 
 
 def test_a_disabled_flag_takes_its_shipped_default(tmp_path: Path) -> None:
@@ -236,94 +178,74 @@ def test_a_disabled_flag_takes_its_shipped_default(tmp_path: Path) -> None:
 
     path = copy_shipped(tmp_path, {FAIR_FAILURE_RATE.key: "always"})
     edit_flags(path, disable)
-    with watching(path) as faults:
-        rolled = faults.for_roll(DieType.FAIR)
-    assert rolled.faults.fair_failure_rate == 0.0 and rolled.log_fields == {}
+    with watching(path) as flags:
+        assert rolled(flags, DieType.FAIR, FAIR_FAILURE_RATE) == ([0.0], {})
 
 
-# --- live changes and bad files --------------------------------------------------------
+# --- bad files and bad values ----------------------------------------------------------
 
-BAD_EDITS: dict[str, tuple[Any, str, str | None]] = {
-    # name: (edit: raw text or a change of the document, expected words, flag named)
-    "not JSON": ('{"flags": {', "is not valid JSON: Expecting", None),
-    "not an object": ("[1, 2]", 'needs a "flags" object', None),
+BAD_FILES: dict[str, tuple[Any, str]] = {
+    # name: (raw text or a change of the document, the words of the one line)
+    "not JSON": ('{"flags": {', "Could not parse JSON"),
     "not flagd's format": (
         lambda d: d["flags"]["risky-failure-rate"].update(state="ON"),
-        "is not a flagd flag file: flag risky-failure-rate: Incorrect 'state'",
-        None,
-    ),
-    "variants not an object": (
-        lambda d: d["flags"]["risky-failure-rate"].update(variants=[0.5]),
-        "flag risky-failure-rate: Incorrect 'variants'",
-        None,
-    ),
-    "value out of range": (
-        lambda d: d["flags"]["risky-failure-rate"]["variants"].update(half=1.5),
-        "variant 'half' is 1.5, not a number from 0 to 1",
-        "risky-failure-rate",
-    ),
-    "a string": (
-        lambda d: d["flags"]["risky-failure-rate"]["variants"].update(half="0.5"),
-        "variant 'half' is \"0.5\", not a number from 0 to 1",
-        "risky-failure-rate",
-    ),
-    "a boolean": (
-        lambda d: d["flags"]["risky-failure-rate"]["variants"].update(always=True),
-        "variant 'always' is true, not a number from 0 to 1",
-        "risky-failure-rate",
-    ),
-    "an unknown variant": (
-        lambda d: d["flags"]["risky-failure-rate"].update(defaultVariant="hafl"),
-        "defaultVariant \"hafl\" is not one of its variants ('spec', 'never', 'half', 'always')",
-        "risky-failure-rate",
+        "Could not parse flag data using flagd syntax",
     ),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_EDITS))
+@pytest.mark.parametrize("case", list(BAD_FILES))
 def test_a_bad_file_is_reported_once_and_the_last_good_values_stay(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
 ) -> None:
-    edit, expected, flag_named = BAD_EDITS[case]
+    edit, expected = BAD_FILES[case]
     caplog.set_level(logging.INFO)
-    path = copy_shipped(tmp_path, {"risky-failure-rate": "always", "loaded-die-bias": "loaded"})
-    errors: list[EventDetails] = []
-    with watching(path) as faults:
-        client = api.get_client(faults.domain)
-        client.add_handler(ProviderEvent.PROVIDER_ERROR, errors.append)
+    path = copy_shipped(tmp_path, {"risky-failure-rate": "always"})
+    with watching(path) as flags:
         if isinstance(edit, str):
             write_raw(path, edit)
         else:
             edit_flags(path, edit)
         eventually(lambda: flag_records(caplog), f"a line about the {case} file", WAIT)
-        if flag_named is None:  # flagd rejects the file: its watcher retries every poll
-            eventually(lambda: len(errors) >= 3, "three polls of the bad file", WAIT)
-        for _ in range(3):  # what every later event does: nothing new to say
-            faults.reload()
-        risky = faults.for_roll(DieType.RISKY)
-        fair = faults.for_roll(DieType.FAIR)
-        client.remove_handler(ProviderEvent.PROVIDER_ERROR, errors.append)
-
-        # The good values stay: the broken flag's, and every other flag's.
-        assert risky.faults.risky_failure_rate == 1.0 and fair.faults.loaded_die_bias == 0.5
-        assert risky.log_fields["feature_flags"]["risky-failure-rate"] == "always"
-
+        # flagd's watcher retries the bad file every poll: nothing new is said.
+        value = value_of(flags, RISKY_FAILURE_RATE, DieType.RISKY)
+        assert value() == 1.0, "the last good values stay"
         [line] = flag_records(caplog)
-        assert expected in line and str(path) in line
-        if flag_named is not None:
-            [record] = [r for r in caplog.records if r.name == FLAGS_LOGGER and r.levelno >= 30]
-            assert record.__dict__["flag"] == flag_named
-            assert record.__dict__["allowed"] == FLAGS_BY_KEY[flag_named].allowed
-            assert "keeping 'always' (1)" in line
+        assert expected in line and str(path) in line and "keeping the last good values" in line
         assert_no_traceback(caplog)
 
-        # Fixed, it applies again without a restart.
         select_variants(copy_shipped(tmp_path), {"risky-failure-rate": "half"})
-        eventually(
-            lambda: faults.for_roll(DieType.RISKY).faults.risky_failure_rate == 0.5,
-            "the fixed file applied",
-            WAIT,
-        )
+        eventually(lambda: value() == 0.5, "the fixed file applied", WAIT)
+
+
+BAD_VALUES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "out of range": (
+        lambda d: d["flags"]["risky-failure-rate"]["variants"].update(always=1.5),
+        "1.5 is not a number from 0 to 1",
+    ),
+    "an unknown default variant": (
+        lambda d: d["flags"]["risky-failure-rate"].update(defaultVariant="hafl"),
+        "risky-failure-rate",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_a_bad_value_falls_back_to_the_default_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    edit, expected = BAD_VALUES[case]
+    caplog.set_level(logging.INFO)
+    path = copy_shipped(tmp_path, {"risky-failure-rate": "always", "loaded-die-bias": "loaded"})
+    edit_flags(path, edit)
+    with watching(path) as flags:
+        for _ in range(20):
+            values, fields = rolled(flags, DieType.RISKY, RISKY_FAILURE_RATE, LOADED_DIE_BIAS)
+            assert values == [0.1, 0.5], "the bad flag's default; the others as the file says"
+            assert fields == {"feature_flags": {"loaded-die-bias": "loaded"}}
+    [line] = flag_records(caplog)
+    assert expected in line and "using the default 0.1" in line and str(path) in line
+    assert_no_traceback(caplog)
 
 
 def test_a_bad_file_at_start_gives_the_shipped_defaults_until_it_is_fixed(
@@ -332,16 +254,13 @@ def test_a_bad_file_at_start_gives_the_shipped_defaults_until_it_is_fixed(
     caplog.set_level(logging.INFO)
     path = tmp_path / "flags.json"
     path.write_text("not json", encoding="utf-8")
-    with watching(path) as faults:
-        assert faults.for_roll(DieType.RISKY).faults == SPEC
+    with watching(path) as flags:
+        assert rolled(flags, DieType.RISKY, *FLAGS)[0] == [flag.default for flag in FLAGS]
+        eventually(lambda: flag_records(caplog), "a line about the bad file", WAIT)
         [line] = flag_records(caplog)
-        assert "is not valid JSON" in line and "using the shipped defaults" in line
+        assert "Could not parse JSON" in line and "using the shipped defaults" in line
         copy_shipped(tmp_path, {"fair-failure-rate": "half"})
-        eventually(
-            lambda: faults.for_roll(DieType.FAIR).faults.fair_failure_rate == 0.5,
-            "the fixed file applied",
-            WAIT,
-        )
+        eventually(lambda: value_of(flags, FAIR_FAILURE_RATE)() == 0.5, "the fixed file", WAIT)
     assert_no_traceback(caplog)
 
 
@@ -350,36 +269,34 @@ def test_a_file_that_goes_missing_keeps_the_last_good_values(
 ) -> None:
     caplog.set_level(logging.INFO)
     path = copy_shipped(tmp_path, {"fair-failure-rate": "some"})
-    with watching(path) as faults:
+    with watching(path) as flags:
         path.unlink()
         eventually(lambda: flag_records(caplog), "a line about the missing file", WAIT)
-        faults.reload()
-        assert faults.for_roll(DieType.FAIR).faults.fair_failure_rate == 0.1
+        assert value_of(flags, FAIR_FAILURE_RATE)() == 0.1
         [line] = flag_records(caplog)
-        assert "is missing; keeping the last good values" in line
+        assert "keeping the last good values" in line
         copy_shipped(tmp_path)
-        eventually(
-            lambda: faults.for_roll(DieType.FAIR).faults.fair_failure_rate == 0.0,
-            "the restored file applied",
-            WAIT,
-        )
+        eventually(lambda: value_of(flags, FAIR_FAILURE_RATE)() == 0.0, "the restored file", WAIT)
     assert_no_traceback(caplog)
 
 
 def test_missing_and_unknown_flags_are_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def rename(document: dict[str, Any]) -> None:
-        document["flags"]["fair-failure-rates"] = document["flags"].pop("fair-failure-rate")
-
     caplog.set_level(logging.INFO)
-    path = copy_shipped(tmp_path, {"fair-failure-rate": "always"})
-    edit_flags(path, rename)
-    with watching(path) as faults:
-        assert faults.for_roll(DieType.FAIR).faults.fair_failure_rate == 0.0
-    missing, unknown = flag_records(caplog)
-    assert "take their shipped defaults: fair-failure-rate" in missing
-    assert "does not know (a typo?): fair-failure-rates" in unknown
+    path = copy_shipped(tmp_path)
+    with watching(path) as flags:
+
+        def rename(document: dict[str, Any]) -> None:
+            document["flags"]["fair-failure-rates"] = document["flags"].pop("fair-failure-rate")
+            document["flags"]["fair-failure-rates"]["defaultVariant"] = "always"
+
+        edit_flags(path, rename)
+        eventually(lambda: len(flag_records(caplog)) >= 2, "two lines about the flags", WAIT)
+        assert value_of(flags, FAIR_FAILURE_RATE)() == 0.0
+    lines = flag_records(caplog)
+    assert any("take their shipped defaults: fair-failure-rate" in line for line in lines)
+    assert any("does not know (a typo?): fair-failure-rates" in line for line in lines)
 
 
 def test_every_change_is_announced_in_one_line(
@@ -387,34 +304,14 @@ def test_every_change_is_announced_in_one_line(
 ) -> None:
     caplog.set_level(logging.INFO)
     path = copy_shipped(tmp_path)
-    with watching(path) as faults:
+    with watching(path) as flags:
         select_variants(path, {"risky-failure-rate": "half", "extra-latency-seconds": "slow"})
         eventually(
-            lambda: faults.for_roll(DieType.RISKY).faults.risky_failure_rate == 0.5,
-            "the change applied",
-            WAIT,
+            lambda: value_of(flags, RISKY_FAILURE_RATE, DieType.RISKY)() == 0.5, "the change", WAIT
         )
-        faults.reload()
+        select_variants(path, {"risky-failure-rate": "half", "extra-latency-seconds": "slow"})
+        eventually(lambda: caplog.text.count("Feature flags changed") >= 1, "the line", WAIT)
     changes = [r for r in caplog.records if r.getMessage() == "Feature flags changed"]
     assert [r.__dict__["feature_flags"] for r in changes] == [
         {"risky-failure-rate": "half", "extra-latency-seconds": "slow"}
     ]
-
-
-def test_a_reload_decides_from_the_file_it_read_whatever_the_provider_holds(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The provider may hold another version of the file (its watcher polls on its own
-    clock), or no file at all while an app closes: OpenFeature's no-op provider answers
-    every flag with the caller's default and reason DEFAULT. A reload must not take
-    such answers for the file's, here for targeting rules."""
-    caplog.set_level(logging.INFO)
-    with watching(copy_shipped(tmp_path)) as faults:
-        api.set_provider(NoOpProvider(), faults.domain)
-        faults.reload()
-        with counting_evaluations(faults) as evaluations:
-            rolls = [faults.for_roll(die) for die in DieType]
-        assert [roll.faults for roll in rolls] == [SPEC, SPEC]
-        assert [roll.log_fields for roll in rolls] == [{}, {}]
-        assert evaluations.keys == [], "no flag became evaluated per roll"
-    assert [r for r in caplog.records if r.getMessage() == "Feature flags changed"] == []

@@ -35,7 +35,7 @@ def test_an_edit_changes_the_running_service_and_a_broken_file_changes_nothing(
         assert {fair_roll(service.url).status_code for _ in range(10)} == {500}
 
         write_raw(path, '{"flags": ')  # a broken file: the last good values stay
-        eventually(lambda: "is not valid JSON" in service.output(), "the error line", WAIT)
+        eventually(lambda: "Could not parse JSON" in service.output(), "the error line", WAIT)
         assert {fair_roll(service.url).status_code for _ in range(10)} == {500}
 
         write_raw(path, shipped)
@@ -48,7 +48,7 @@ def test_an_edit_changes_the_running_service_and_a_broken_file_changes_nothing(
     started = f"Started server process [{service.process.pid}]"
     assert [r["message"] for r in records].count(started) == 1, "one process throughout"
     errors = [r for r in records if r["logger"] == "dice_roller.flags" and r["level"] == "ERROR"]
-    assert len(errors) == 1 and "is not valid JSON" in errors[0]["message"]
+    assert len(errors) == 1 and "Could not parse JSON" in errors[0]["message"]
     changes = [r.get("feature_flags") for r in records if r["message"] == "Feature flags changed"]
     assert changes == [{"fair-failure-rate": "always"}, None]
 

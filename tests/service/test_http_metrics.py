@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from dice_roller.app import Signal, create_app
+from dice_roller.app import create_app
 from dice_roller.settings import Settings
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
-
-METRICS_ONLY: tuple[Signal, ...] = ("metrics",)
 
 
 async def requests_then_scrape(*calls: tuple[str, str]) -> str:
-    app = create_app(Settings(max_delay_seconds=0.0, seed=1), signals=METRICS_ONLY)
+    app = create_app(Settings(max_delay_seconds=0.0, seed=1), TracerProvider())  # exports nothing
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
         for method, path in calls:

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import httpx
 import pytest
-from dice_roller.logs import TraceContextFilter
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
+from sandbox_telemetry.logs import TraceContextFilter
 
 from tests.support.service import running_service, trace_of
 

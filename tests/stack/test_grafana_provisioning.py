@@ -161,7 +161,7 @@ def test_exemplar_links_cover_the_app_and_tempo_label_names() -> None:
     """The dice roller labels its exemplars with the current span's trace id; Tempo's
     metrics generator uses `traceID` (modules/generator/registry, 3.0.3) unless
     `trace_id_label_name` says otherwise."""
-    from dice_roller.metrics import current_exemplar
+    from sandbox_telemetry import current_exemplar
 
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("roll"):
@@ -180,7 +180,7 @@ def dice_roller_log_line() -> tuple[str, str]:
     """A log line as the dice roller writes it inside a request, and its trace id."""
     import logging
 
-    from dice_roller.logs import JsonLogFormatter, TraceContextFilter
+    from sandbox_telemetry.logs import JsonLogFormatter, TraceContextFilter
 
     tracer = TracerProvider().get_tracer("test")
     record = logging.LogRecord("dice_roller", logging.INFO, __file__, 1, "Roll completed", (), None)

@@ -140,6 +140,7 @@ class FaultFlags:
         self._said: set[str] = set()  # the problems logged since the file last changed
         self._announced: dict[str, str] | None = None
         self._loaded = False  # whether a good file was ever applied
+        self._failing = False  # whether the last event was an error
         if self.path is None:  # no file: DICE_RISKY_FAILURE_RATE sets the risky rate
             self.defaults[RISKY_FAILURE_RATE.key] = settings.risky_failure_rate
             return
@@ -167,6 +168,7 @@ class FaultFlags:
         with self._lock:
             self._announced = self._away_from_default(client)
             log.info("Watching the flag file", extra=self._fields())
+            self._say_missing(client)
 
     def for_roll(self, die: DieType) -> RollFlags:
         """One roll's flags: targeting rules see the die, and `fractional` splits by trace."""
@@ -201,14 +203,16 @@ class FaultFlags:
         with self._lock:
             if self.client is None or self._announced is None:
                 return  # still starting: __init__ announces what it finds
+            if details.error_code == ErrorCode.PROVIDER_NOT_READY:
+                return  # the first read failed; the watcher's next poll says why
             if details.error_code is not None:
                 kept = (
                     "keeping the last good values" if self._loaded else "using the shipped defaults"
                 )
                 self._say_once(f"Flag file {self.path}: {details.message}; {kept}")
+                self._failing = True
                 return
             self._loaded = True
-            self._said.clear()
             unknown = [key for key in details.flags_changed or () if key not in self.defaults]
             if unknown:
                 self._say_once(
@@ -217,26 +221,37 @@ class FaultFlags:
                     logging.WARNING,
                 )
             away = self._away_from_default(self.client)
+            if away != self._announced or self._failing:
+                self._said.clear()  # a new file: its problems are news again
+                self._failing = False
+            self._say_missing(self.client)
             if away != self._announced:
                 self._announced = away
                 log.info("Feature flags changed", extra=self._fields())
 
     def _away_from_default(self, client: OpenFeatureClient) -> dict[str, str]:
         """Each flag away from its default outside any roll ("targeting" for a flag with
-        rules); the flags the file lacks are said once."""
-        away, missing = {}, []
+        rules)."""
+        away = {}
         for flag in FLAGS:
             details = client.get_float_details(flag.key, flag.default, EvaluationContext())
-            if details.error_code == ErrorCode.FLAG_NOT_FOUND:
-                missing.append(flag.key)
-            elif details.reason in _TARGETED:
+            if details.reason in _TARGETED:
                 away[flag.key] = "targeting"
             elif details.value != flag.default and flag.accepts(details.value):
                 away[flag.key] = details.variant or "?"
+        return away
+
+    def _say_missing(self, client: OpenFeatureClient) -> None:
+        """Name the flags the file lacks: they take their shipped defaults."""
+        missing = [
+            flag.key
+            for flag in FLAGS
+            if client.get_float_details(flag.key, flag.default).error_code
+            == ErrorCode.FLAG_NOT_FOUND
+        ]
         if missing and len(missing) < len(FLAGS):  # all missing: the file failed to load
             names = ", ".join(missing)
             self._say_once(f"Flags missing from {self.path} take their shipped defaults: {names}")
-        return away
 
     def _fields(self) -> dict[str, Any]:
         away = {"feature_flags": self._announced} if self._announced else {}
