@@ -129,7 +129,7 @@ def report_flags(
         f"evaluated per roll, {at_default_cpu:.0f} µs per request "
         f"({at_default_cpu - full_cpu:+.0f}), {at_default:.3f} of its CPU and "
         f"{at_default_rate:.3f} of its throughput (rounds of one build differ by 10-15% "
-        f"here); RSS {extra_rss:+.1f} MB (OpenFeature, flagd, gRPC loaded)"
+        f"here); RSS {extra_rss:+.1f} MB (the flag libraries are loaded either way)"
     )
     report.say(
         f"  Timed in process, a fair roll's flag evaluations with the tracing hook take "
