@@ -127,36 +127,32 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         loaded_bias = roll_flags.number(LOADED_DIE_BIAS)
 
         await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds, extra_seconds, extra_share))
+        seconds = time.perf_counter() - started
+        span = trace.get_current_span()  # the request's server span, FastAPI's
+        exemplar = current_exemplar()  # this trace's id, kept beside the samples
         try:
             value = roll(die, rng, failure_rate, loaded_bias)
         except DieFailure as failure:
-            value, error = None, str(failure)
-        seconds = time.perf_counter() - started
-
-        # Traces: the request's server span (FastAPI's) gets the roll's attributes.
-        span = trace.get_current_span()
-        span.set_attribute("die.type", die.value)
-        # Metrics: the trace id rides along as exemplar, from a graph to this trace.
-        exemplar = current_exemplar()
-        metrics.rolls.labels(die, "error" if value is None else "success").inc(exemplar=exemplar)
-        metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
-
-        if value is None:
-            span.set_attributes({"die.result": "error", "die.error": error})
-            span.set_status(Status(StatusCode.ERROR, error))
-            # Logs: the request's one line, with the trace and span ids (sandbox_telemetry).
-            log.error(
+            span.set_attributes(
+                {"die.type": die.value, "die.result": "error", "die.error": str(failure)}
+            )
+            span.set_status(Status(StatusCode.ERROR, str(failure)))
+            metrics.rolls.labels(die, "error").inc(exemplar=exemplar)
+            metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
+            log.error(  # the request's one line; the trace and span ids are added to it
                 "Roll failed",
                 extra={
                     "die_type": die.value,
-                    "error": error,
+                    "error": str(failure),
                     **roll_flags.log_fields(),
                     **request_fields(request, status=500),
                 },
             )
-            return JSONResponse({"detail": f"The {die.value} die failed: {error}"}, 500)
+            return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
 
-        span.set_attributes({"die.result": "success", "die.value": value})
+        span.set_attributes({"die.type": die.value, "die.result": "success", "die.value": value})
+        metrics.rolls.labels(die, "success").inc(exemplar=exemplar)
+        metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
         metrics.roll_value.labels(die).observe(value, exemplar=exemplar)
         log.info(
             "Roll completed",

@@ -28,7 +28,8 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import Reason
+from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
+from openfeature.hook import HookContext, HookHints
 from openfeature.provider.no_op_provider import NoOpProvider
 from sandbox_telemetry import current_ids
 
@@ -154,7 +155,7 @@ class FaultFlags:
         # A domain per instance: the OpenFeature API is global, and tests build many apps.
         self.domain = f"dice-roller-{next(_domains)}"
         self.client = client = api.get_client(self.domain)
-        client.add_hooks([TracingHook()])  # each evaluation, an event on the roll's span
+        client.add_hooks([ChangedFlagsHook()])
         for event in _EVENTS:
             client.add_handler(event, self._on_event)
         provider = FlagdProvider(
@@ -261,6 +262,19 @@ class FaultFlags:
         if message not in self._said:
             self._said.add(message)
             log.log(level, message, extra={"flags_file": str(self.path)})
+
+
+class ChangedFlagsHook(TracingHook):
+    """OpenFeature's OpenTelemetry hook, for the evaluations that change a roll: each is a
+    `feature_flag.evaluation` event on the roll's span. Flags at their default are left
+    out: an event per flag on every roll would bury the ones that matter, and the
+    exporter pays for each (docs/performance.md)."""
+
+    def finally_after(
+        self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
+    ) -> None:
+        if details.value != hook_context.default_value or details.error_code is not None:
+            super().finally_after(hook_context, details, hints)
 
 
 _EVENTS = (

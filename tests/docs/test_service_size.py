@@ -1,0 +1,60 @@
+"""dice-roller/README.md says how big the service is, with the command that counts it:
+the command runs as written, and its figures are the ones the README states."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.docs.readme import ROOT
+
+README = ROOT / "dice-roller" / "README.md"
+LIMIT = 600
+"""The whole service, in lines of code, stays under this: it is read in one sitting."""
+
+
+def count(*folders: str) -> dict[str, int]:
+    """Lines of code per file (and "in all"), by the README's own command."""
+    text = README.read_text(encoding="utf-8")
+    [block] = re.findall(
+        r"```bash\npython3 - dice-roller/src/dice_roller <<'PY'\n(.*?)\nPY\n```", text, re.S
+    )
+    done = subprocess.run(
+        [sys.executable, "-", *folders],
+        input=block,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = {}
+    for line in done.stdout.splitlines():
+        number, _, name = line.strip().partition(" ")
+        counts[name] = int(number)
+    return counts
+
+
+def test_the_readme_states_the_size_its_command_counts_and_it_is_under_the_limit() -> None:
+    text = README.read_text(encoding="utf-8")
+    service = count("dice-roller/src/dice_roller")
+    stated = re.search(r"The whole service is (\d+) lines of code", text)
+    assert stated and int(stated.group(1)) == service["in all"], service
+    assert service["in all"] < LIMIT
+
+    shared = count("telemetry/src/sandbox_telemetry")
+    assert f"for the shared set-up: {shared['in all']} lines" in text
+
+
+def test_one_request_is_followed_in_under_300_lines() -> None:
+    """app.py, dice.py and the shared HTTP telemetry, as the README counts them."""
+    text = README.read_text(encoding="utf-8")
+    files = count("dice-roller/src/dice_roller", "telemetry/src/sandbox_telemetry")
+    path = sum(
+        number
+        for name, number in files.items()
+        if name.endswith(("dice_roller/app.py", "dice_roller/dice.py", "sandbox_telemetry/http.py"))
+    )
+    stated = re.search(r"(\d+) lines for the three files", text)
+    assert stated and int(stated.group(1)) == path
+    assert path < 300
