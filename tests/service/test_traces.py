@@ -57,6 +57,9 @@ def test_spans_carry_die_attributes_and_match_the_logs() -> None:
         trace_id, span_id = trace_of(response.headers)
         span = by_trace[trace_id]
         assert span.span_id == span_id
+        # The trace flags as the SDK set them: sampled, and a random trace id (Level 2).
+        flags = int(response.headers["traceresponse"].rsplit("-", 1)[1], 16)
+        assert flags & 0x01 and flags & 0x02, response.headers["traceresponse"]
         assert span.kind == SERVER_KIND
         assert span.attributes["die.type"] == response.request.url.params["die"]
         assert roll_logs[trace_id]["span_id"] == span.span_id

@@ -55,6 +55,8 @@ HTTP_METHODS = frozenset(
 )
 """Any other method token is labelled `_OTHER` (OpenTelemetry's word): uvicorn lets
 dozens through, and each would otherwise mint series of its own."""
+_STARTED, _LOGGED = "telemetry.started", "telemetry.logged"
+"""What the middleware and a route's own log line tell each other, in the ASGI scope."""
 MAX_FIELD_CHARS = 1024
 """The longest path or query a log line repeats: a client chooses them, up to 64 KiB."""
 
@@ -100,9 +102,8 @@ def request_fields(request: Request, status: int) -> dict[str, Any]:
     A route that logs its outcome ("Roll completed") puts these in that line, which
     then is the request's one line: `RequestTelemetry` writes none of its own.
     """
-    request.scope["request_logged"] = True
-    fields = _exchange(request.scope, status, time.perf_counter() - request.scope["started"])
-    return fields
+    request.scope[_LOGGED] = True
+    return _exchange(request.scope, status, time.perf_counter() - request.scope[_STARTED])
 
 
 def _exchange(scope: Scope, status: int, seconds: float) -> dict[str, Any]:
@@ -154,7 +155,7 @@ class RequestTelemetry:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope["started"] = time.perf_counter()
+        scope[_STARTED] = time.perf_counter()
         ids = current_ids()
         status = 500
 
@@ -164,18 +165,17 @@ class RequestTelemetry:
                 status = message["status"]
                 if ids is not None:  # W3C Trace Context Level 2: the trace that answered
                     headers = MutableHeaders(scope=message)
-                    flags = "01" if ids.sampled else "00"
-                    headers["traceresponse"] = f"00-{ids.trace_id}-{ids.span_id}-{flags}"
+                    headers["traceresponse"] = f"00-{ids.trace_id}-{ids.span_id}-{ids.flags}"
                     headers["access-control-expose-headers"] = "traceresponse"
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_header)
         finally:
-            seconds = time.perf_counter() - scope["started"]
+            seconds = time.perf_counter() - scope[_STARTED]
             if scope["path"] != SCRAPE_PATH:
                 self._measure(scope, status, seconds)
-            if not scope.get("request_logged"):
+            if not scope.get(_LOGGED):
                 message = "Request failed" if status >= 500 else "Request completed"
                 level = logging.ERROR if status >= 500 else logging.INFO
                 self.log.log(level, message, extra=_exchange(scope, status, seconds))

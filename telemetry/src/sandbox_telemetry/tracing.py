@@ -124,7 +124,7 @@ class TraceIds:
 
     trace_id: str  # 32 hex digits
     span_id: str  # 16 hex digits
-    sampled: bool
+    flags: str  # 2 hex digits: sampled, random (W3C Trace Context Level 2)
 
 
 def current_ids() -> TraceIds | None:
@@ -135,7 +135,7 @@ def current_ids() -> TraceIds | None:
     return TraceIds(
         format(context.trace_id, "032x"),
         format(context.span_id, "016x"),
-        context.trace_flags.sampled,
+        format(context.trace_flags, "02x"),
     )
 
 
