@@ -13,6 +13,7 @@ from tests.stack.compose import ROOT, ROOT_COMPOSE, load_project
 
 WORKFLOW = ROOT / ".github" / "workflows" / "stack.yml"
 AUDIT_WORKFLOW = ROOT / ".github" / "workflows" / "audit.yml"
+LINT_WORKFLOW = ROOT / ".github" / "workflows" / "lint.yml"
 
 
 def steps() -> list[dict[str, str]]:
@@ -32,6 +33,7 @@ def test_workflows_match_githubs_schema() -> None:
             "vendor.github-workflows",
             str(WORKFLOW),
             str(AUDIT_WORKFLOW),
+            str(LINT_WORKFLOW),
         ],
         capture_output=True,
         text=True,
@@ -88,3 +90,18 @@ def test_the_audit_workflow_checks_every_pin_strictly_and_weekly() -> None:
     commands = [step.get("run", "") for step in job["steps"]]
     assert "python3 tasks.py audit --strict" in commands
     assert "python3 tasks.py audit --strict --dev" in commands
+
+
+def test_the_lint_runs_in_the_workflow_in_ci_and_before_each_commit() -> None:
+    """One lint, `python3 tasks.py lint`, wherever code is checked; pre-commit runs its ruff."""
+    document = yaml.safe_load(LINT_WORKFLOW.read_text(encoding="utf-8"))
+    (job,) = document["jobs"].values()
+    assert [s.get("run") for s in job["steps"] if "run" in s] == ["python3 tasks.py lint"]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci.index("python3 tasks.py lint") < ci.index("python3 tasks.py test")
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    entries = [hook["entry"] for repo in hooks["repos"] for hook in repo["hooks"]]
+    assert entries == [
+        "uv run --frozen ruff check --force-exclude",
+        "uv run --frozen ruff format --force-exclude",
+    ]
