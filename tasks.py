@@ -4,7 +4,7 @@
     python3 tasks.py run        # the service alone, on http://127.0.0.1:8100
     python3 tasks.py test       # the whole test suite
     python3 tasks.py realstack  # the stack as plain processes, no Docker (docs/native-stack.md)
-    python3 tasks.py lint       # ruff and mypy
+    python3 tasks.py lint       # ruff, mypy and deptry
     python3 tasks.py bench      # the benchmarks (see docs/performance.md)
     python3 tasks.py verify     # check a running stack, box by box (see README)
     python3 tasks.py drill NAME # break the running service on purpose (--list; docs/drills.md)
@@ -95,12 +95,22 @@ def realstack(args: list[str]) -> int:
     return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
 
 
+PACKAGES = ("dice-roller", "telemetry", "traffic-gen")
+"""The workspace members that ship: each declares exactly what it imports."""
+
+
 def lint(args: list[str]) -> int:
+    """ruff, strict mypy, and deptry on each shipped package: every import declared,
+    every declared dependency used."""
     uv = ensure_environment()
     checks = [
         [uv, "run", "--frozen", "ruff", "check", "."],
         [uv, "run", "--frozen", "ruff", "format", "--check", "."],
         [uv, "run", "--frozen", "mypy"],
+        *(
+            [uv, "run", "--frozen", "deptry", package, "--config", f"{package}/pyproject.toml"]
+            for package in PACKAGES
+        ),
     ]
     return max(call(check) for check in checks)
 

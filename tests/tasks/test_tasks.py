@@ -114,3 +114,24 @@ def test_the_uv_tasks_py_installs_is_the_one_the_images_use() -> None:
     tasks = load_tasks()
     for dockerfile in ("dice-roller/Dockerfile", "traffic-gen/Dockerfile"):
         assert f"pip install --no-cache-dir {tasks.UV}" in (ROOT / dockerfile).read_text()
+
+
+def test_the_lint_refuses_an_import_its_package_does_not_declare(tmp_path: Path) -> None:
+    """deptry, as `tasks.py lint` runs it on each shipped package: the service as it is
+    passes; the same service with pydantic dropped from its dependencies fails."""
+    tasks = load_tasks()
+    assert set(tasks.PACKAGES) == {"dice-roller", "telemetry", "traffic-gen"}
+    deptry = shutil.which("deptry") or str(Path(sys.executable).parent / "deptry")
+    copy = tmp_path / "dice-roller"
+    shutil.copytree(ROOT / "dice-roller", copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def check() -> subprocess.CompletedProcess[str]:
+        command = [deptry, str(copy), "--config", str(copy / "pyproject.toml")]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert check().returncode == 0
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('    "pydantic>=2.9",\n', ""))
+    undeclared = check()
+    assert undeclared.returncode != 0
+    assert "'pydantic' imported but it is a transitive dependency" in undeclared.stderr
