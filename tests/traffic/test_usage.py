@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from tests.traffic.helpers import run_gen
+from tests.traffic.helpers import REPO, run_gen
 
 # No service is needed: every one of these must be refused before any request.
 NOWHERE = "http://127.0.0.1:9"
@@ -66,3 +69,20 @@ def test_help_lists_every_option() -> None:
     ):
         assert option in run.stdout
     assert "Exit codes" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ([sys.executable, "-m", "traffic_gen"], "python -m traffic_gen"),
+        (
+            [sys.executable, str(REPO / "traffic-gen" / "generate_traffic.py")],
+            "generate_traffic.py",
+        ),
+    ],
+    ids=["module", "script"],
+)
+def test_each_way_in_names_itself_in_its_usage_line(command: list[str], name: str) -> None:
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"usage: {name} "), done.stdout.splitlines()[0]
