@@ -187,6 +187,7 @@ def test_a_disabled_flag_takes_its_shipped_default(tmp_path: Path) -> None:
 BAD_FILES: dict[str, tuple[Any, str]] = {
     # name: (raw text or a change of the document, the words of the one line)
     "not JSON": ('{"flags": {', "Could not parse JSON"),
+    "not an object": ("[1, 2]", "Could not"),
     "not flagd's format": (
         lambda d: d["flags"]["risky-failure-rate"].update(state="ON"),
         "Could not parse flag data using flagd syntax",
