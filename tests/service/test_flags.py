@@ -28,6 +28,7 @@ from dice_roller.flags import (
     FaultFlags,
 )
 from dice_roller.settings import Settings
+from openfeature.event import EventDetails, ProviderEvent
 
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped, edit_flags, select_variants, write_raw
 from tests.support.processes import eventually
@@ -203,12 +204,16 @@ def test_a_bad_file_is_reported_once_and_the_last_good_values_stay(
     caplog.set_level(logging.INFO)
     path = copy_shipped(tmp_path, {"risky-failure-rate": "always"})
     with watching(path) as flags:
+        assert flags.client is not None
+        errors: list[EventDetails] = []
+        flags.client.add_handler(ProviderEvent.PROVIDER_ERROR, errors.append)
         if isinstance(edit, str):
             write_raw(path, edit)
         else:
             edit_flags(path, edit)
-        eventually(lambda: flag_records(caplog), f"a line about the {case} file", WAIT)
-        # flagd's watcher retries the bad file every poll: nothing new is said.
+        # flagd's watcher retries the bad file every poll: three errors, one line.
+        eventually(lambda: len(errors) >= 3, f"three polls of the {case} file", WAIT)
+        flags.client.remove_handler(ProviderEvent.PROVIDER_ERROR, errors.append)
         value = value_of(flags, RISKY_FAILURE_RATE, DieType.RISKY)
         assert value() == 1.0, "the last good values stay"
         [line] = flag_records(caplog)
