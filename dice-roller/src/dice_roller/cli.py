@@ -1,22 +1,15 @@
-"""The `dice-roller` command: read the settings, set up logging, serve with uvicorn."""
+"""The `dice-roller` command: read the settings, set up logging, serve."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 
-import uvicorn
-from sandbox_telemetry import configure_logging
+from sandbox_telemetry import configure_logging, serve
 
 from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
-
-GRACEFUL_SHUTDOWN_SECONDS = 5
-"""On SIGTERM, requests in flight get this long to finish (a roll takes at most a second
-by default) before uvicorn closes the connections and the spans are flushed."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,24 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     from .app import create_app  # after logging, so start-up lines are JSON too
 
-    # Uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
-    # handler it found. A handler that ignores it makes a clean shutdown exit with 0.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, _after_graceful_shutdown)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # keep the JSON handlers configure_logging installed
-        access_log=False,  # every request writes its own line (sandbox_telemetry.http)
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        server_header=False,
-    )
+    serve(create_app(settings), settings.host, settings.port)
     return 0
-
-
-def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
-    """Uvicorn has already stopped cleanly when this runs: nothing is left to do."""
 
 
 if __name__ == "__main__":

@@ -12,16 +12,12 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, ValidationError, field_validator
-from sandbox_telemetry.tracing import otel_problems
+from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+from sandbox_telemetry.settings import SettingsError, read_settings
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
-
-class SettingsError(Exception):
-    """A setting has a value the service cannot run with; the message says which and why."""
 
 
 class Settings(BaseModel):
@@ -69,45 +65,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
 
     `overrides` come from the command line and win over the environment.
     """
-    env = os.environ if environ is None else environ
-    problems = otel_problems(env)
-    settings: Settings | None = None
-    try:
-        settings = _read(env, overrides)
-    except ValidationError as error:
-        problems.extend(_describe(error, env, overrides))
-    if problems or settings is None:
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
-    return settings
-
-
-def _read(env: Mapping[str, str], overrides: Mapping[str, object]) -> Settings:
-    values: dict[str, object] = {}
-    for name in Settings.model_fields:
-        key = f"DICE_{name.upper()}"
-        if env.get(key, "") != "":
-            values[name] = env[key]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    # Read from the mapping given, never from os.environ behind its back, so a test's
-    # environment of its own is the whole environment.
-    return Settings.model_validate(values)
-
-
-def _describe(
-    error: ValidationError, env: Mapping[str, str], overrides: Mapping[str, object]
-) -> list[str]:
-    lines = []
-    for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "?"
-        field = Settings.model_fields.get(name)
-        # The command line passes every flag, set or not: an unset one arrives as None
-        # and must not hide the environment's value, the one that was actually read.
-        flag_value = overrides.get(name)
-        if flag_value is not None:
-            source, given = f"--{name.replace('_', '-')}", flag_value
-        else:
-            source = f"DICE_{name.upper()}"
-            given = env.get(source)
-        hint = f" ({field.description})" if field is not None and field.description else ""
-        lines.append(f"{source}={given!r}: {item['msg']}{hint}")
-    return lines
+    return read_settings(Settings, "DICE_", os.environ if environ is None else environ, overrides)

@@ -21,12 +21,15 @@ from .http import (
     request_fields,
 )
 from .logs import configure_logging, cut_text
+from .server import serve
+from .settings import SettingsError, read_settings
 from .tracing import create_tracer_provider, current_exemplar, current_ids, server_spans
 
 __all__ = [
     "LATENCY_BUCKETS",
     "SCRAPE_PATH",
     "RequestTelemetry",
+    "SettingsError",
     "configure_logging",
     "create_tracer_provider",
     "current_exemplar",
@@ -35,6 +38,8 @@ __all__ = [
     "instrument",
     "metrics_route",
     "new_registry",
+    "read_settings",
     "request_fields",
+    "serve",
     "server_spans",
 ]

@@ -47,6 +47,9 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # httpx says "HTTP Request: GET ..." for every call: the client span and the
+    # request's own line say it already, so it speaks only of trouble.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class JsonLogFormatter(JsonFormatter):

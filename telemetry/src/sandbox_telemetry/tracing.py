@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,17 +97,21 @@ def _exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
     return OTLPSpanExporter(timeout=None if timeout_set else DEFAULT_EXPORT_TIMEOUT_SECONDS)
 
 
-def server_spans(provider: TracerProvider, untraced_path: str = "/metrics") -> TelemetryConfig:
+def server_spans(
+    provider: TracerProvider, untraced_paths: Sequence[str] = ("/metrics",)
+) -> TelemetryConfig:
     """FastAPI's own OpenTelemetry support, set to make one server span per request.
 
     The span is named after the route (`GET /roll`) and carries the stable HTTP semantic
     conventions (`http.request.method`, `http.route`, `http.response.status_code`, ...).
     FastAPI's metrics and logs stay off (Prometheus and our JSON lines tell that story),
-    and so do its per-operation child spans. A scrape every 5 s is not worth a trace.
+    and so do its per-operation child spans. A scrape every 5 s is not worth a trace,
+    nor is anything under the other `untraced_paths` (a folder covers what is in it).
     """
 
     def untraced(scope: MutableMapping[str, Any]) -> bool:
-        return bool(scope.get("path") == untraced_path)
+        path = str(scope.get("path"))
+        return any(path == p or path.startswith(p.rstrip("/") + "/") for p in untraced_paths)
 
     return {
         "tracer_provider": provider,

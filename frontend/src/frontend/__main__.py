@@ -1,0 +1,7 @@
+"""`python -m frontend`, the same as the `frontend` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,187 @@
+"""The HTTP routes: the page, its roll API, and the relay of the browser's spans.
+
+Follow one click on Roll. In the browser, the fetch instrumentation (static/tracing.js)
+opens a client span and sends its context in a `traceparent` header with
+`GET /api/roll?die=fair`. Here, FastAPI continues that trace in the frontend's server
+span; `roll_die` calls the dice-roller through a traced httpx client, whose client
+span sends the trace on in a `traceparent` header of its own; the dice-roller's server
+span is its child. One click, one trace, three services: Tempo shows it as one
+waterfall, and its service graph as two edges.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from importlib.resources import files
+from typing import Annotated
+
+import httpx
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Status, StatusCode
+from pydantic import BaseModel, Field
+from sandbox_telemetry import (
+    create_tracer_provider,
+    current_exemplar,
+    current_ids,
+    instrument,
+    new_registry,
+    request_fields,
+    server_spans,
+)
+
+from . import SERVICE_NAME, __version__
+from .browser import EXPORT_PATH, BrowserSpans
+from .metrics import UPSTREAM, FrontendMetrics
+from .settings import Settings, browser_traces_url
+from .upstream import DiceRoller, UpstreamFailure
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("frontend")
+STATIC = files("frontend") / "static"
+
+
+class Die(StrEnum):
+    """The dice the dice-roller offers; checked here, so a bad one never leaves."""
+
+    FAIR = "fair"
+    RISKY = "risky"
+
+
+class RollAnswer(BaseModel):
+    die: Die
+    roll: int = Field(description="The value the dice-roller rolled.")
+    trace_id: str = Field(description="The roll's trace, to open in Grafana.")
+
+
+class FailureAnswer(BaseModel):
+    detail: str = Field(description="What went wrong, in words for the page.")
+    reason: str = Field(description="timeout, unreachable, error_status or bad_answer.")
+    trace_id: str | None = Field(description="The failed roll's trace.")
+
+
+def create_app(
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The frontend; `tracer_provider` defaults to one configured from `OTEL_*`, and
+    `transport` (tests) replaces the network under both of its HTTP clients."""
+    provider = tracer_provider or create_tracer_provider(SERVICE_NAME, __version__)
+    registry = new_registry()
+    metrics = FrontendMetrics(registry)
+    dice_roller = DiceRoller(
+        str(settings.dice_roller_url), settings.upstream_timeout_seconds, provider, transport
+    )
+    browser_spans = BrowserSpans(browser_traces_url(), transport)
+    page = _page(str(settings.grafana_url))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await dice_roller.close()
+        await browser_spans.close()
+        provider.shutdown()  # uvicorn has let the requests finish: send their spans
+
+    app = FastAPI(
+        title="frontend",
+        version=__version__,
+        description="A page to roll dice on; every roll is a call to the dice-roller.",
+        lifespan=lifespan,
+        telemetry=server_spans(provider, untraced_paths=("/metrics", "/static", EXPORT_PATH)),
+    )
+    instrument(app, registry, log)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/", summary="The page", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get(
+        "/api/roll",
+        summary="Roll a die on the dice-roller",
+        response_model=RollAnswer,
+        responses={
+            502: {"model": FailureAnswer, "description": "The dice-roller failed."},
+            503: {"model": FailureAnswer, "description": "The dice-roller is unreachable."},
+            504: {"model": FailureAnswer, "description": "The dice-roller was too slow."},
+        },
+    )
+    async def roll_die(
+        request: Request, die: Annotated[Die, Query(description="Which die to roll.")]
+    ) -> RollAnswer | JSONResponse:
+        span = trace.get_current_span()  # the request's server span, FastAPI's
+        span.set_attribute("die.type", die.value)
+        exemplar = current_exemplar()  # this trace's id, kept beside the samples
+        ids = current_ids()
+        trace_id = ids.trace_id if ids else None
+        try:
+            rolled = await dice_roller.roll(die.value)  # a client span, a child of ours
+        except UpstreamFailure as failure:
+            span.set_attributes({"upstream.name": UPSTREAM, "upstream.failure": failure.reason})
+            span.set_status(Status(StatusCode.ERROR, failure.detail))
+            metrics.upstream_errors.labels(UPSTREAM, failure.reason).inc(exemplar=exemplar)
+            metrics.upstream_duration.labels(UPSTREAM, failure.reason).observe(
+                failure.seconds, exemplar=exemplar
+            )
+            log.error(  # the request's one line; the trace and span ids are added to it
+                "Roll failed upstream",
+                extra={
+                    "die_type": die.value,
+                    "upstream": UPSTREAM,
+                    "reason": failure.reason,
+                    "error": failure.detail,
+                    **request_fields(request, status=failure.status),
+                },
+            )
+            answer = FailureAnswer(detail=failure.detail, reason=failure.reason, trace_id=trace_id)
+            return JSONResponse(answer.model_dump(), status_code=failure.status)
+
+        span.set_attribute("die.value", rolled.value)
+        metrics.upstream_duration.labels(UPSTREAM, "success").observe(
+            rolled.seconds, exemplar=exemplar
+        )
+        log.info(
+            "Roll served",
+            extra={
+                "die_type": die.value,
+                "roll_value": rolled.value,
+                "upstream_seconds": round(rolled.seconds, 6),
+                **request_fields(request, status=200),
+            },
+        )
+        return RollAnswer(die=die, roll=rolled.value, trace_id=trace_id or "")
+
+    @app.post(EXPORT_PATH, summary="Relay the browser's spans to the collector")
+    async def relay_browser_spans(request: Request) -> Response:
+        return await browser_spans.relay(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+        # The offending value is not echoed back: it may be huge or hostile.
+        allowed = [die.value for die in Die]
+        return JSONResponse(
+            {
+                "detail": f"Query parameter 'die' is required and must be one of: "
+                f"{', '.join(allowed)}",
+                "allowed": allowed,
+            },
+            status_code=422,
+        )
+
+    return app
+
+
+def _page(grafana_url: str) -> str:
+    """The page, with the Grafana address its trace links open."""
+    template = (STATIC / "index.html").read_text(encoding="utf-8")
+    return template.replace("{{GRAFANA_URL}}", html.escape(grafana_url.rstrip("/"), quote=True))
