@@ -12,8 +12,10 @@
 
 Each command first makes sure uv is there (installing it with pip if not) and that
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
-also installs what the suite runs for real: Debian's wrk, iproute2 and make (as root), the
-query grammars from npm, and the Go builds of Prometheus, Alertmanager, Loki and Alloy.
+also installs what the suite runs for real: Debian's wrk, iproute2, make and chromium (as
+root), the query grammars from npm, the page's tracing bundle (built with npm, as
+`realstack --stage 2` does too), and the Go builds of Prometheus, Alertmanager, Loki and
+Alloy.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
 GRAMMARS = ROOT / "tests" / "grammars"
+WEB = ROOT / "frontend" / "web"
+"""The npm project of the page's OpenTelemetry: its `npm run build` writes BUNDLE."""
+BUNDLE = ROOT / "frontend" / "src" / "frontend" / "static" / "tracing.js"
 
 
 class SetupError(Exception):
@@ -82,6 +87,7 @@ def test(args: list[str]) -> int:
         )
     install_system_tools()
     install_grammars()
+    build_browser_bundle()
     build = call([uv, "run", "--frozen", "python", "-m", "nativestack", "--build-only"])
     if build != 0:
         raise SetupError("the Go builds of the stack's components failed (the error is above)")
@@ -92,7 +98,20 @@ def realstack(args: list[str]) -> int:
     """Prometheus, Alertmanager, Loki, Alloy, a Tempo stand-in, the alert-receiver and the
     service, without Docker."""
     uv = ensure_environment()
+    if _realstack_stage(args) >= 2:  # the frontend serves the bundle
+        build_browser_bundle()
     return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
+
+
+def _realstack_stage(args: list[str]) -> int:
+    """The stage `realstack` will run: its `--stage` (nativestack's default, 1, without)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--stage", type=int, default=1)
+    parser.add_argument("--build-only", action="store_true")
+    known, _ = parser.parse_known_args(args)
+    return 0 if known.build_only else int(known.stage)
 
 
 PACKAGES = ("dice-roller", "telemetry", "traffic-gen")
@@ -303,6 +322,7 @@ DEBIAN_PACKAGES = {
     "make": "make",
     "npm": "npm",
     "node": "nodejs",
+    "chromium": "chromium",  # the browser tests/frontend drives with Playwright
 }
 """Commands the suite runs for real, and the Debian package of each."""
 
@@ -345,6 +365,33 @@ def install_grammars() -> None:
     command = [npm, "ci", "--prefix", str(GRAMMARS), "--silent", "--no-audit"]
     if subprocess.run(command).returncode != 0:
         raise SetupError("`npm ci` failed for tests/grammars (its error is above)")
+
+
+def build_browser_bundle() -> None:
+    """Build the page's tracing.js with npm and esbuild when it is missing, or older than
+    what it is built from (web/'s sources, package.json and lock file)."""
+    sources = [WEB / "package.json", WEB / "package-lock.json", *(WEB / "src").rglob("*")]
+    if BUNDLE.is_file():
+        newest = max(path.stat().st_mtime for path in sources if path.is_file())
+        if BUNDLE.stat().st_mtime >= newest:
+            return
+        why = "its sources changed"
+    else:
+        why = "it is not built yet"
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SetupError(
+            "npm is missing, and the page's tracing bundle must be built with it: install "
+            "Node.js 20 and npm, then run this again"
+        )
+    print(
+        f"tasks.py: building the page's tracing bundle, {why}: npm ci in frontend/web, "
+        "then esbuild into frontend/src/frontend/static/tracing.js (a few seconds) ...",
+        file=sys.stderr,
+    )
+    for step in (["ci", "--no-audit", "--no-fund"], ["run", "build"]):
+        if subprocess.run([npm, *step, "--silent"], cwd=WEB).returncode != 0:
+            raise SetupError(f"`npm {step[0]}` failed in frontend/web (its error is above)")
 
 
 def call(command: list[str]) -> int:

@@ -24,17 +24,20 @@ from .metrics import run_metrics_checks
 from .model import Run
 from .report import render_json, render_text
 from .service import run_service_checks
+from .stage2 import run_stage2_checks
 from .traces import run_trace_checks, run_trace_to_logs_checks
 from .traffic import run_traffic
 
 __all__ = ["UsageError", "build_parser", "from_env", "main", "report_usage_error", "run_checks"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+STAGES = ("1", "2")
 ASCII_SPELLINGS = str.maketrans({"→": "->", "…": "...", "—": "-"})
 
 URL_OPTIONS = {
     # option: (Settings field, environment variable, what it is)
     "--service-url": ("service_url", "VERIFY_SERVICE_URL", "the dice roller"),
+    "--frontend-url": ("frontend_url", "VERIFY_FRONTEND_URL", "the frontend (stage 2)"),
     "--prometheus-url": ("prometheus_url", "VERIFY_PROMETHEUS_URL", "Prometheus"),
     "--loki-url": ("loki_url", "VERIFY_LOKI_URL", "Loki"),
     "--tempo-url": ("tempo_url", "VERIFY_TEMPO_URL", "Tempo"),
@@ -80,6 +83,12 @@ def traffic_arguments(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"cannot split {text!r} into arguments: {error}") from None
 
 
+def stage_number(text: str) -> int:
+    if text.strip() not in STAGES:
+        raise argparse.ArgumentTypeError(f"{text!r:.40}: the stages are {', '.join(STAGES)}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = Settings()
     parser = argparse.ArgumentParser(
@@ -121,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long, in all, to wait for fresh data to arrive (a new trace in Tempo, new "
         "log lines in Loki, a scrape, a panel's data) before crossing a box "
         f"(env VERIFY_WAIT; default: {defaults.wait:g})",
+    )
+    parser.add_argument(
+        "--stage",
+        type=stage_number,
+        metavar="N",
+        help="the stage that runs (docs/stages.md): 2 adds the Across Services boxes "
+        f"(env VERIFY_STAGE; default: {defaults.stage})",
     )
     parser.add_argument(
         "--with-traffic",
@@ -167,6 +183,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     for field, env, parse in (
         ("timeout", "VERIFY_TIMEOUT", seconds(0, inclusive=False)),
         ("wait", "VERIFY_WAIT", seconds(0, inclusive=True)),
+        ("stage", "VERIFY_STAGE", stage_number),
     ):
         value = getattr(args, field)
         value = value if value is not None else from_env(environ, env, parse)
@@ -206,6 +223,9 @@ def run_checks(settings: Settings) -> Run:
             run_trace_to_logs_checks(ctx, run)
         with run.relying_on(ctx.grafana):  # the panels are read from Grafana's dashboard
             run_dashboard_checks(ctx, run)
+        if settings.stage >= 2:
+            with run.relying_on(ctx.frontend):
+                run_stage2_checks(ctx, run)
     finally:
         api.close()
     return run

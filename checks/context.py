@@ -39,6 +39,9 @@ class Settings:
     """Where the stack is and how patient to be; see `cli.py` for flags and env vars."""
 
     service_url: str = "http://localhost:8100"
+    frontend_url: str = "http://localhost:8200"
+    stage: int = 1
+    """Which stage's boxes to check too (docs/stages.md): 2 adds Across Services."""
     prometheus_url: str = "http://localhost:9090"
     loki_url: str = "http://localhost:3100"
     tempo_url: str = "http://localhost:3200"
@@ -94,6 +97,10 @@ class Context:
     @property
     def service(self) -> Component:
         return Component("the dice roller", self.settings.service_url)
+
+    @property
+    def frontend(self) -> Component:
+        return Component("the frontend", self.settings.frontend_url)
 
     @property
     def prometheus(self) -> Component:

@@ -32,6 +32,7 @@ GROUPS = (
     "Trace-to-Logs Correlation",
     "Dashboard",
     "Traffic Generation",
+    "Stage 2: Across Services",
 )
 """The checklist's sections, in the order docs/checklist.md lists them."""
 

@@ -82,6 +82,7 @@ def spans_of(trace: Any) -> list[dict[str, Any]]:
                 spans.append(
                     {
                         "span_id": _hex_id(span.get("spanId"), 16),
+                        "parent_id": _hex_id(span.get("parentSpanId"), 16),
                         "name": str(span.get("name", "")),
                         "kind": str(span.get("kind", "")),
                         "service": str(resource.get("service.name", "?")),

@@ -1,11 +1,15 @@
-"""Generate `stage1-dashboard.json`, the "Dice Roller - Stage 1" Grafana dashboard.
+"""Generate the Grafana dashboards of the sandbox, one JSON file per stage.
+
+- `stage1-dashboard.json`, "Dice Roller - Stage 1": the dice-roller alone;
+- `stage2-dashboard.json`, "Dice Roller - Stage 2": the frontend in front of it, the
+  call between the two, the service graph, and one request followed across both.
 
 The JSON Grafana loads is long and repetitive; the decisions behind it are few. This
 script keeps the decisions readable (one function per panel: its query, unit and
 explanation) and writes the JSON that the stack provisions into Grafana.
 
-    python grafana-dashboards/generate_dashboard.py          # rewrite the JSON
-    python grafana-dashboards/generate_dashboard.py --check  # exit 1 if it is stale
+    python grafana-dashboards/generate_dashboard.py          # rewrite both JSON files
+    python grafana-dashboards/generate_dashboard.py --check  # exit 1 if one is stale
 
 Edit this file, not the JSON: a test fails when the two disagree.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +35,7 @@ from urllib.parse import quote
 JSON = dict[str, Any]
 
 DASHBOARD_PATH = Path(__file__).with_name("stage1-dashboard.json")
+STAGE2_DASHBOARD_PATH = Path(__file__).with_name("stage2-dashboard.json")
 CONTAINER = "dice-roller-stage1"  # the compose container name; Alloy turns it into a Loki label
 SERVICE_NAME = "dice-roller"  # OpenTelemetry service.name of the traces
 ROLL = 'handler="/roll"'  # the API route; /metrics scrapes are never counted
@@ -58,6 +64,51 @@ def prom(expr: str, legend: str, ref: str = "A", *, instant: bool = False, **ext
 
 def loki(expr: str) -> JSON:
     return {"datasource": LOKI, "refId": "A", "expr": expr, "queryType": "range"}
+
+
+def traceql(query: str, *, limit: int) -> JSON:
+    """A TraceQL search: its matching traces as a table, the newest `limit` of them."""
+    return {
+        "datasource": TEMPO,
+        "refId": "A",
+        "queryType": "traceql",
+        "query": query,
+        "limit": limit,
+        "tableType": "traces",
+    }
+
+
+def service_map() -> JSON:
+    """Tempo's service graph: Grafana reads the `traces_service_graph_*` series from the
+    Prometheus data source named in the Tempo data source's `serviceMap`."""
+    return {"datasource": TEMPO, "refId": "A", "queryType": "serviceMap"}
+
+
+def quantiles(
+    histogram: str, selector: str, qs: Sequence[float], by: Sequence[str] = ()
+) -> list[JSON]:
+    """One `histogram_quantile` per quantile (refs A, B, ...), exemplars on: a line per
+    quantile, and per value of the `by` labels, legend "p99" or "p99 {{label}}"."""
+    grouping = ", ".join(("le", *by))
+    labels = "".join(f" {{{{{label}}}}}" for label in by)
+    return [
+        prom(
+            f"histogram_quantile({q}, sum by ({grouping}) "
+            f"(rate({histogram}_bucket{{{selector}}}[$__rate_interval])))",
+            f"p{round(q * 100)}{labels}",
+            "ABCDEFGH"[number],
+            exemplar=True,
+        )
+        for number, q in enumerate(qs)
+    ]
+
+
+def requests_by_status(selector: str) -> JSON:
+    """Requests per second by status class (2xx, 4xx, 5xx), from the shared HTTP counter."""
+    return prom(
+        f"sum by (status) (rate(http_requests_total{{{selector}}}[$__rate_interval]))",
+        "{{status}}",
+    )
 
 
 def per_value_counts(die: str, values: range) -> JSON:
@@ -128,29 +179,77 @@ def thresholds(*steps: tuple[float | None, str]) -> JSON:
 NEUTRAL = thresholds((None, "green"))
 TIMESERIES_LEGEND = {"displayMode": "list", "placement": "bottom", "showLegend": True}
 SINGLE_VALUE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+STACKED = {"min": 0, "custom": {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 25}}
+
+
+def timeseries(
+    title: str,
+    description: str,
+    grid: tuple[int, int, int, int],
+    targets: list[JSON],
+    *,
+    unit: str,
+    defaults: JSON,
+) -> JSON:
+    """A graph over time, its legend below, its tooltip listing every line."""
+    return panel(
+        "timeseries",
+        title,
+        description,
+        grid,
+        targets,
+        unit=unit,
+        defaults=defaults,
+        options={"legend": TIMESERIES_LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
+    )
+
+
+def logs_panel(title: str, description: str, expr: str, grid: tuple[int, int, int, int]) -> JSON:
+    return panel(
+        "logs",
+        title,
+        description,
+        grid,
+        [loki(expr)],
+        LOKI,
+        options={
+            "showTime": True,
+            "wrapLogMessage": True,
+            "prettifyLogMessage": False,
+            "enableLogDetails": True,
+            "sortOrder": "Descending",
+            "dedupStrategy": "none",
+        },
+    )
+
+
+def explore_link(datasource: JSON, query: str) -> str:
+    """A link to Explore with `query` ready; `${__from}`/`${__to}` keep the dashboard's range."""
+    pane = {
+        "datasource": datasource["uid"],
+        "queries": [
+            {"refId": "A", "datasource": datasource, "queryType": "traceql", "query": query}
+        ],
+        "range": {"from": "${__from}", "to": "${__to}"},
+    }
+    panes = json.dumps({"traces": pane}, separators=(",", ":"))
+    return f"/explore?schemaVersion=1&orgId=1&panes={quote(panes, safe='${}')}"
+
+
+# --- Stage 1: the dice-roller alone -----------------------------------------------------
 
 
 def request_rate(y: int) -> JSON:
-    return panel(
-        "timeseries",
+    return timeseries(
         "Request Rate",
         "Requests per second answered by `/roll`, stacked by status class (2xx, 5xx). "
         "The top of the stack is the total load. `rate()` turns the ever-growing counter "
         "`http_requests_total` into a per-second speed, averaged over `$__rate_interval` "
         "(at least four scrapes, so a late scrape never leaves a gap).",
         (0, y, 8, 8),
-        [
-            prom(
-                f"sum by (status) (rate(http_requests_total{{{ROLL}}}[$__rate_interval]))",
-                "{{status}}",
-            )
-        ],
+        [requests_by_status(ROLL)],
         unit="reqps",
-        defaults={
-            "min": 0,
-            "custom": {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 25},
-        },
-        options={"legend": TIMESERIES_LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
+        defaults=STACKED,
     )
 
 
@@ -183,8 +282,7 @@ def success_rate(y: int) -> JSON:
 
 
 def error_rate(y: int) -> JSON:
-    return panel(
-        "timeseries",
+    return timeseries(
         "Error Rate by Die Type",
         "Failed rolls per second, one line per die, from the business counter "
         '`dice_rolls_total{result="error"}`. Only the risky die fails (about one roll in '
@@ -199,20 +297,11 @@ def error_rate(y: int) -> JSON:
         ],
         unit="reqps",
         defaults={"min": 0, "color": {"mode": "palette-classic"}},
-        options={"legend": TIMESERIES_LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
     )
 
 
 def request_duration(y: int) -> JSON:
-    def quantile(q: float, ref: str) -> JSON:
-        expr = (
-            f"histogram_quantile({q}, sum by (le) "
-            f"(rate(http_request_duration_seconds_bucket{{{ROLL}}}[$__rate_interval])))"
-        )
-        return prom(expr, f"p{round(q * 100)}", ref, exemplar=True)
-
-    return panel(
-        "timeseries",
+    return timeseries(
         "Request Duration",
         "How long `/roll` takes: half the requests finish below p50, 95 % below p95, 99 % "
         "below p99. Each roll waits a random delay up to the configured maximum (1 s by "
@@ -221,10 +310,9 @@ def request_duration(y: int) -> JSON:
         "`http_request_duration_seconds`. The dots are exemplars: real requests, each "
         "carrying its trace id; hover one and follow the link to open its trace in Tempo.",
         (0, y, 12, 8),
-        [quantile(0.5, "A"), quantile(0.95, "B"), quantile(0.99, "C")],
+        quantiles("http_request_duration_seconds", ROLL, (0.5, 0.95, 0.99)),
         unit="s",
         defaults={"min": 0},
-        options={"legend": TIMESERIES_LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
     )
 
 
@@ -314,25 +402,6 @@ def value_distribution(die: str, faces: range, x: int, y: int) -> JSON:
     )
 
 
-def logs_panel(title: str, description: str, expr: str, grid: tuple[int, int, int, int]) -> JSON:
-    return panel(
-        "logs",
-        title,
-        description,
-        grid,
-        [loki(expr)],
-        LOKI,
-        options={
-            "showTime": True,
-            "wrapLogMessage": True,
-            "prettifyLogMessage": False,
-            "enableLogDetails": True,
-            "sortOrder": "Descending",
-            "dedupStrategy": "none",
-        },
-    )
-
-
 LOGS = f'{{container_name="{CONTAINER}"}} | json'
 
 
@@ -395,19 +464,6 @@ def correlation_instructions(y: int) -> JSON:
     )
 
 
-def explore_link(datasource: JSON, query: str) -> str:
-    """A link to Explore with `query` ready; `${__from}`/`${__to}` keep the dashboard's range."""
-    pane = {
-        "datasource": datasource["uid"],
-        "queries": [
-            {"refId": "A", "datasource": datasource, "queryType": "traceql", "query": query}
-        ],
-        "range": {"from": "${__from}", "to": "${__to}"},
-    }
-    panes = json.dumps({"traces": pane}, separators=(",", ":"))
-    return f"/explore?schemaVersion=1&orgId=1&panes={quote(panes, safe='${}')}"
-
-
 TRACE_SEARCH = f'{{resource.service.name="{SERVICE_NAME}"}}'
 SERVER_SPANS = f'service="{SERVICE_NAME}", span_kind="SPAN_KIND_SERVER"'
 
@@ -452,35 +508,241 @@ def trace_count(y: int) -> JSON:
     )
 
 
-# --- The dashboard ----------------------------------------------------------------------
+# --- Stage 2: the frontend in front of the dice-roller ----------------------------------
+#
+# One click on the page is one trace through three services: the browser's fetch
+# (`frontend-web`), the frontend's request and its call (`frontend`), the roll
+# (`dice-roller`). Both Python services expose the same HTTP families, so every
+# Prometheus query here names its scrape job: Alloy names it after the compose service.
+
+FRONTEND = 'job="frontend"'
+API_ROLL = f'{FRONTEND}, handler="/api/roll"'  # the page's roll API; "/" is the page itself
+UPSTREAM = f'{FRONTEND}, upstream="dice-roller"'
+FRONTEND_SERVICE = "frontend"  # OpenTelemetry service.name of the frontend's spans
+FRONTEND_CONTAINER = "frontend"
+SLOW_SECONDS = 1  # a roll waits up to 1 s on the dice-roller: longer is slow
+# Both services' lines; the textbox below narrows them to one trace. Empty, the line
+# filter `|= ""` keeps every line.
+TRACE_LOGS = f'{{container_name=~"{FRONTEND_CONTAINER}|{CONTAINER}"}} |= "$trace_id" | json'
+SLOW_TRACES = (
+    f'{{resource.service.name="{FRONTEND_SERVICE}" && kind=server && duration > {SLOW_SECONDS}s}}'
+    f' && {{resource.service.name="{SERVICE_NAME}"}}'
+)
+TRACE_ID_VARIABLE: JSON = {
+    "type": "textbox",
+    "name": "trace_id",
+    "label": "Trace ID",
+    "description": "A trace id (32 hex digits) to show the logs of; empty shows all lines.",
+    "query": "",
+    "current": {"selected": False, "text": "", "value": ""},
+    "options": [{"selected": True, "text": "", "value": ""}],
+    "hide": 0,
+}
 
 
-def build_dashboard() -> JSON:
-    """The whole dashboard: four rows, twelve panels, laid out top to bottom."""
-    layout: list[JSON] = [
-        row("Overview", 0),
-        request_rate(1),
-        success_rate(1),
-        error_rate(1),
-        row("Latency", 9),
-        request_duration(10),
-        average_by_die(10),
-        row("Roll Distribution", 18),
-        rolls_by_die(19),
-        value_distribution("fair", range(1, 7), 8, 19),
-        value_distribution("risky", range(2, 8), 16, 19),
-        row("Logs and Traces", 27),
-        recent_logs(28),
-        error_logs(28),
-        correlation_instructions(38),
-        trace_count(38),
+def frontend_request_rate(y: int) -> JSON:
+    return timeseries(
+        "Frontend Request Rate",
+        "Roll requests per second that the frontend answered on `/api/roll`, stacked by "
+        "status class: the top of the stack is the page's load on the dice-roller. 5xx "
+        "are rolls the dice-roller did not give (the frontend answers 502, 503 or 504), "
+        "4xx are requests for a die that does not exist. From the frontend's "
+        '`http_requests_total{job="frontend"}`; the page itself (`/`) is not counted.',
+        (0, y, 8, 8),
+        [requests_by_status(API_ROLL)],
+        unit="reqps",
+        defaults=STACKED,
+    )
+
+
+def frontend_error_ratio(y: int) -> JSON:
+    errors = f'sum(rate(http_requests_total{{{API_ROLL}, status="5xx"}}[$__rate_interval]))'
+    total = f"sum(rate(http_requests_total{{{API_ROLL}}}[$__rate_interval]))"
+    return timeseries(
+        "Frontend Error Ratio",
+        "Share of `/api/roll` requests the frontend answered with a server error (5xx), "
+        "over `$__rate_interval`. The risky die fails one roll in ten on the dice-roller, "
+        "and the frontend passes each failure on as a 502, so an even mix sits near 5 % "
+        "and only risky rolls near 10 % (the dashed line). Above it, something else "
+        "fails: timeouts, an unreachable dice-roller (see the upstream panels below). "
+        "`or vector(0)` shows 0 % rather than nothing before the first error.",
+        (8, y, 8, 8),
+        [prom(f"({errors} or vector(0))\n/\n{total}", "error ratio")],
+        unit="percentunit",
+        defaults={
+            "min": 0,
+            "max": 1,
+            "decimals": 1,
+            "thresholds": thresholds((None, "green"), (0.1, "red")),
+            "custom": {"thresholdsStyle": {"mode": "dashed"}},
+        },
+    )
+
+
+def frontend_request_duration(y: int) -> JSON:
+    return timeseries(
+        "Frontend Request Duration",
+        "How long a roll takes as the page sees it: the frontend's whole `/api/roll` "
+        "request, the call to the dice-roller included. Half the requests finish below "
+        "p50, 95 % below p95, 99 % below p99, estimated by `histogram_quantile` from the "
+        "buckets of `http_request_duration_seconds`. The dots are exemplars: hover one and "
+        "follow its link to open that request's trace in Tempo, all three services in it.",
+        (16, y, 8, 8),
+        quantiles("http_request_duration_seconds", API_ROLL, (0.5, 0.95, 0.99)),
+        unit="s",
+        defaults={"min": 0},
+    )
+
+
+def upstream_duration(y: int) -> JSON:
+    return timeseries(
+        "Upstream Duration by Outcome",
+        "How long the frontend waited for the dice-roller, p50 and p99, one pair of lines "
+        "per outcome: `success`, or why no roll came back (`timeout`, `unreachable`, "
+        "`error_status`, `bad_answer`). From `frontend_upstream_request_duration_seconds`. "
+        "The gap between this and Frontend Request Duration is the frontend's own time. "
+        "Timeouts sit at the frontend's limit (3 s by default); an outcome that never "
+        "happened draws no line. The dots are exemplars, each a trace.",
+        (0, y, 12, 8),
+        quantiles(
+            "frontend_upstream_request_duration_seconds", UPSTREAM, (0.5, 0.99), by=("outcome",)
+        ),
+        unit="s",
+        defaults={"min": 0},
+    )
+
+
+def upstream_errors(y: int) -> JSON:
+    return timeseries(
+        "Upstream Errors by Reason",
+        "Calls to the dice-roller per second that gave no roll, stacked by reason: "
+        "`error_status` (it answered an error, as the risky die does one roll in ten), "
+        "`timeout` (no answer in time), `unreachable` (no connection) and `bad_answer` "
+        "(200 without a roll). From `frontend_upstream_errors_total`; every reason exists "
+        "at zero from the frontend's start, so the first error shows as a rise.",
+        (12, y, 12, 8),
+        [
+            prom(
+                f"sum by (reason) (rate(frontend_upstream_errors_total{{{UPSTREAM}}}"
+                "[$__rate_interval]))",
+                "{{reason}}",
+            )
+        ],
+        unit="reqps",
+        defaults={**STACKED, "color": {"mode": "palette-classic"}},
+    )
+
+
+def service_graph(y: int) -> JSON:
+    return panel(
+        "nodeGraph",
+        "Service Graph",
+        "Who calls whom, drawn from the traces: `frontend-web` (the browser) calls the "
+        "`frontend`, which calls the `dice-roller`. Alloy pairs each client span with the "
+        "server span it caused and counts the edge in `traces_service_graph_request_total` "
+        "and `..._failed_total`; Grafana's Tempo data source reads them from Prometheus "
+        "(its `serviceMap` setting). Each node shows its request rate and mean time, its "
+        "ring the share of failed calls (red). Click a node for its traces.",
+        (0, y, 12, 12),
+        [service_map()],
+        TEMPO,
+        options={"nodes": {}, "edges": {}},
+    )
+
+
+def service_graph_rates(y: int) -> JSON:
+    edge = "{{client}} → {{server}}"
+    return timeseries(
+        "Calls Between Services",
+        "The service graph's edges over time: calls per second from each client to each "
+        "server, and below them the failed ones (the server span ended in error). From "
+        "`traces_service_graph_request_total` and `traces_service_graph_request_failed_total`, "
+        "which Alloy writes into Prometheus from the traces every 5 s.",
+        (12, y, 12, 12),
+        [
+            prom(
+                "sum by (client, server) "
+                "(rate(traces_service_graph_request_total[$__rate_interval]))",
+                edge,
+            ),
+            prom(
+                "sum by (client, server) "
+                "(rate(traces_service_graph_request_failed_total[$__rate_interval]))",
+                f"{edge} failed",
+                "B",
+            ),
+        ],
+        unit="reqps",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def slow_traces(y: int) -> JSON:
+    return panel(
+        "table",
+        "Slow Cross-Service Traces",
+        f"The latest traces in which the frontend's request took over {SLOW_SECONDS} s "
+        "and the roll reached the dice-roller, found by the TraceQL search "
+        f"`{SLOW_TRACES}`. Click a trace id to open its waterfall: the browser's fetch, "
+        "the frontend's request and call, the dice-roller's roll, and where the time "
+        "went. Copy the id into the Trace ID box at the top to see its log lines below.",
+        (0, y, 24, 8),
+        [traceql(SLOW_TRACES, limit=20)],
+        TEMPO,
+        options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+    )
+
+
+def trace_logs(y: int) -> JSON:
+    return logs_panel(
+        "Logs of One Trace",
+        "The JSON log lines of both services, the frontend's and the dice-roller's, newest "
+        "first. Type a trace id in the **Trace ID** box at the top (from the table above, "
+        "an exemplar, or the page's trace link): only the lines of that trace remain, one "
+        "per service it crossed, each with its `trace_id` and `span_id`. Empty, the box "
+        "keeps every recent line of both. Expand a line and click **Open trace** for its "
+        "trace in Tempo.",
+        TRACE_LOGS,
+        (0, y, 24, 12),
+    )
+
+
+# --- The dashboards ---------------------------------------------------------------------
+
+
+ANNOTATIONS = {
+    "list": [
+        {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        }
     ]
+}
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    tags: list[str],
+    layout: list[JSON],
+    *,
+    links: list[JSON] | None = None,
+    variables: list[JSON] | None = None,
+) -> JSON:
+    """The frame every dashboard shares, around `layout`: its rows and panels, top to
+    bottom, numbered in that order."""
     panels = [{"id": number, **item} for number, item in enumerate(layout, start=1)]
     return {
-        "uid": "dice-roller-stage1",
-        "title": "Dice Roller - Stage 1",
-        "description": "Metrics, logs and traces of the dice-roller service (stage 1).",
-        "tags": ["dice-roller", "stage1", "observability-sandbox"],
+        "uid": uid,  # fixed: links and bookmarks survive
+        "title": title,
+        "description": description,
+        "tags": tags,
         "schemaVersion": 39,
         "version": 1,
         "editable": True,
@@ -490,47 +752,120 @@ def build_dashboard() -> JSON:
         "timezone": "browser",
         "fiscalYearStartMonth": 0,
         "liveNow": False,
-        "links": [],
-        "templating": {"list": []},
-        "annotations": {
-            "list": [
-                {
-                    "builtIn": 1,
-                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                    "enable": True,
-                    "hide": True,
-                    "iconColor": "rgba(0, 211, 255, 1)",
-                    "name": "Annotations & Alerts",
-                    "type": "dashboard",
-                }
-            ]
-        },
+        "links": links or [],
+        "templating": {"list": variables or []},
+        "annotations": ANNOTATIONS,
         "panels": panels,
     }
 
 
+def build_dashboard() -> JSON:
+    """Stage 1: four rows, twelve panels, laid out top to bottom."""
+    return dashboard(
+        "dice-roller-stage1",
+        "Dice Roller - Stage 1",
+        "Metrics, logs and traces of the dice-roller service (stage 1).",
+        ["dice-roller", "stage1", "observability-sandbox"],
+        [
+            row("Overview", 0),
+            request_rate(1),
+            success_rate(1),
+            error_rate(1),
+            row("Latency", 9),
+            request_duration(10),
+            average_by_die(10),
+            row("Roll Distribution", 18),
+            rolls_by_die(19),
+            value_distribution("fair", range(1, 7), 8, 19),
+            value_distribution("risky", range(2, 8), 16, 19),
+            row("Logs and Traces", 27),
+            recent_logs(28),
+            error_logs(28),
+            correlation_instructions(38),
+            trace_count(38),
+        ],
+    )
+
+
+STAGE1_LINK = {
+    "type": "link",
+    "title": "Dice Roller - Stage 1",
+    "tooltip": "The dice-roller on its own",
+    "url": "/d/dice-roller-stage1",
+    "icon": "dashboard",
+    "keepTime": True,
+    "includeVars": False,
+    "asDropdown": False,
+    "targetBlank": False,
+    "tags": [],
+}
+
+
+def build_stage2_dashboard() -> JSON:
+    """Stage 2: four rows, nine panels, and the `trace_id` box of the logs panel."""
+    return dashboard(
+        "dice-roller-stage2",
+        "Dice Roller - Stage 2",
+        "The frontend in front of the dice-roller (stage 2): the frontend's requests, its "
+        "calls to the dice-roller, the service graph, and one roll followed across both.",
+        ["dice-roller", "frontend", "stage2", "observability-sandbox"],
+        [
+            row("Frontend", 0),
+            frontend_request_rate(1),
+            frontend_error_ratio(1),
+            frontend_request_duration(1),
+            row("Frontend → Dice-Roller", 9),
+            upstream_duration(10),
+            upstream_errors(10),
+            row("Between the Services", 18),
+            service_graph(19),
+            service_graph_rates(19),
+            row("Traces and Logs", 31),
+            slow_traces(32),
+            trace_logs(40),
+        ],
+        links=[STAGE1_LINK],
+        variables=[TRACE_ID_VARIABLE],
+    )
+
+
+def _text(board: JSON) -> str:
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+
+
 def render() -> str:
     """The dashboard as the exact text committed in `stage1-dashboard.json`."""
-    return json.dumps(build_dashboard(), indent=2, ensure_ascii=False) + "\n"
+    return _text(build_dashboard())
+
+
+def render_stage2() -> str:
+    """The dashboard as the exact text committed in `stage2-dashboard.json`."""
+    return _text(build_stage2_dashboard())
+
+
+def outputs() -> list[tuple[Path, str]]:
+    """Each file this script writes, with its text (paths read now: tests redirect them)."""
+    return [(DASHBOARD_PATH, render()), (STAGE2_DASHBOARD_PATH, render_stage2())]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--check", action="store_true", help="don't write; exit 1 if the JSON is out of date"
+        "--check", action="store_true", help="don't write; exit 1 if a JSON is out of date"
     )
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = DASHBOARD_PATH.read_text(encoding="utf-8") if DASHBOARD_PATH.exists() else ""
-        if current != text:
-            print(f"{DASHBOARD_PATH.name} is out of date: run {Path(__file__).name}")
-            return 1
-        print(f"{DASHBOARD_PATH.name} is up to date")
-        return 0
-    DASHBOARD_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {DASHBOARD_PATH}")
-    return 0
+    stale = 0
+    for path, text in outputs():
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current == text:
+            print(f"{path.name} is up to date")
+        elif args.check:
+            print(f"{path.name} is out of date: run {Path(__file__).name}")
+            stale += 1
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -19,12 +19,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
-            "dice roller as plain processes on the shipped configs, each in a network "
-            "namespace of its own (needs root). See docs/native-stack.md."
+            "dice roller (and, at stage 2, the frontend) as plain processes on the shipped "
+            "configs, each in a network namespace of its own (needs root). See "
+            "docs/native-stack.md."
         ),
     )
     parser.add_argument(
         "--build-only", action="store_true", help="build and cache the binaries, then exit"
+    )
+    parser.add_argument(
+        "--stage",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="which stage of the sandbox to run (docs/stages.md); 2 adds the frontend",
     )
     parser.add_argument(
         "--state-dir",
@@ -37,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_all(lambda line: print(line, file=sys.stderr))
             return 0
         stop_on_sigterm()
-        with native_stack(args.state_dir) as stack:
+        with native_stack(args.state_dir, stage=args.stage) as stack:
             print("The stack is up (Ctrl-C stops it):", flush=True)
             print(stack.describe())
             print(f"Logs: {stack.state_dir / 'logs'}", flush=True)

@@ -19,12 +19,14 @@ stack/alloy/config.alloy uses and Alloy's own runtime and `alloy run` command, n
 else; docs/native-stack.md lists each change.
 
 Binaries are cached under `~/.cache/dice-sandbox/native/SERVICE-TAG/` (or
-`$XDG_CACHE_HOME`), so a build happens again only when compose pins another tag.
+`$XDG_CACHE_HOME`), so a build happens again only when compose pins another tag (or,
+for Alloy, when its config uses another set of components).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -179,12 +181,12 @@ def trim_alloy(source: Path) -> None:
     """
     imports = []
     for name in alloy_components():
-        package = source / "internal" / "component" / name.replace(".", "/")
-        if not package.is_dir():
+        # `prometheus.remote_write` lives in prometheus/remotewrite: Go drops the "_".
+        folders = {name.replace(".", "/"), name.replace(".", "/").replace("_", "")}
+        found = [f for f in sorted(folders) if (source / "internal" / "component" / f).is_dir()]
+        if not found:
             raise BuildError(f"{ALLOY_CONFIG} uses {name}, which Alloy has no package for")
-        imports.append(
-            f'\t_ "github.com/grafana/alloy/internal/component/{name.replace(".", "/")}"'
-        )
+        imports.append(f'\t_ "github.com/grafana/alloy/internal/component/{found[0]}"')
     (source / "internal" / "alloycli" / "native_components.go").write_text(
         "package alloycli\n\n// The components stack/alloy/config.alloy uses.\nimport (\n"
         + "\n".join(imports)
@@ -302,8 +304,15 @@ PROGRAMS: dict[str, GoProgram] = {
             version_variables=("github.com/grafana/alloy/internal/build.Version",),
             main_source=ALLOY_MAIN,
             prepare=trim_alloy,
-            # The commit Alloy requires is refused; v0.67.5 is the release before it.
-            replacements=(("github.com/prometheus/common", "v0.67.5"),),
+            # The versions Alloy requires are refused; each is the release before it.
+            replacements=(
+                ("github.com/prometheus/common", "v0.67.5"),
+                (
+                    "github.com/open-telemetry/opentelemetry-collector-contrib/connector/"
+                    "servicegraphconnector",
+                    "v0.152.0",
+                ),
+            ),
             cold_build_minutes=5,
             version_text=lambda p: p.tag,
         ),
@@ -319,9 +328,14 @@ def cache_dir() -> Path:
 
 def binary_path(service: str, program: str | None = None) -> Path:
     """Where the binary of `service` (or its other `program`), at the tag compose pins,
-    is cached."""
+    is cached. Alloy's folder also names its component set, so a config that uses a new
+    component gets a binary that has it."""
     p = pin(service)
-    return cache_dir() / f"{service}-{p.tag}" / (program or service)
+    folder = f"{service}-{p.tag}"
+    if service == "alloy":
+        components = "\n".join(sorted(alloy_components())).encode()
+        folder += "-" + hashlib.sha256(components).hexdigest()[:12]
+    return cache_dir() / folder / (program or service)
 
 
 def go_toolchain() -> str:

@@ -2,7 +2,8 @@
 
 The order is compose's `depends_on`: the alert-receiver, then Alertmanager (which
 notifies it), Prometheus (which sends Alertmanager its alerts), then Loki and Tempo,
-then Alloy (which ships to both), then the service (which sends spans to Alloy). Every wait has
+then Alloy (which ships to both), then the service (which sends spans to Alloy), and at
+stage 2 the frontend in front of it (docs/stages.md). Every wait has
 a limit; a component that exits or is not ready in time stops the whole start with
 one message naming it, its command and the last lines of its log. Whatever started is
 stopped when the block ends, on failure and on Ctrl-C: SIGTERM first, then SIGKILL
@@ -53,6 +54,8 @@ __all__ = [
 
 HOSTS = ("alert-receiver", "alertmanager", "prometheus", "loki", "tempo", "alloy", "dice-roller")
 """Compose's service names, which are also the host names the configs use."""
+STAGE_HOSTS = {1: HOSTS, 2: (*HOSTS, "frontend")}
+"""What each stage runs: stage 2 adds the frontend (compose's `stage2` profile)."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
 
@@ -101,6 +104,8 @@ class NativeStack:
     """Why Tempo is the stand-in (the build's error), or None when the real one runs."""
     started: float = field(default_factory=time.time)
     """When the first component started (Unix seconds): nothing is older."""
+    frontend: Container | None = None
+    """The frontend's "container", at stage 2."""
 
     def url(self, host: str, port: int) -> str:
         return f"http://{self.network.addresses[host]}:{port}"
@@ -108,6 +113,10 @@ class NativeStack:
     @property
     def service_url(self) -> str:
         return self.url("dice-roller", 8000)
+
+    @property
+    def frontend_url(self) -> str:
+        return self.url("frontend", 8000)
 
     @property
     def prometheus_url(self) -> str:
@@ -137,6 +146,12 @@ class NativeStack:
         """What the service printed on stdout so far."""
         return [line.decode() for _, stream, line in self.container.log.written(0, {STDOUT})]
 
+    def frontend_lines(self) -> list[str]:
+        """What the frontend printed on stdout so far (none before stage 2)."""
+        if self.frontend is None:
+            return []
+        return [line.decode() for _, stream, line in self.frontend.log.written(0, {STDOUT})]
+
     def receiver_lines(self) -> list[dict[str, Any]]:
         """The alert lines the alert-receiver printed on stdout so far, one per alert and
         notification, oldest first (alert-receiver/README.md describes their fields)."""
@@ -144,6 +159,7 @@ class NativeStack:
 
     def describe(self) -> str:
         rows = [
+            *([("frontend (the page)", self.frontend_url)] if self.frontend else []),
             ("dice-roller", self.service_url),
             (f"Prometheus {pin('prometheus').tag}", self.prometheus_url),
             (f"Loki {pin('loki').tag}", self.loki_url),
@@ -200,6 +216,7 @@ def _wait_ready(component: Component, url: str, timeout: float, expect: int = 20
 def native_stack(
     state_dir: Path | None = None,
     *,
+    stage: int = 1,
     service_env: Mapping[str, str] | None = None,
     extra_containers: Sequence[Container] = (),
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -209,7 +226,10 @@ def native_stack(
     `service_env` adds to compose's environment of the service (tests: a seed, a
     failure rate); `extra_containers` are listed by the Docker API stand-in besides
     the service (tests: a container of another project, which Alloy must ignore).
+    `stage` 2 adds the frontend.
     """
+    if stage not in STAGE_HOSTS:
+        raise NativeStackError(f"stage {stage}: the native stack runs stages {list(STAGE_HOSTS)}")
     binaries, tempo_error = build_all(log)
     with ExitStack() as stack:
         if state_dir is None:
@@ -218,7 +238,7 @@ def native_stack(
             )
         logs = state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        network = stack.enter_context(private_network(HOSTS))
+        network = stack.enter_context(private_network(STAGE_HOSTS[stage]))
         project = compose_project()
         docker = DockerApi(f"{project}_monitoring")
         socket = state_dir / "docker.sock"
@@ -235,6 +255,7 @@ def native_stack(
                     name=f"/{name}",
                     image=f"{project}-{service}",
                     labels={
+                        **{str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
                         "com.docker.compose.project": project,
                         "com.docker.compose.service": service,
                         "com.docker.compose.container-number": "1",
@@ -306,6 +327,11 @@ def native_stack(
         service_run.env.update(service_env or {})
         service = start("dice-roller", service_run, feed=container)
         _wait_ready(service, f"{running.service_url}/", 60)
+        if stage >= 2:
+            running.frontend = compose_container("frontend", 8000)
+            frontend_run = service_command(state_dir, socket, "frontend")
+            frontend = start("frontend", frontend_run, feed=running.frontend)
+            _wait_ready(frontend, f"{running.frontend_url}/", 60)
         yield running
 
 

@@ -12,9 +12,10 @@ thing a container has and a process has not, its mounts, translated:
 4. A mounted config file that names another mount (Loki's `path_prefix: /loki`,
    Alloy's `unix:///var/run/docker.sock`) is copied into the state directory with
    those paths translated the same way, and the copy is what the process reads.
-5. The service, which compose builds from dice-roller/Dockerfile, runs from this
-   checkout's virtual environment with compose's `environment`, container paths
-   translated as in 1 (`DICE_FLAGS_FILE` names the mounted stack/flags/ folder's file).
+5. Our services, which compose builds from dice-roller/Dockerfile and
+   frontend/Dockerfile, run from this checkout's virtual environment with compose's
+   `environment`, container paths translated as in 1 (`DICE_FLAGS_FILE` names the
+   mounted stack/flags/ folder's file).
 6. The alert-receiver, which compose builds from alert-receiver/Dockerfile, runs what
    that image runs: its `CMD` with this Python, its `ENV` (the port Alertmanager's
    config names), and its package folder on the import path.
@@ -37,6 +38,7 @@ import yaml
 
 __all__ = [
     "COMPOSE_FILES",
+    "SERVICE_MODULES",
     "Mount",
     "NativeCommand",
     "compose_service",
@@ -139,14 +141,20 @@ def native_command(
     return NativeCommand(argv, env, written)
 
 
-def service_command(state_dir: Path, docker_socket: Path) -> NativeCommand:
-    """The dice roller as compose runs it, from this checkout (substitution 5)."""
-    spec, _ = compose_service("dice-roller")
-    table = mounts("dice-roller", state_dir, docker_socket)
+SERVICE_MODULES = {"dice-roller": "dice_roller", "frontend": "frontend"}
+"""The sandbox's own services, each with the module that runs it (`python -m`)."""
+
+
+def service_command(
+    state_dir: Path, docker_socket: Path, service: str = "dice-roller"
+) -> NativeCommand:
+    """A service of ours as compose runs it, from this checkout (substitution 5)."""
+    spec, _ = compose_service(service)
+    table = mounts(service, state_dir, docker_socket)
     env = {
         str(k): translate_text(str(v), table) for k, v in (spec.get("environment") or {}).items()
     }
-    return NativeCommand([sys.executable, "-m", "dice_roller"], env)
+    return NativeCommand([sys.executable, "-m", SERVICE_MODULES[service]], env)
 
 
 def image_runtime(dockerfile: Path) -> tuple[dict[str, str], list[str]]:

@@ -8,8 +8,11 @@ the tests themselves read as statements about the dashboard.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +22,7 @@ from tests.support.paths import ALLOY_CONFIG as ALLOY_CONFIG  # re-exported for 
 from tests.support.paths import ROOT as ROOT
 
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
+STAGE2_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
@@ -30,9 +34,19 @@ JSON = dict[str, Any]
 LANGUAGE_OF = {"prometheus": "promql", "loki": "logql", "tempo": "traceql"}
 
 
-def load_dashboard() -> JSON:
-    data: JSON = json.loads(DASHBOARD_PATH.read_text(encoding="utf-8"))
+def load_dashboard(path: Path = DASHBOARD_PATH) -> JSON:
+    """A dashboard file: stage 1's unless `path` names another."""
+    data: JSON = json.loads(path.read_text(encoding="utf-8"))
     return data
+
+
+def load_generator() -> ModuleType:
+    """grafana-dashboards/generate_dashboard.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("generate_dashboard", GENERATOR_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def rows(dashboard: JSON) -> list[tuple[str, list[JSON]]]:
@@ -91,10 +105,15 @@ def _explore_queries(panel: JSON) -> list[Query]:
 
 
 def queries(dashboard: JSON) -> list[Query]:
-    """Every query of every panel: its targets and the queries in its Explore links."""
+    """Every query of every panel: its targets and the queries in its Explore links.
+
+    A Tempo `serviceMap` target has no query text (Grafana itself reads the service
+    graph series from Prometheus), so it is not one of them."""
     found: list[Query] = []
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
+            if target.get("queryType") == "serviceMap":
+                continue
             datasource = target.get("datasource") or panel["datasource"]
             language = LANGUAGE_OF[datasource["type"]]
             text = target.get("expr") if language != "traceql" else target.get("query")

@@ -3,10 +3,13 @@
 No collector can run here, so this plays one: it decodes the protobuf payload with
 opentelemetry-proto, exactly as a collector would, and can also misbehave (answer
 503, or accept and never answer) to test the service against a sick collector.
+It reads OTLP/JSON too (what a browser's exporter sends), whose ids are hex strings:
+protobuf's `json_format` would read them as base64, so they are decoded here.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +42,8 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    parent_span_id: str = ""
+    """The parent's span id, hex; empty for a root span."""
 
     @property
     def duration_seconds(self) -> float:
@@ -83,7 +88,12 @@ class OtlpReceiver(LocalHTTPServer):
         with self._lock:
             return list(self.spans)
 
-    def _record(self, body: bytes) -> None:
+    def _record(self, body: bytes, content_type: str = "application/x-protobuf") -> None:
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            received = _spans_from_json(json.loads(body))
+            with self._lock:
+                self.spans.extend(received)
+            return
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
         received = []
@@ -102,6 +112,7 @@ class OtlpReceiver(LocalHTTPServer):
                             end_ns=span.end_time_unix_nano,
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             resource=resource,
+                            parent_span_id=span.parent_span_id.hex(),
                         )
                     )
         with self._lock:
@@ -127,7 +138,7 @@ class OtlpReceiver(LocalHTTPServer):
                     self.send_response(404)
                     self.end_headers()
                     return
-                receiver._record(body)
+                receiver._record(body, self.headers.get("Content-Type", ""))
                 reply = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -136,6 +147,44 @@ class OtlpReceiver(LocalHTTPServer):
                 self.wfile.write(reply)
 
         return Handler
+
+
+def _json_value(value: dict[str, Any]) -> Any:
+    """An OTLP/JSON AnyValue; 64-bit integers come as strings there."""
+    if "intValue" in value:
+        return int(value["intValue"])
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in value:
+            return value[key]
+    return None
+
+
+def _json_attributes(attributes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {a["key"]: _json_value(a.get("value", {})) for a in attributes or []}
+
+
+def _spans_from_json(request: dict[str, Any]) -> list[ReceivedSpan]:
+    """The spans of an OTLP/JSON export request (ids in hex, as the spec says)."""
+    received = []
+    for resource_spans in request.get("resourceSpans", []):
+        resource = _json_attributes(resource_spans.get("resource", {}).get("attributes"))
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                received.append(
+                    ReceivedSpan(
+                        trace_id=span["traceId"].lower(),
+                        span_id=span["spanId"].lower(),
+                        name=span["name"],
+                        kind=int(span.get("kind", 0)),
+                        status_code=int(span.get("status", {}).get("code", 0)),
+                        start_ns=int(span["startTimeUnixNano"]),
+                        end_ns=int(span["endTimeUnixNano"]),
+                        attributes=_json_attributes(span.get("attributes")),
+                        resource=resource,
+                        parent_span_id=(span.get("parentSpanId") or "").lower(),
+                    )
+                )
+    return received
 
 
 @contextmanager

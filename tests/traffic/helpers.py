@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.tcp_server import serving_tcp
 
 __all__ = [
+    "PAGE_LINE",
     "REPO",
     "ROLL_LINE",
     "GenRun",
     "HangingServer",
     "dice_rolls_total",
     "hanging_server",
+    "http_requests_total",
+    "page_lines",
     "roll_lines",
     "run_gen",
 ]
@@ -35,6 +39,12 @@ REPO = Path(__file__).resolve().parents[2]
 ROLL_LINE = re.compile(
     r"^(?P<who>User (?P<user>\d+)(?: \(session (?P<session>\d+)\))?|Request (?P<request>\d+))"
     r"(?: roll (?P<number>\d+)/(?P<of>\d+))?: (?P<die>fair|risky) -> (?P<result>.+?)"
+    r"(?: \((?P<ms>\d+) ms\))?$"
+)
+
+#: A frontend visitor's page load: "User 3 page: HTTP 200 + 3 assets (25 ms)", "... -> TIMEOUT"
+PAGE_LINE = re.compile(
+    r"^User (?P<user>\d+)(?: \(session (?P<session>\d+)\))? page: (?P<result>.+?)"
     r"(?: \((?P<ms>\d+) ms\))?$"
 )
 
@@ -70,6 +80,22 @@ def run_gen(*args: str, timeout: float = 120.0) -> GenRun:
 def roll_lines(text: str) -> list[re.Match[str]]:
     """Every per-roll log line in ``text``, parsed."""
     return [m for line in text.splitlines() if (m := ROLL_LINE.match(line.strip()))]
+
+
+def page_lines(text: str) -> list[re.Match[str]]:
+    """Every page-load log line of the frontend's visitors in ``text``, parsed."""
+    return [m for line in text.splitlines() if (m := PAGE_LINE.match(line.strip()))]
+
+
+def http_requests_total(url: str) -> Counter[tuple[str, str]]:
+    """A service's own ``http_requests_total`` by (handler, status class), from ``/metrics``."""
+    text = httpx.get(url + "/metrics").text
+    counts: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "http_requests_total":
+                counts[(sample.labels["handler"], sample.labels["status"])] += int(sample.value)
+    return counts
 
 
 def dice_rolls_total(url: str) -> dict[tuple[str, str], float]:

@@ -34,6 +34,11 @@ NOWHERE = "http://127.0.0.1:9"
         (["--max-in-flight", "0", "--rate", "5"], "argument --max-in-flight: expected a whole"),
         (["--url", "localhost:8100"], "argument --url: expected an http:// or https:// URL"),
         (["--url", "ftp://x"], "argument --url: expected an http:// or https:// URL"),
+        (["--target", "backend"], "argument --target: expected dice-roller or frontend, got"),
+        (
+            ["--target", "frontend", "--rate", "5"],
+            "--rate sends rolls to the dice-roller at a fixed rate; --target frontend simulates",
+        ),
         (["--rate", "5", "--users", "3"], "--rate sends at a fixed rate; it cannot be combined"),
         (["--rate", "5", "--think", "1"], "cannot be combined with --think"),
         (["--max-in-flight", "5"], "--max-in-flight only applies with --rate"),
@@ -53,6 +58,7 @@ def test_help_lists_every_option() -> None:
     run = run_gen("--help")
     assert run.returncode == 0
     for option in (
+        "--target",
         "--url",
         "--users",
         "--rolls",
@@ -69,6 +75,7 @@ def test_help_lists_every_option() -> None:
     ):
         assert option in run.stdout
     assert "Exit codes" in run.stdout
+    assert "http://localhost:8200 with --target frontend" in " ".join(run.stdout.split())
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """The ``traffic-gen`` command: parse and check the options, run, summarize, exit.
 
 Exit codes: 0 the run completed, 1 the service was unreachable at the start or every
-request of a completed run failed, 2 bad usage (argparse's own convention), 130 stopped
-by Ctrl-C or SIGTERM (the shell's convention for SIGINT). The summary is printed in
-every case where traffic was sent.
+request of a completed run failed (every roll, or with the frontend every page load),
+2 bad usage (argparse's own convention), 130 stopped by Ctrl-C or SIGTERM (the shell's
+convention for SIGINT). The summary is printed in every case where traffic was sent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import httpx
 
 from .client import ClientGroup
-from .config import FloatRange, IntRange, Settings
+from .config import DEFAULT_URLS, FloatRange, IntRange, Settings, Target
+from .frontend import check_frontend, run_visitors
 from .load import ServiceUnavailable, check_service, run_open_loop, run_users, unless_stopped
 from .progress import open_display
 from .report import closing_line, render_text, summarize
@@ -33,6 +34,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+#: Each target as the "cannot reach" message names it, and the command that starts it.
+SERVICES = {
+    Target.DICE_ROLLER: ("dice-roller service", "docker compose up -d"),
+    Target.FRONTEND: ("frontend", "docker compose --profile stage2 up -d"),
+}
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse turns into a
@@ -121,6 +128,14 @@ def seconds_range(text: str) -> FloatRange:
     return FloatRange(low, high)
 
 
+def target(text: str) -> Target:
+    try:
+        return Target(text)
+    except ValueError:
+        allowed = " or ".join(t.value for t in Target)
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+
+
 def base_url(text: str) -> str:
     try:
         url = httpx.URL(text)
@@ -140,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Simulated users rolling dice against the dice-roller service, with a live "
             "view and an end-of-run summary. By default, users roll until each has made "
             "its rolls (closed loop); with --rate, requests leave on a fixed schedule "
-            "however slowly the service answers (open loop)."
+            "however slowly the service answers (open loop). With --target frontend, the "
+            "users are visitors of the frontend's page: each visit loads the page and its "
+            "assets, then rolls through /api/roll."
         ),
         epilog=(
             "Exit codes: 0 completed, 1 service unreachable or every request failed, "
@@ -148,10 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--target",
+        type=target,
+        default=defaults.target,
+        metavar="|".join(t.value for t in Target),
+        help=(
+            "whom to send the traffic to: the dice-roller's GET /roll, or the frontend's "
+            f"page and GET /api/roll, as people with a browser do (default: {defaults.target})"
+        ),
+    )
+    parser.add_argument(
         "--url",
         type=base_url,
-        default=defaults.url,
-        help=f"the service's base URL (default: {defaults.url})",
+        help=(
+            f"the service's base URL (default: {DEFAULT_URLS[Target.DICE_ROLLER]}, or "
+            f"{DEFAULT_URLS[Target.FRONTEND]} with --target frontend)"
+        ),
     )
     users = parser.add_argument_group("simulated users (closed loop, the default)")
     users.add_argument(
@@ -242,6 +271,11 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     parser = build_parser()
     args = parser.parse_args(argv)
     defaults = Settings()
+    if args.rate is not None and args.target is Target.FRONTEND:
+        parser.error(
+            "--rate sends rolls to the dice-roller at a fixed rate; --target frontend "
+            "simulates visitors, who wait for each answer (use --users, --rolls, --think)"
+        )
     if args.rate is not None:
         clashing = [
             f"--{name}" for name in ("users", "rolls", "think") if getattr(args, name) is not None
@@ -254,7 +288,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     elif args.max_in_flight is not None:
         parser.error("--max-in-flight only applies with --rate")
     return Settings(
-        url=args.url,
+        url=args.url or DEFAULT_URLS[args.target],
+        target=args.target,
         users=args.users if args.users is not None else defaults.users,
         rolls=args.rolls or defaults.rolls,
         think=args.think or defaults.think,
@@ -275,9 +310,13 @@ def _describe(settings: Settings) -> str:
     if settings.open_loop:
         until = until or " until interrupted (Ctrl-C)"
         return f"Sending {settings.rate:g} requests/s{until}"
-    rolls = "rolls per session" if settings.duration else "rolls each"
+    each = "per session" if settings.duration else "each"
+    rolls = f"{settings.rolls} rolls {each}"
+    who = "users"
+    if settings.target is Target.FRONTEND:
+        who, rolls = "visitors", f"the page, then {rolls}"
     return (
-        f"Starting {settings.users} users{until}: {settings.rolls} {rolls}, "
+        f"Starting {settings.users} {who}{until}: {rolls}, "
         f"{settings.think} s between rolls, {settings.risky_share:.0%} risky"
     )
 
@@ -297,14 +336,16 @@ async def run(settings: Settings) -> int:
     stop = asyncio.Event()
     _install_stop_signals(stop)
     out = sys.stderr if settings.json else sys.stdout
+    frontend = settings.target is Target.FRONTEND
+    check = check_frontend if frontend else check_service
     async with ClientGroup(settings) as client:
         try:
-            service = await unless_stopped(check_service(client, settings.wait), stop)
+            service = await unless_stopped(check(client, settings.wait), stop)
         except ServiceUnavailable as exc:
+            name, start = SERVICES[settings.target]
             print(
-                f"Cannot reach the dice-roller service at {settings.url}: {exc}. "
-                "Is it running? Start it with `docker compose up -d`, "
-                "or point --url at it.",
+                f"Cannot reach the {name} at {settings.url}: {exc}. "
+                f"Is it running? Start it with `{start}`, or point --url at it.",
                 file=sys.stderr,
             )
             return EXIT_FAILED
@@ -312,12 +353,17 @@ async def run(settings: Settings) -> int:
             print("Interrupted before any traffic was sent.", file=sys.stderr)
             return EXIT_INTERRUPTED
         stats = RunStats()
-        runner = run_open_loop if settings.open_loop else run_users
         with open_display(out, stats, quiet=settings.quiet, title="traffic-gen") as display:
             display.message(f"Service {service} is up at {settings.url}")
             display.message(_describe(settings))
             cpu_at_start = time.process_time()
-            timing = await runner(client, settings, stats, display.result, stop)
+            if frontend:
+                timing = await run_visitors(
+                    client, settings, stats, display.page, display.result, stop
+                )
+            else:
+                runner = run_open_loop if settings.open_loop else run_users
+                timing = await runner(client, settings, stats, display.result, stop)
             cpu_seconds = time.process_time() - cpu_at_start
 
     summary = summarize(settings, stats, timing, service, cpu_seconds=cpu_seconds)
@@ -328,10 +374,20 @@ async def run(settings: Settings) -> int:
         print(render_text(summary))
     if timing.interrupted:
         return EXIT_INTERRUPTED
-    if stats.finished and not stats.successes:
-        print("Every request failed: see the summary above.", file=sys.stderr)
+    failure = _all_failed(stats)
+    if failure:
+        print(f"{failure}: see the summary above.", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _all_failed(stats: RunStats) -> str | None:
+    """What failed every time, if anything did: the rolls, or the frontend's page."""
+    if stats.pages.total and not stats.pages.successes:
+        return "Every page load failed"
+    if stats.finished and not stats.successes:
+        return "Every roll failed" if stats.pages.total else "Every request failed"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass
 
-__all__ = ["FloatRange", "IntRange", "Settings"]
+__all__ = ["DEFAULT_URLS", "FloatRange", "IntRange", "Settings", "Target"]
+
+
+class Target(enum.StrEnum):
+    """Whom the simulated users talk to."""
+
+    DICE_ROLLER = "dice-roller"  # GET /roll?die=..., straight to the service
+    FRONTEND = "frontend"  # the page at /, then GET /api/roll?die=..., as a browser would
+
+
+#: Where each target listens when run as the README says.
+DEFAULT_URLS: dict[Target, str] = {
+    Target.DICE_ROLLER: "http://localhost:8100",
+    Target.FRONTEND: "http://localhost:8200",
+}
 
 
 @dataclass(frozen=True)
@@ -43,14 +58,16 @@ class Settings:
     With ``rate`` set the run is open-loop: requests leave on a fixed schedule however
     slowly the service answers, and ``users``, ``rolls`` and ``think`` do not apply.
     Without it, ``users`` simulated users each roll, wait for the answer, think, and
-    roll again: a closed loop, which slows down when the service does.
+    roll again: a closed loop, which slows down when the service does. With ``target``
+    the frontend, those users are visitors of its page (see ``frontend.py``).
 
     ``max_in_flight`` bounds the sockets and memory a stalled service can tie up. A run
     needs about its rate times the service's latency: 256 covers 500 requests/s at the
     default half-second mean delay.
     """
 
-    url: str = "http://localhost:8100"
+    url: str = DEFAULT_URLS[Target.DICE_ROLLER]
+    target: Target = Target.DICE_ROLLER
     users: int = 10
     rolls: IntRange = IntRange(1, 20)
     think: FloatRange = FloatRange(0.1, 1.0)

@@ -1,7 +1,8 @@
 """Sending the rolls: simulated users (closed loop) or a fixed request rate (open loop).
 
 Both modes send through one ``ClientGroup`` (see ``client.py``), sized for the most
-requests that can be in flight at once.
+requests that can be in flight at once. The frontend's visitors (``frontend.py``) roll
+with the same pieces: ``roll_once``, ``pick_die``, ``sleep_unless``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,15 +23,22 @@ from .config import Settings
 from .stats import DIE_FACES, Outcome, RunStats
 
 __all__ = [
+    "NoAnswer",
+    "ResultCallback",
     "RollResult",
     "RunTiming",
     "ServiceUnavailable",
     "check_service",
+    "get_answer",
+    "pick_die",
+    "record_result",
     "roll_once",
     "roll_urls",
     "run_open_loop",
     "run_users",
+    "sleep_unless",
     "unless_stopped",
+    "until_done_or_stopped",
 ]
 
 #: Called with a label such as "User 3 roll 5/12" and the result of that roll.
@@ -38,7 +47,10 @@ ResultCallback = Callable[[str, "RollResult"], None]
 
 @dataclass(frozen=True)
 class RollResult:
-    """One request's fate, with a short text for the log line ("6", "HTTP 500", ...)."""
+    """One request's fate, with a short text for the log line ("6", "HTTP 500", ...).
+
+    ``reason`` is why the service said it failed, when it says (the frontend does).
+    """
 
     die: str
     outcome: Outcome
@@ -46,6 +58,7 @@ class RollResult:
     latency_seconds: float | None = None
     status_code: int | None = None
     value: int | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -59,28 +72,46 @@ class RunTiming:
 
 
 class ServiceUnavailable(Exception):
-    """The start-up check could not get a healthy answer from ``GET /``."""
+    """The start-up check could not get a healthy answer from the service."""
+
+
+class NoAnswer(Exception):
+    """A request that got no answer: how it ended, and the text for its log line."""
+
+    def __init__(self, outcome: Outcome, text: str) -> None:
+        super().__init__(text)
+        self.outcome = outcome
+        self.text = text
 
 
 #: Connections opened before the open-loop clock starts (see ``_warm_up``).
 WARM_CONNECTIONS = 8
+#: A failure's ``reason`` as counted: one short word, whatever else a service may say.
+_REASON = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
 
-async def check_service(client: ClientGroup, wait_seconds: float) -> str:
-    """Make sure the service answers ``GET /`` before any traffic; describe it.
+async def check_service(
+    client: ClientGroup,
+    wait_seconds: float,
+    path: str = "/",
+    describe: Callable[[httpx.Response], str] | None = None,
+) -> str:
+    """Make sure the service answers ``GET path`` before any traffic; describe it.
 
     Retries for up to ``wait_seconds`` so a container started next to the service can
-    wait for it, then raises ``ServiceUnavailable`` with the last reason.
+    wait for it, then raises ``ServiceUnavailable`` with the last reason. ``describe``
+    names the service from the answer; the default reads the dice-roller's ``GET /``.
     """
+    describe = describe or _describe_service
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            response = await client.get("/")
+            response = await client.get(path)
             if response.is_success:
-                return _describe_service(response)
-            reason = f"GET / answered HTTP {response.status_code}"
+                return describe(response)
+            reason = f"GET {path} answered HTTP {response.status_code}"
         except httpx.TimeoutException:
-            reason = "GET / got no answer in time"
+            reason = f"GET {path} got no answer in time"
         except httpx.HTTPError as exc:
             reason = _transport_reason(exc)
         if time.monotonic() >= deadline:
@@ -122,13 +153,15 @@ def _transport_reason(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
 
 
-def roll_urls(client: ClientGroup) -> dict[str, httpx.URL]:
+def roll_urls(client: ClientGroup, path: str = "roll") -> dict[str, httpx.URL]:
     """The absolute URL of each die's roll, parsed once rather than on every request."""
-    return {die: client.base_url.join(f"roll?die={die}") for die in DIE_FACES}
+    return {die: client.base_url.join(f"{path}?die={die}") for die in DIE_FACES}
 
 
-async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: float) -> RollResult:
-    """Roll one die at ``url``; never raises for anything the network or the service does.
+async def get_answer(
+    client: ClientGroup, url: httpx.URL | str, timeout: float
+) -> tuple[httpx.Response, float]:
+    """``GET url``: the answer and how long it took, or ``NoAnswer`` saying why none came.
 
     ``timeout`` bounds the whole request, not just each read, so a server that trickles
     bytes cannot hold a simulated user longer than asked.
@@ -138,15 +171,24 @@ async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: floa
         async with asyncio.timeout(timeout):
             response = await client.get(url)
     except (TimeoutError, httpx.TimeoutException):
-        return RollResult(die, Outcome.TIMEOUT, "TIMEOUT")
+        raise NoAnswer(Outcome.TIMEOUT, "TIMEOUT") from None
     except httpx.HTTPError as exc:
-        return RollResult(
-            die, Outcome.CONNECTION_ERROR, f"CONNECTION ERROR ({_transport_reason(exc)})"
-        )
-    latency = time.perf_counter() - began
+        text = f"CONNECTION ERROR ({_transport_reason(exc)})"
+        raise NoAnswer(Outcome.CONNECTION_ERROR, text) from None
+    return response, time.perf_counter() - began
+
+
+async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: float) -> RollResult:
+    """Roll one die at ``url``; never raises for anything the network or the service does."""
+    try:
+        response, latency = await get_answer(client, url, timeout)
+    except NoAnswer as missing:
+        return RollResult(die, missing.outcome, missing.text)
     status = response.status_code
     if not response.is_success:
-        return RollResult(die, Outcome.HTTP_ERROR, f"HTTP {status}", latency, status)
+        reason = _failure_reason(response)
+        text = f"HTTP {status} {reason}" if reason else f"HTTP {status}"
+        return RollResult(die, Outcome.HTTP_ERROR, text, latency, status, reason=reason)
     value = _roll_value(response)
     if value is None:
         return RollResult(
@@ -155,12 +197,14 @@ async def roll_once(client: ClientGroup, url: httpx.URL, die: str, timeout: floa
     return RollResult(die, Outcome.SUCCESS, str(value), latency, status, value)
 
 
-def _record(stats: RunStats, die: str, result: RollResult) -> None:
+def record_result(stats: RunStats, result: RollResult) -> None:
+    """Count one roll's result in ``stats``."""
     stats.record(
-        die,
+        result.die,
         result.outcome,
         latency_seconds=result.latency_seconds,
         status_code=result.status_code,
+        reason=result.reason,
         value=result.value,
     )
 
@@ -175,11 +219,24 @@ def _roll_value(response: httpx.Response) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _pick_die(rng: random.Random, risky_share: float) -> str:
+def _failure_reason(response: httpx.Response) -> str | None:
+    """The ``reason`` of an error answer, as the frontend gives it ("unreachable", ...).
+
+    Only a short word is taken: the summary counts by it, and a service could say anything.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) and _REASON.fullmatch(reason) else None
+
+
+def pick_die(rng: random.Random, risky_share: float) -> str:
     return "risky" if rng.random() < risky_share else "fair"
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, but wake at once when ``stop`` is set."""
     if seconds <= 0:
         return
@@ -211,7 +268,7 @@ async def _user(
     session = 0
     while not stop.is_set():
         session += 1
-        die = _pick_die(rng, settings.risky_share)
+        die = pick_die(rng, settings.risky_share)
         rolls = settings.rolls.draw(rng)
         who = f"User {user_id}" if session == 1 else f"User {user_id} (session {session})"
         for number in range(1, rolls + 1):
@@ -219,13 +276,13 @@ async def _user(
                 return
             stats.started += 1
             result = await roll_once(client, urls[die], die, settings.timeout)
-            _record(stats, die, result)
+            record_result(stats, result)
             on_result(f"{who} roll {number}/{rolls}", result)
             if number < rolls or deadline is not None:  # the next roll may be a new session
                 pause = settings.think.draw(rng)
                 if deadline is not None:
                     pause = min(pause, max(0.0, deadline - loop.time()))
-                await _sleep_unless(stop, pause)
+                await sleep_unless(stop, pause)
         if deadline is None:  # without --duration, each user has one session
             return
 
@@ -245,7 +302,7 @@ async def run_users(
         asyncio.create_task(_user(n, client, settings, stats, on_result, stop, deadline))
         for n in range(1, settings.users + 1)
     ]
-    await _until_done_or_stopped(users, stop, timing)
+    await until_done_or_stopped(users, stop, timing)
     timing.sending_stopped_at = timing.finished_at = loop.time()
     return timing
 
@@ -275,7 +332,7 @@ async def run_open_loop(
 
     async def send(number: int, die: str) -> None:
         result = await roll_once(client, urls[die], die, settings.timeout)
-        _record(stats, die, result)
+        record_result(stats, result)
         on_result(f"Request {number}", result)
 
     number = 0
@@ -285,10 +342,10 @@ async def run_open_loop(
             break
         delay = due - loop.time()
         if delay > 0:
-            await _sleep_unless(stop, delay)
+            await sleep_unless(stop, delay)
             continue  # re-check stop and the clock after every sleep
         number += 1
-        die = _pick_die(rng, settings.risky_share)
+        die = pick_die(rng, settings.risky_share)
         if len(in_flight) >= settings.max_in_flight:
             stats.skipped += 1
         else:
@@ -303,12 +360,12 @@ async def run_open_loop(
     timing.sending_stopped_at = loop.time()
     if deadline is not None and not stop.is_set():
         timing.sending_stopped_at = max(timing.sending_stopped_at, deadline)
-    await _until_done_or_stopped(list(in_flight), stop, timing)
+    await until_done_or_stopped(list(in_flight), stop, timing)
     timing.finished_at = loop.time()
     return timing
 
 
-async def _until_done_or_stopped(
+async def until_done_or_stopped(
     tasks: list[asyncio.Task[None]], stop: asyncio.Event, timing: RunTiming
 ) -> None:
     """Wait for ``tasks``; if ``stop`` is set first, cancel what is left and say so."""

@@ -2,8 +2,8 @@
 
 On a terminal a live panel (drawn by Rich) keeps the totals in view while each roll's
 line scrolls above it. Anywhere else (CI, ``docker logs``, a pipe) there is no cursor
-to move, so the same information comes as plain lines: one per roll, and a progress
-line every ``PLAIN_PROGRESS_SECONDS``.
+to move, so the same information comes as plain lines: one per roll (and per page load,
+for the frontend's visitors), and a progress line every ``PLAIN_PROGRESS_SECONDS``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from .frontend import PageLoad
 from .load import RollResult
 from .stats import Outcome, RunStats
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.live import Live
 
-__all__ = ["Display", "LiveDisplay", "PlainDisplay", "open_display", "roll_line"]
+__all__ = ["Display", "LiveDisplay", "PlainDisplay", "open_display", "page_line", "roll_line"]
 
 PLAIN_PROGRESS_SECONDS = 10.0
 
@@ -34,12 +35,26 @@ def roll_line(label: str, result: RollResult) -> str:
     return line
 
 
+def page_line(label: str, page: PageLoad) -> str:
+    """A visitor's page load:
+    ``User 3 page: HTTP 200 + 3 assets (failed: /static/tracing.js HTTP 404) (25 ms)``."""
+    line = f"{label} page: {page.text}"
+    if page.assets:
+        line += f" + {len(page.assets)} assets"
+        failed = [f"{a.path} {a.text}" for a in page.assets if a.outcome is not Outcome.SUCCESS]
+        if failed:
+            line += f" (failed: {', '.join(failed)})"
+    if page.latency_seconds is not None:
+        line += f" ({page.latency_seconds * 1000:.0f} ms)"
+    return line
+
+
 def progress_lines(stats: RunStats, elapsed: float, rate: float | None) -> list[str]:
     """The running totals, shared by both displays."""
     finished = stats.finished
     success = f"{stats.successes / finished:.1%}" if finished else "-"
     rate_text = f"{rate:.1f}/s" if rate is not None else "-"
-    return [
+    lines = [
         f"{elapsed:.0f} s elapsed · {stats.started} sent · {finished} finished · "
         f"{stats.started - finished} in flight",
         f"{rate_text} now · {success} success",
@@ -48,6 +63,13 @@ def progress_lines(stats: RunStats, elapsed: float, rate: float | None) -> list[
         f"connection {stats.count(Outcome.CONNECTION_ERROR)} · "
         f"invalid {stats.count(Outcome.INVALID_RESPONSE)}",
     ]
+    if stats.pages.total:  # the frontend's visitors
+        pages = stats.pages
+        lines.append(
+            f"pages: {pages.total} · failed {pages.total - pages.successes} · "
+            f"assets failed {pages.asset_failures}"
+        )
+    return lines
 
 
 class Display(Protocol):
@@ -65,6 +87,8 @@ class Display(Protocol):
     def message(self, text: str) -> None: ...
 
     def result(self, label: str, result: RollResult) -> None: ...
+
+    def page(self, label: str, page: PageLoad) -> None: ...
 
 
 class PlainDisplay:
@@ -92,6 +116,10 @@ class PlainDisplay:
 
     def message(self, text: str) -> None:
         print(text, file=self._stream, flush=True)
+
+    def page(self, label: str, page: PageLoad) -> None:
+        if not self._quiet:
+            print(page_line(label, page), file=self._stream, flush=True)
 
     def result(self, label: str, result: RollResult) -> None:
         if not self._quiet:
@@ -141,6 +169,10 @@ class LiveDisplay:
 
     def message(self, text: str) -> None:
         self._console.print(text, markup=False, highlight=False)  # above the panel
+
+    def page(self, label: str, page: PageLoad) -> None:
+        if not self._quiet:
+            self._console.print(page_line(label, page), markup=False, highlight=False)
 
     def result(self, label: str, result: RollResult) -> None:
         if not self._quiet:

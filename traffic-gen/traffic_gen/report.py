@@ -6,9 +6,10 @@ The text is rendered from the dict, so the two can never disagree.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
-from .config import Settings
+from .config import Settings, Target
 from .load import RunTiming
 from .stats import (
     DIE_FACES,
@@ -16,6 +17,7 @@ from .stats import (
     DieStats,
     LatencyHistogram,
     Outcome,
+    PageStats,
     RunStats,
     chi_square_uniform,
 )
@@ -59,6 +61,7 @@ def _die(die: str, stats: DieStats) -> dict[str, Any]:
         "requests": total,
         "outcomes": {outcome.value: stats.outcomes[outcome] for outcome in Outcome},
         "status_codes": {str(code): n for code, n in sorted(stats.status_codes.items())},
+        "failure_reasons": dict(sorted(stats.reasons.items())),
         "success_rate": stats.successes / total if total else None,
         "expected_success_rate": expected,
         "success_verdict": _success_verdict(stats.successes, total, expected),
@@ -78,6 +81,25 @@ def _die(die: str, stats: DieStats) -> dict[str, Any]:
     }
 
 
+def _pages(stats: PageStats) -> dict[str, Any]:
+    """The frontend's page loads: ``GET /`` itself, its assets by path, the whole load's time."""
+    by_path: dict[str, dict[str, int]] = {}
+    for (path, result), n in sorted(stats.assets.items()):
+        by_path.setdefault(path, {})[result] = n
+    return {
+        "loads": stats.total,
+        "outcomes": {outcome.value: stats.outcomes[outcome] for outcome in Outcome},
+        "status_codes": {str(code): n for code, n in sorted(stats.status_codes.items())},
+        "success_rate": stats.successes / stats.total if stats.total else None,
+        "assets": {
+            "fetched": sum(stats.assets.values()),
+            "failed": stats.asset_failures,
+            "by_path": by_path,
+        },
+        "latency_seconds": _latency(stats.latency),
+    }
+
+
 def summarize(
     settings: Settings,
     stats: RunStats,
@@ -89,7 +111,8 @@ def summarize(
     """Everything a script needs to judge the run; the JSON shape of ``--json``.
 
     ``cpu_seconds`` is the generator's own CPU time during the run: near one second per
-    second, the generator rather than the service may be what limits the rate.
+    second, the generator rather than the service may be what limits the rate. The
+    requests are the rolls; with the frontend as target, ``pages`` counts the page loads.
     """
     finished_at = timing.finished_at if timing.finished_at is not None else timing.started_at
     elapsed = finished_at - timing.started_at
@@ -98,9 +121,13 @@ def summarize(
     achieved = stats.started / sending_seconds if sending_seconds > 0 else None
     target = settings.rate
     shortfall = 1 - achieved / target if target and achieved is not None else None
+    reasons: Counter[str] = Counter()
+    for die_stats in stats.dice.values():
+        reasons.update(die_stats.reasons)
     return {
         "url": settings.url,
         "service": service,
+        "target": settings.target.value,
         "mode": "open-loop" if settings.open_loop else "users",
         "completed": not timing.interrupted,
         "elapsed_seconds": elapsed,
@@ -118,7 +145,9 @@ def summarize(
         "shortfall": shortfall,
         "generator_cpu_seconds": cpu_seconds,
         "latency_seconds": _latency(stats.latency()),
+        "failure_reasons": dict(sorted(reasons.items())),
         "dice": {die: _die(die, die_stats) for die, die_stats in stats.dice.items()},
+        "pages": _pages(stats.pages) if settings.target is Target.FRONTEND else None,
     }
 
 
@@ -153,6 +182,8 @@ def render_text(summary: dict[str, Any]) -> str:
     """The summary as aligned plain text, ending with the closing line the checklist looks for."""
     requests = summary["requests"]
     lines = ["", f"Summary for {summary['service']} at {summary['url']}", ""]
+    if summary["pages"] is not None:
+        lines += [*_page_lines(summary["pages"]), ""]
 
     rate = summary["achieved_rate"]
     sent = f"Requests: {requests['sent']} sent, {requests['finished']} finished"
@@ -192,6 +223,16 @@ def render_text(summary: dict[str, Any]) -> str:
         f"  {'all':<6}{requests['finished']:>9}{counts}{_pct(summary['success_rate']):>14}"
     )
 
+    if summary["failure_reasons"]:
+        lines += ["", "Failures by status and reason:"]
+        for reason, n in summary["failure_reasons"].items():
+            per_die = ", ".join(
+                f"{die} {info['failure_reasons'][reason]}"
+                for die, info in summary["dice"].items()
+                if reason in info["failure_reasons"]
+            )
+            lines.append(f"  {reason:<24}{n:>6}  ({per_die})")
+
     latency = summary["latency_seconds"]
     lines += ["", f"Latency of answered requests (n={latency['count']}): {_latency_line(latency)}"]
     for die, info in summary["dice"].items():
@@ -209,6 +250,35 @@ def render_text(summary: dict[str, Any]) -> str:
 
     lines += ["", closing_line(summary)]
     return "\n".join(lines)
+
+
+def _page_lines(pages: dict[str, Any]) -> list[str]:
+    """The page loads, ahead of the rolls: how many loaded, their assets, how long."""
+    outcomes = pages["outcomes"]
+    lines = [
+        f"Page loads: {pages['loads']}, {outcomes[Outcome.SUCCESS.value]} loaded "
+        f"({_pct(pages['success_rate'])}); the requests below are the rolls"
+    ]
+    failed = [f"{heading} {outcomes[o.value]}" for heading, o in _COLUMNS[1:] if outcomes[o.value]]
+    if failed:
+        lines.append(f"  not loaded: {', '.join(failed)}")
+    if pages["status_codes"]:
+        codes = ", ".join(f"{code} ({n}x)" for code, n in pages["status_codes"].items())
+        lines.append(f"  GET / answered: {codes}")
+    assets = pages["assets"]
+    line = f"  assets: {assets['fetched']} fetched, {assets['failed']} failed"
+    failures = [
+        f"{path} {result} ({n}x)"
+        for path, results in assets["by_path"].items()
+        for result, n in results.items()
+        if not result.startswith("2")  # a 2xx status: fetched fine
+    ]
+    lines.append(line + (f": {', '.join(failures)}" if failures else ""))
+    latency = pages["latency_seconds"]
+    lines.append(
+        f"  load time, the page then its assets (n={latency['count']}): {_latency_line(latency)}"
+    )
+    return lines
 
 
 def closing_line(summary: dict[str, Any]) -> str:

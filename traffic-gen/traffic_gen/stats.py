@@ -2,7 +2,9 @@
 
 A generator left running overnight must not slowly eat the machine, so nothing here
 keeps one entry per request: outcomes are counters, latencies go into a histogram
-with a fixed number of buckets, and rolled values are counted per face.
+with a fixed number of buckets, and rolled values are counted per face. Labels the
+service chooses (a failure's reason, a page's asset paths) are counted up to
+``MAX_LABELS`` distinct ones, the rest as "other".
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "DIE_FACES",
     "EXPECTED_SUCCESS_RATE",
+    "MAX_LABELS",
     "ChiSquare",
     "DieStats",
     "LatencyHistogram",
     "Outcome",
+    "PageStats",
     "RunStats",
     "chi_square_uniform",
 ]
@@ -32,6 +38,11 @@ DIE_FACES: dict[str, tuple[int, ...]] = {
 #: The share of rolls that should succeed with the service's defaults: the risky die fails
 #: 1 time in 10 (DICE_RISKY_FAILURE_RATE=0.1, README.md's settings table).
 EXPECTED_SUCCESS_RATE: dict[str, float] = {"fair": 1.0, "risky": 0.9}
+
+K = TypeVar("K", bound=Hashable)
+
+#: Most distinct labels the service chooses (reasons, asset paths) counted one by one.
+MAX_LABELS = 50
 
 
 class Outcome(enum.StrEnum):
@@ -163,14 +174,72 @@ def chi_square_uniform(counts: dict[int, int], faces: tuple[int, ...]) -> ChiSqu
     return ChiSquare(statistic, dof, _chi_square_survival(statistic, dof))
 
 
+def _count_label(counter: Counter[K], label: K, other: K) -> None:
+    """Count ``label``, or ``other`` once ``MAX_LABELS`` distinct labels are counted."""
+    if label not in counter and len(counter) >= MAX_LABELS:
+        label = other
+    counter[label] += 1
+
+
 @dataclass
 class DieStats:
-    """Everything counted for one die."""
+    """Everything counted for one die.
+
+    ``reasons`` counts the failures whose answer said why, as "503 unreachable": the
+    frontend's ``reason``; the dice-roller's errors carry none.
+    """
 
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     status_codes: Counter[int] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
     values: Counter[int] = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def successes(self) -> int:
+        return self.outcomes[Outcome.SUCCESS]
+
+
+@dataclass
+class PageStats:
+    """The frontend's page loads, counted apart from the rolls.
+
+    ``outcomes`` and ``status_codes`` are those of ``GET /`` itself; ``latency`` is the
+    whole load, the page and then its assets; ``assets`` counts each asset's result by
+    path: ("/static/page.css", "200"), ("/static/tracing.js", "404"), or "timeout" and
+    "connection_error" in place of a status code.
+    """
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    status_codes: Counter[int] = field(default_factory=Counter)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    assets: Counter[tuple[str, str]] = field(default_factory=Counter)
+    asset_failures: int = 0
+
+    def record(
+        self,
+        outcome: Outcome,
+        *,
+        latency_seconds: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        """Count one page load (its assets are counted by ``record_asset``)."""
+        self.outcomes[outcome] += 1
+        if status_code is not None:
+            self.status_codes[status_code] += 1
+        if latency_seconds is not None:
+            self.latency.record(latency_seconds)
+
+    def record_asset(self, path: str, outcome: Outcome, status_code: int | None) -> None:
+        """Count one asset fetched: by path and status code, or how it got no answer."""
+        result = str(status_code) if status_code is not None else outcome.value
+        _count_label(self.assets, (path, result), ("other", result))
+        if outcome is not Outcome.SUCCESS:
+            self.asset_failures += 1
 
     @property
     def total(self) -> int:
@@ -187,6 +256,7 @@ class RunStats:
 
     ``started`` counts requests sent; the per-die outcomes count requests finished.
     ``skipped`` counts open-loop requests not sent because too many were in flight.
+    Those are rolls: the frontend's page loads are counted apart, in ``pages``.
     """
 
     dice: dict[str, DieStats] = field(
@@ -194,6 +264,7 @@ class RunStats:
     )
     started: int = 0
     skipped: int = 0
+    pages: PageStats = field(default_factory=PageStats)
 
     def record(
         self,
@@ -202,6 +273,7 @@ class RunStats:
         *,
         latency_seconds: float | None = None,
         status_code: int | None = None,
+        reason: str | None = None,
         value: int | None = None,
     ) -> None:
         """Count one finished request.
@@ -213,6 +285,8 @@ class RunStats:
         stats.outcomes[outcome] += 1
         if status_code is not None:
             stats.status_codes[status_code] += 1
+        if reason is not None:
+            _count_label(stats.reasons, f"{status_code} {reason}", f"{status_code} other")
         if value is not None:
             stats.values[value] += 1
         if latency_seconds is not None:
