@@ -1,8 +1,9 @@
 """`python -m bench`: run the benchmark parts and print their figures against the targets.
 
-    python -m bench                       # everything, about 9 minutes
+    python -m bench                       # everything, about 11 minutes
     python -m bench --quick               # a smoke run: seconds per part, nothing judged
     python -m bench --only overhead,memory
+    python -m bench --only hop            # the frontend hop alone, under 2 minutes
     python -m bench --json results.json   # also write the figures as JSON
 
 Figures are compared only with a baseline measured in the same run: on a shared
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .concurrency import ConcurrencyPlan, MemorySamples, run_concurrency
+from .hop import HopPlan, run_hop
 from .machine import describe_machine, raise_file_limit
 from .memory import SoakPlan, run_memory
 from .overhead import OverheadPlan, run_overhead
@@ -29,7 +31,7 @@ from .wrk import WrkError, find_wrk
 
 __all__ = ["PARTS", "main"]
 
-PARTS = ("overhead", "concurrency", "memory", "visibility", "traffic")
+PARTS = ("overhead", "concurrency", "memory", "visibility", "traffic", "hop")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Plans:
     soak: SoakPlan
     visibility: VisibilityPlan
     traffic_seconds: float
+    hop: HopPlan
 
 
 FULL_PLANS = Plans(
@@ -47,6 +50,7 @@ FULL_PLANS = Plans(
     soak=SoakPlan(clients=200, warmup_seconds=10, seconds=150, interval_seconds=1.0),
     visibility=VisibilityPlan(requests=20),
     traffic_seconds=10,
+    hop=HopPlan(rounds=3, seconds=3),
 )
 QUICK_PLANS = Plans(
     overhead=OverheadPlan(rounds=1, seconds=1, pause_seconds=0.5),
@@ -54,6 +58,7 @@ QUICK_PLANS = Plans(
     soak=SoakPlan(clients=200, warmup_seconds=1, seconds=2, interval_seconds=0.1),
     visibility=VisibilityPlan(requests=3, max_gap_seconds=0.3),
     traffic_seconds=1,
+    hop=HopPlan(rounds=1, seconds=1, pause_seconds=0.2),
 )
 
 
@@ -61,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmarks of the dice-roller: telemetry overhead, concurrency, memory, "
-        "time to visible, traffic generator accuracy. Needs wrk.",
+        "time to visible, traffic generator accuracy, and the frontend's hop in front of it. "
+        "Needs wrk.",
     )
     parser.add_argument(
         "--quick",
@@ -120,6 +126,8 @@ def _run(report: Report, plans: Plans, parts: tuple[str, ...], tmp: Path) -> Non
         run_visibility(report, plans.visibility, tmp)
     if "traffic" in parts:
         run_traffic(report, plans.traffic_seconds, tmp)
+    if "hop" in parts:
+        run_hop(report, plans.hop, tmp)
 
 
 def _print_header(machine: dict[str, str], command: str, open_files: int) -> None:

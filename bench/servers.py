@@ -16,7 +16,8 @@ signal to the one before:
 - `full-flags`, `full-drill`: the same with a flag file (`bench.flags`).
 
 The two others, `bare` and `recipe`, are assembled by the bench and served by
-`bench.serve`.
+`bench.serve`. The stage-2 frontend is started the same way, `python -m frontend`, in
+front of a dice-roller (`FRONTEND_BUILDS`, for `bench.hop`); its roll is `/api/roll`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ import httpx
 from .receiver import BenchReceiver, bench_receiver
 
 __all__ = [
+    "FRONTEND",
+    "FRONTEND_BUILDS",
+    "FRONTEND_UNTRACED",
     "FULL",
     "FULL_DRILL",
     "FULL_FLAGS",
@@ -70,6 +74,16 @@ SERVICE_BUILDS: Mapping[str, Mapping[str, str]] = {
     FULL_DRILL: {},
 }
 """Each build of the real service, and its switches (see the module docstring)."""
+FRONTEND = "frontend"
+"""The frontend as it runs, exporting over OTLP wherever the caller says."""
+FRONTEND_UNTRACED = "frontend-untraced"
+"""The frontend with `OTEL_SDK_DISABLED=true`: no spans, no `traceparent` sent on."""
+FRONTEND_BUILDS: Mapping[str, Mapping[str, str]] = {
+    FRONTEND: {},
+    FRONTEND_UNTRACED: {"OTEL_SDK_DISABLED": "true"},
+}
+"""Each build of the frontend, and its switches; its dice-roller is in the caller's
+environment (`FRONTEND_DICE_ROLLER_URL`)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,8 @@ class Server:
 
     @property
     def roll_url(self) -> str:
-        return f"{self.url}/roll?die=fair"
+        route = "/api/roll" if self.build in FRONTEND_BUILDS else "/roll"
+        return f"{self.url}{route}?die=fair"
 
     def count_in_output(self, text: bytes) -> int:
         """How many times `text` occurs in what the server wrote (its log lines)."""
@@ -142,7 +157,8 @@ def start_servers(
 ) -> Iterator[list[Server]]:
     """Start every (build, environment) at once, wait until all answer, stop all at the end.
 
-    A build's own switches (`SERVICE_BUILDS`) win over the environment given.
+    A build's own switches (`SERVICE_BUILDS`, `FRONTEND_BUILDS`) win over the
+    environment given.
 
     Their stdout and stderr go to a file in `output_dir`, not /dev/null: a container's
     stdout ends up in a file that the log agent reads, so each line's write is part of
@@ -167,6 +183,9 @@ def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
     if build in SERVICE_BUILDS:
         command = [sys.executable, "-m", "dice_roller", "--host", "127.0.0.1", "--port", str(port)]
         env = {**env, **SERVICE_BUILDS[build]}
+    elif build in FRONTEND_BUILDS:
+        command = [sys.executable, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**env, **FRONTEND_BUILDS[build]}
     else:
         command = [sys.executable, "-m", "bench.serve", build, "--port", str(port)]
     with output_path.open("wb") as sink:

@@ -1,19 +1,25 @@
 """The drills: what each one breaks, where to look, and which signals must respond.
 
-A drill is data: the flags it sets (flag key -> variant of stack/flags/flags.json),
-what to show the user (dashboard panels by title, a LogQL and a TraceQL query to
-paste, the alert), the lesson, and a plan made when it starts: the signals to
-wait for, each a probe of one component's API, and how long to wait for them all
-(drills/timing.py says how that is computed from the alert windows).
+A drill is data: what it does to the stack, which is one of two actions, or both
+(the flags it sets, flag key -> variant of stack/flags/flags.json; the service it
+stops, and starts again at the end: drills/outage.py), where its traffic goes (the
+dice-roller, or the frontend in front of it), what to show the user (dashboard
+panels by title, a LogQL and a TraceQL query to paste, the alert), the lesson, and a
+plan made when it starts: the signals to wait for, each a probe of one component's
+API, and how long to wait for them all (drills/timing.py says how that is computed
+from the alert windows); for a drill that stops a service, the signals of its return
+too, waited for once it is started again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from checks.context import SERVICE_NAME
+from checks.context import DASHBOARD_FILE, ROOT, SERVICE_NAME
 from checks.otlp_json import ERROR_STATUSES, SERVER_KINDS
+from checks.stage2 import FRONTEND_SERVICE
 
 from . import timing
 from .alert_probes import (
@@ -40,6 +46,19 @@ from .probes import (
     p99_above,
     value_skew,
 )
+from .traffic import FRONTEND
+from .upstream_probes import (
+    FAILED_LINES,
+    REASON,
+    callers_graph,
+    dice_roller_answers,
+    failed_lines,
+    frontend_answers_503,
+    rolls_succeed_again,
+    scrape_fails,
+    trace_ends_at_frontend,
+    upstream_errors,
+)
 
 __all__ = [
     "DRILLS",
@@ -47,11 +66,14 @@ __all__ = [
     "LOADED_LINES",
     "SHIPPED",
     "SLOW_LINES",
+    "STAGE2_DASHBOARD",
     "Drill",
     "Plan",
     "Signal",
     "WhereToLook",
 ]
+
+STAGE2_DASHBOARD = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 
 SHIPPED: Mapping[str, str] = {
     "risky-failure-rate": "spec",
@@ -83,10 +105,12 @@ class Signal:
 @dataclass(frozen=True)
 class WhereToLook:
     panels: tuple[str, ...]
-    """Panel titles of grafana-dashboards/stage1-dashboard.json."""
+    """Panel titles of `dashboard`."""
     logql: str
     traceql: str
     alerts: tuple[str, ...] = ()
+    dashboard: Path = DASHBOARD_FILE
+    """The dashboard's file: stage 1's, or stage 2's for a drill that needs the frontend."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,10 @@ class Plan:
     """Lines to show before waiting."""
     done: str | None = None
     """Set when there is nothing to wait for: the runner says so and stops."""
+    back: list[Signal] = field(default_factory=list)
+    """A drill that stops a service: what must respond once it is started again."""
+    back_give_up: float = 0.0
+    """Seconds to wait for `back`, unless --give-up says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,16 @@ class Drill:
     needs: tuple[str, ...] = ("service", "prometheus", "loki", "tempo", "alertmanager")
     keeps_flags: bool = False
     """True for recovery: its change (back to shipped) is the point, so it stays."""
+    stops: str | None = None
+    """The compose service the drill stops while it runs, and starts again at the end."""
+    traffic: str = "dice-roller"
+    """Where the generator sends its rolls: `dice-roller`, or `frontend` (stage 2)."""
+
+    def undone(self) -> str:
+        """What the end of the drill (or Ctrl-C) puts back, in words."""
+        if self.stops is not None:
+            return f"starts the {self.stops} again"
+        return "the flags stay shipped" if self.keeps_flags else "puts the flags back"
 
 
 def _lines(die: str, *filters: str) -> str:
@@ -454,6 +492,88 @@ RECOVERY = Drill(
 )
 
 
+# ---------------------------------------------------------------- upstream-down
+
+HINT_STOPPED = (
+    "Is the dice-roller stopped? `docker compose ps dice-roller`; elsewhere, "
+    "--stop-command (or DRILL_STOP_COMMAND) must stop the service --service-url reaches."
+)
+HINT_FRONTEND = (
+    "The frontend's metrics reach Prometheus through Alloy, which scrapes containers "
+    "labelled sandbox.metrics.port (stack/alloy/config.alloy)."
+)
+HINT_FRONTEND_LOGS = (
+    'The frontend\'s lines reach Loki through Alloy; its stream is {container_name="frontend"}.'
+)
+HINT_FRONTEND_SPANS = (
+    "The frontend's spans reach Tempo through Alloy (OTEL_EXPORTER_OTLP_ENDPOINT in "
+    "docker-compose.yml); traces are fetched by the ids of failed rolls."
+)
+HINT_GRAPH = (
+    "Alloy's otelcol.connector.servicegraph (stack/alloy/config.alloy) counts a client span "
+    "that no server span answered towards a virtual node, once its store's ttl is over."
+)
+HINT_STARTED = (
+    "Is the dice-roller running again? `docker compose ps dice-roller`; elsewhere, "
+    "--start-command (or DRILL_START_COMMAND) must start it."
+)
+
+
+def _upstream_down(ctx: DrillContext) -> Plan:
+    signals = [
+        Signal("The frontend answers 503", "the frontend", frontend_answers_503, HINT_STOPPED),
+        Signal("Upstream errors up", "Prometheus", upstream_errors, HINT_FRONTEND),
+        Signal("The dice-roller's scrape fails", "Prometheus", scrape_fails, HINT_STOPPED),
+        Signal("Failed rolls logged", "Loki", failed_lines, HINT_FRONTEND_LOGS),
+        Signal(
+            "A trace ends at the frontend", "Tempo", trace_ends_at_frontend, HINT_FRONTEND_SPANS
+        ),
+        Signal(
+            "Calls to a virtual node", "service graph, in Prometheus", callers_graph, HINT_GRAPH
+        ),
+    ]
+    back = [
+        Signal(
+            "The dice-roller answers again", "the dice roller", dice_roller_answers, HINT_STARTED
+        ),
+        Signal("Rolls succeed again", "Prometheus", rolls_succeed_again, HINT_STARTED),
+    ]
+    return Plan(signals, timing.outage_seconds(), back=back, back_give_up=timing.return_seconds())
+
+
+UPSTREAM_DOWN = Drill(
+    name="upstream-down",
+    summary="the dice-roller stops while the frontend serves traffic: 503s, unreachable "
+    "errors and traces that end at the frontend; then it comes back",
+    flags={},
+    look=WhereToLook(
+        panels=(
+            "Upstream Errors by Reason",
+            "Frontend Error Ratio",
+            "Service Graph",
+            "Logs of One Trace",
+        ),
+        logql=FAILED_LINES,
+        traceql=f'{{ resource.service.name = "{FRONTEND_SERVICE}" && kind = server '
+        f'&& span.upstream.failure = "{REASON}" }}',
+        dashboard=STAGE2_DASHBOARD,
+    ),
+    lesson=(
+        "A stopped service says nothing: no error rate, no error line, no span of its own; "
+        "only its scrape failing (up = 0) tells of it. Its caller tells the rest: the "
+        "frontend answers 503 at once, counts the calls it could not make, logs each, and "
+        "its traces stop at its own client span, with nothing beneath. Watch a service "
+        "from its callers too."
+    ),
+    plan=_upstream_down,
+    give_up_text=f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s "
+    "for its return (the scrapes and the trip to Loki)",
+    needs=("frontend", "service", "prometheus", "loki", "tempo"),
+    stops="dice-roller",
+    traffic=FRONTEND,
+)
+
+
 DRILLS: dict[str, Drill] = {
-    drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, RECOVERY)
+    drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, UPSTREAM_DOWN, RECOVERY)
 }

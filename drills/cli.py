@@ -1,8 +1,9 @@
 """`python3 tasks.py drill NAME` and `python3 tasks.py drill --list`.
 
 Exit codes: 0 every signal responded, 1 a signal never did (or the drill could not
-start: flag file, stack), 2 bad usage (an unknown drill, a bad option or environment
-variable), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP), the flags put back first.
+start: flag file, stack, a service that would not stop), 2 bad usage (an unknown
+drill, a bad option or environment variable), 130 interrupted (Ctrl-C, SIGTERM,
+SIGHUP), the flags put back (or the stopped service started) first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import checks.cli
 from . import timing
 from .catalogue import DRILLS
 from .runner import DrillError, run_drill
-from .settings import FLAGS_FILE, FLAGS_FILE_ENV, URL_OPTIONS, DrillSettings
+from .settings import (
+    FLAGS_FILE,
+    FLAGS_FILE_ENV,
+    START_COMMAND_ENV,
+    STOP_COMMAND_ENV,
+    URL_OPTIONS,
+    DrillSettings,
+    command_line,
+)
 from .settings import settings_from as read_settings
 
 __all__ = ["build_parser", "main"]
@@ -56,14 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Break the running service on purpose through its feature flags, drive traffic "
-            "at it, say where to look, and check that each signal (metrics, logs, traces, "
-            "alerts) responds; then put the flags back. docs/drills.md tours each drill."
+            "Break the running service on purpose through its feature flags (or stop it), "
+            "drive traffic at it, say where to look, and check that each signal (metrics, "
+            "logs, traces, alerts) responds; then put the flags back (or start it again). "
+            "docs/drills.md tours each drill."
         ),
         epilog=(
             "Every URL can also come from its environment variable, as for verify (flags "
             "win). Exit codes: 0 every signal responded, 1 one never did or the drill could "
-            "not start, 2 bad usage, 130 interrupted (the flags are put back)."
+            "not start, 2 bad usage, 130 interrupted (the flags are put back, the stopped "
+            "service started)."
         ),
     )
     parser.add_argument("name", nargs="?", metavar="NAME", help="the drill: " + ", ".join(DRILLS))
@@ -88,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"the flag file the running service reads, its DICE_FLAGS_FILE as seen from "
         f"here (env {FLAGS_FILE_ENV}; default: {FLAGS_FILE.relative_to(FLAGS_FILE.parents[2])})",
+    )
+    outage = parser.add_argument_group("stopping a service (upstream-down)")
+    outage.add_argument(
+        "--stop-command",
+        type=command_line,
+        metavar="COMMAND",
+        help=f"what stops the service, {{service}} its compose name, run from the "
+        f"repository without a shell (env {STOP_COMMAND_ENV}; default: "
+        f"{defaults.stop_command.replace('%', '%%')})",
+    )
+    outage.add_argument(
+        "--start-command",
+        type=command_line,
+        metavar="COMMAND",
+        help=f"what starts it again (env {START_COMMAND_ENV}; default: "
+        f"{defaults.start_command.replace('%', '%%')})",
     )
     pace = parser.add_argument_group("traffic and patience")
     pace.add_argument(
@@ -133,9 +160,13 @@ def list_drills() -> str:
     width = max(len(name) for name in DRILLS)
     lines = []
     for drill in DRILLS.values():
-        flags = ", ".join(f"{key}={variant}" for key, variant in drill.flags.items())
+        does = []
+        if drill.flags:
+            does.append("flags: " + ", ".join(f"{k}={v}" for k, v in drill.flags.items()))
+        if drill.stops is not None:
+            does.append(f"stops: {drill.stops}, then starts it again")
         lines.append(f"{drill.name:<{width}}  {drill.summary}")
-        lines.append(f"{'':<{width}}  flags: {flags}; gives up after {drill.give_up_text}")
+        lines.append(f"{'':<{width}}  {'; '.join(does)}; gives up after {drill.give_up_text}")
     return "\n".join(lines)
 
 
@@ -177,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"drill {drill.name}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        flags = "stay shipped" if drill.keeps_flags else "are back as they were"
-        print(f"drill {drill.name}: interrupted; the flags {flags}", file=sys.stderr)
+        if drill.stops is not None:
+            state = f"the {drill.stops} is started again"
+        else:
+            state = "the flags " + (
+                "stay shipped" if drill.keeps_flags else "are back as they were"
+            )
+        print(f"drill {drill.name}: interrupted; {state}", file=sys.stderr)
         return EXIT_INTERRUPTED

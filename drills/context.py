@@ -41,7 +41,11 @@ class DrillContext:
     settings: DrillSettings
     api: Api
     started: float = field(default_factory=time.time)
-    """Unix seconds when the drill switched its flags: the probes look at what came after."""
+    """Unix seconds when the drill switched its flags (or stopped its service): the probes
+    look at what came after."""
+    resumed: float | None = None
+    """Unix seconds when the drill started its stopped service again, if it did: the
+    probes of its return look at what came after that."""
     traffic: Traffic | None = None
     found: dict[str, Any] = field(default_factory=dict)
     """Facts one probe leaves for another (trace ids of flagged log lines, alerts seen)."""

@@ -44,6 +44,8 @@ __all__ = [
     "latency_objective",
     "p99_above",
     "prometheus_vector",
+    "sample_value",
+    "since",
     "since_start",
     "value_skew",
 ]
@@ -71,7 +73,7 @@ def prometheus_vector(ctx: DrillContext, expr: str) -> list[dict[str, Any]]:
     return result
 
 
-def _value(sample: dict[str, Any]) -> float:
+def sample_value(sample: dict[str, Any]) -> float:
     try:
         return float(sample["value"][1])
     except (KeyError, IndexError, TypeError, ValueError):
@@ -80,7 +82,7 @@ def _value(sample: dict[str, Any]) -> float:
 
 def _by_die(samples: list[dict[str, Any]]) -> dict[str, float]:
     return {
-        str(sample.get("metric", {}).get("die_type")): _value(sample)
+        str(sample.get("metric", {}).get("die_type")): sample_value(sample)
         for sample in samples
         if isinstance(sample, dict)
     }
@@ -90,7 +92,13 @@ def since_start(ctx: DrillContext, selector: str, by: str) -> str:
     """PromQL for how much the counters of `selector` grew since the drill began, summed
     by `by`: now minus at the start (the `@` modifier), or all of it for a series born
     since. Rolls made before the drill, even a second before, never count."""
-    at = f"{ctx.started:.3f}"
+    return since(ctx.started, selector, by)
+
+
+def since(moment: float, selector: str, by: str) -> str:
+    """PromQL for how much the counters of `selector` grew since `moment` (Unix seconds),
+    summed by `by` (see `since_start`)."""
+    at = f"{moment:.3f}"
     now, then = f"sum by ({by}) ({selector})", f"sum by ({by}) ({selector} @ {at})"
     return f"({now} - {then}) or {now}"
 
@@ -124,7 +132,7 @@ def latency_objective(ctx: DrillContext, fallback: float) -> float:
     """The p99 objective of /roll as Prometheus records it (the latency rules write it
     once, as a series), or `fallback` when it has no such series."""
     samples = prometheus_vector(ctx, OBJECTIVE_SERIES)
-    return _value(samples[0]) if samples else fallback
+    return sample_value(samples[0]) if samples else fallback
 
 
 def p99_above(ctx: DrillContext, fallback_objective: float) -> Reading:
@@ -135,7 +143,7 @@ def p99_above(ctx: DrillContext, fallback_objective: float) -> Reading:
         ctx, f'http_request_duration_seconds_bucket{{job="{JOB}", handler="/roll"}}', "le"
     )
     samples = prometheus_vector(ctx, f"histogram_quantile(0.99, {buckets})")
-    p99 = _value(samples[0]) if samples else math.nan
+    p99 = sample_value(samples[0]) if samples else math.nan
     if math.isnan(p99):
         return not_yet("no /roll request measured since the drill began")
     detail = f"p99 {p99:.2f} s (objective {objective_seconds:g} s)"
@@ -153,7 +161,7 @@ def value_skew(ctx: DrillContext) -> Reading:
             bound = float(labels.get("le", "nan"))
         except ValueError:
             continue
-        buckets.setdefault(str(labels.get("die_type")), {})[bound] = _value(sample)
+        buckets.setdefault(str(labels.get("die_type")), {})[bound] = sample_value(sample)
     parts, responded = [], True
     for die, faces in DIE_FACES.items():
         counts = buckets.get(die, {})
@@ -179,7 +187,7 @@ def fair_rolls_succeed(ctx: DrillContext, seconds: int = 30) -> Reading:
     the drill's start."""
     selector = f'dice_rolls_total{{job="{JOB}", die_type="fair"}}'
     rows = prometheus_vector(ctx, f"sum by (result) (increase({selector}[{seconds}s]))")
-    counts = {str(row.get("metric", {}).get("result")): _value(row) for row in rows}
+    counts = {str(row.get("metric", {}).get("result")): sample_value(row) for row in rows}
     succeeded, failed = counts.get("success", 0.0), counts.get("error", 0.0)
     if ctx.elapsed() < seconds:
         return not_yet(f"the last {seconds} s still reach back before the drill began")

@@ -1,11 +1,16 @@
-"""Run one drill: check the stack is there, switch the flags, drive traffic, watch
-each signal turn green, then stop the traffic and put the flags back.
+"""Run one drill: check the stack is there, switch the flags (or stop a service), drive
+traffic, watch each signal turn green, then stop the traffic and put the flags back.
 
 Nothing is changed before the flag file has been read and every component the
 drill needs has answered, so a drill that cannot run leaves the stack as it was.
 The flags come back however the run ends (see `flagfile.switched_flags`); the
 traffic generator is stopped before that, so its last requests see the drill's
 flags, not a mix.
+
+A drill that stops a service (`Drill.stops`) starts it again however the run ends
+too (`outage.stopped_service`). Normally that is once its signals have responded,
+while the traffic still runs, and the drill then waits for the signals of the
+service's return.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from checks.context import DASHBOARD_FILE
+from checks.context import ROOT
 from checks.http import Api, ApiError, Component
 from checks.model import Failed
 
@@ -32,8 +37,9 @@ from .flagfile import (
     switched_flags,
     write_atomically,
 )
+from .outage import CommandControl, OutageError, ServiceControl, stopped_service
 from .settings import URL_OPTIONS, DrillSettings
-from .traffic import Traffic
+from .traffic import FRONTEND, Traffic
 
 __all__ = ["EXIT_GAVE_UP", "EXIT_OK", "DrillError", "Outcome", "run_drill"]
 
@@ -44,6 +50,7 @@ STATUS_EVERY = 30.0
 READY_PATHS = {
     # need: (URL field, name, a path that answers once it runs)
     "service": ("service_url", "the dice roller", "/"),
+    "frontend": ("frontend_url", "the frontend", "/"),
     "prometheus": ("prometheus_url", "Prometheus", "/-/ready"),
     "loki": ("loki_url", "Loki", "/ready"),
     "tempo": ("tempo_url", "Tempo", "/ready"),
@@ -84,10 +91,15 @@ def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...]) -> No
             problems.append(str(error))
             options.append(_option_for(field))
     if problems:
+        if "frontend" in needs:
+            start = "`docker compose --profile stage2 up -d`, or `sudo python3 tasks.py "
+            start += "realstack --stage 2`"
+        else:
+            start = "`docker compose up -d`, or `sudo python3 tasks.py realstack`"
         raise DrillError(
             "cannot start the drill: "
             + "; ".join(problems)
-            + ". Start the stack (`docker compose up -d`, or `sudo python3 tasks.py realstack`), "
+            + f". Start the stack ({start}), "
             + f"or point {', '.join(options)} at it"
         )
 
@@ -117,26 +129,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def _dashboard_title() -> str:
+def _dashboard_title(path: Path) -> str:
     try:
-        title = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8")).get("title")
+        title = json.loads(path.read_text(encoding="utf-8")).get("title")
     except (OSError, ValueError, AttributeError):
         title = None
     return f'dashboard "{title}"' if title else "the dashboard"
 
 
-def describe(drill: Drill, plan: Plan, settings: DrillSettings, flags: FlagFile) -> list[str]:
+def describe(
+    drill: Drill,
+    plan: Plan,
+    settings: DrillSettings,
+    flags: FlagFile | None,
+    control: ServiceControl | None = None,
+) -> list[str]:
     """What the drill does and where to look, before it starts waiting."""
     look = drill.look
     lines = [f"Drill {drill.name}: {drill.summary}.", ""]
-    for key, variant in plan.flags.items():
-        was = flags.default_variant(key)
-        change = f"{was} -> {variant}" if was != variant else f"{variant} (already)"
-        lines.append(f"Flag {key}: {change}  ({flags.path})")
+    if flags is not None:
+        for key, variant in plan.flags.items():
+            was = flags.default_variant(key)
+            change = f"{was} -> {variant}" if was != variant else f"{variant} (already)"
+            lines.append(f"Flag {key}: {change}  ({flags.path})")
+    if drill.stops is not None and control is not None:
+        lines.append(
+            f"Stops the {drill.stops}: {control.describe('stop', drill.stops)}; starts it "
+            f"again at the end: {control.describe('start', drill.stops)}"
+        )
     lines += [
         "",
         "Where to look:",
-        f"  Grafana  {settings.grafana_url}, {_dashboard_title()}, panels "
+        f"  Grafana  {settings.grafana_url}, {_dashboard_title(look.dashboard)}, panels "
         + ", ".join(f'"{title}"' for title in look.panels),
         f"  LogQL    {look.logql}",
         f"  TraceQL  {look.traceql}",
@@ -191,30 +215,45 @@ def _probe(signal: Signal, ctx: DrillContext) -> Reading:
         return not_yet(f"the probe failed: {type(error).__name__}: {error}")
 
 
-def run_drill(drill: Drill, settings: DrillSettings, out: TextIO = sys.stdout) -> int:
-    """Run `drill`; its exit code. Raises DrillError when it cannot start."""
-    flags = _read_flags(settings.flags_file, {} if drill.keeps_flags else drill.flags)
+def run_drill(
+    drill: Drill,
+    settings: DrillSettings,
+    out: TextIO = sys.stdout,
+    control: ServiceControl | None = None,
+) -> int:
+    """Run `drill`; its exit code. Raises DrillError when it cannot start, or when the
+    service it stopped could not be started again.
+
+    `control` stops and starts the service of a drill that stops one; by default, the
+    commands of `settings` (`docker compose stop` and `start`), run from the repository.
+    """
+    flags = None
+    if drill.flags:
+        flags = _read_flags(settings.flags_file, {} if drill.keeps_flags else drill.flags)
+    if control is None:
+        control = CommandControl(settings.stop_command, settings.start_command, ROOT)
     api = Api(timeout=settings.timeout)
     try:
         check_stack(api, settings, drill.needs)
         ctx = DrillContext(settings, api)
         try:
             plan = drill.plan(ctx)
-            flags.with_defaults(plan.flags)  # every flag and variant exists, or stop here
+            if flags is not None:
+                flags.with_defaults(plan.flags)  # every flag and variant exists, or stop here
         except (ApiError, Failed) as error:
             raise DrillError(f"cannot start the drill: {error}") from None
         except FlagFileError as error:
             raise DrillError(str(error)) from None
         say = Printer(out, lambda: ctx.started)
-        for line in describe(drill, plan, settings, flags):
+        for line in describe(drill, plan, settings, flags, control):
             say(line)
         if plan.done is not None:
             say("")
             say(plan.done)
             return EXIT_OK
         try:
-            return _run(drill, plan, ctx, flags, say)
-        except FlagFileError as error:
+            return _run(drill, plan, ctx, flags, say, control)
+        except (FlagFileError, OutageError) as error:
             raise DrillError(str(error)) from None
     finally:
         api.close()
@@ -233,44 +272,71 @@ def _read_flags(path: Path, choices: Mapping[str, str]) -> FlagFile:
         ) from None
 
 
-def _run(drill: Drill, plan: Plan, ctx: DrillContext, flags: FlagFile, say: Printer) -> int:
+def _run(
+    drill: Drill,
+    plan: Plan,
+    ctx: DrillContext,
+    flags: FlagFile | None,
+    say: Printer,
+    control: ServiceControl,
+) -> int:
     settings = ctx.settings
+    url = settings.frontend_url if drill.traffic == FRONTEND else settings.service_url
     traffic = Traffic(
-        settings.traffic_script, settings.service_url, settings.rate, settings.round_seconds
+        settings.traffic_script, url, settings.rate, settings.round_seconds, drill.traffic
     )
     ctx.traffic = traffic
     give_up = settings.give_up if settings.give_up is not None else plan.give_up
 
-    def restored(kept: Path | None) -> None:
-        if kept is not None:
-            say(f"The flag file changed during the drill: that version is kept in {kept}.")
-        say(f"Flags put back: {flags.path} holds its original bytes again.")
-
-    switching: AbstractContextManager[object]
-    if drill.keeps_flags:
+    switching: AbstractContextManager[object] = nullcontext()
+    if flags is not None and drill.keeps_flags:
         if plan.flags:
             try:
                 write_atomically(flags.path, flags.with_defaults(plan.flags))
             except OSError as error:
                 raise FlagFileError(f"cannot write the flag file {flags.path}: {error}") from None
-        switching = nullcontext()
-    else:
-        switching = switched_flags(flags.path, plan.flags, on_restore=restored)
-    with switching:
+    elif flags is not None:
+        path = flags.path
+
+        def restored(kept: Path | None) -> None:
+            if kept is not None:
+                say(f"The flag file changed during the drill: that version is kept in {kept}.")
+            say(f"Flags put back: {path} holds its original bytes again.")
+
+        switching = switched_flags(path, plan.flags, on_restore=restored)
+    with ExitStack() as undo:
+        undo.enter_context(switching)
+        outage = None
+        if drill.stops is not None:
+            service = drill.stops
+
+            def started() -> None:
+                ctx.resumed = time.time()
+                say(f"Started the {service} again: {control.describe('start', service)}")
+
+            say("")
+            say(f"Stopping the {service}: {control.describe('stop', service)}")
+            outage = undo.enter_context(stopped_service(control, service, started))
         ctx.started = time.time()
         say("")
         say(f"Traffic: {traffic.describe()}")
-        after = "the flags stay shipped" if drill.keeps_flags else "puts the flags back"
         say(
             f"Waiting up to {_duration(give_up)} for {len(plan.signals)} signals "
-            f"(Ctrl-C stops and {after}):"
+            f"(Ctrl-C stops and {drill.undone()}):"
         )
+        undo.callback(traffic.stop)  # first of all: before the flags or the service
         traffic.start()
-        try:
-            outcome = wait_for(plan.signals, ctx, give_up, say)
-        finally:
-            traffic.stop()
-    if drill.keeps_flags and plan.flags:
+        outcome = wait_for(plan.signals, ctx, give_up, say)
+        if outage is not None:
+            say("")
+            outage.end()
+            patience = plan.back_give_up if settings.give_up is None else settings.give_up
+            say(f"Waiting up to {_duration(patience)} for {len(plan.back)} signals of its return:")
+            back = wait_for(plan.back, ctx, patience, say)
+            outcome = Outcome(
+                outcome.responded + back.responded, outcome.missing + back.missing, back.seconds
+            )
+    if drill.keeps_flags and plan.flags and flags is not None:
         say(f"Flags stay at their shipped variants in {flags.path}.")
     return _report(drill, outcome, ctx, say)
 

@@ -1,4 +1,5 @@
-"""Where the stack is, where the flag file is, and how hard and how long to drive it.
+"""Where the stack is, where the flag file is, how to stop and start a service, and how
+hard and how long to drive it.
 
 The URLs are verify's (`checks.cli`): the same options, the same environment
 variables, the same defaults, so a stack that `python3 tasks.py verify` finds, a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,23 +19,30 @@ import checks.cli
 from checks.context import ROOT, TRAFFIC_SCRIPT
 from checks.context import Settings as VerifySettings
 
+from .outage import START_COMMAND, STOP_COMMAND
+
 __all__ = [
     "FLAGS_FILE",
     "FLAGS_FILE_ENV",
+    "START_COMMAND_ENV",
+    "STOP_COMMAND_ENV",
     "URL_OPTIONS",
     "DrillSettings",
+    "command_line",
     "settings_from",
 ]
 
 FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
 """The flag file compose mounts into the service, and `tasks.py run` points it at."""
 FLAGS_FILE_ENV = "DRILL_FLAGS_FILE"
+STOP_COMMAND_ENV, START_COMMAND_ENV = "DRILL_STOP_COMMAND", "DRILL_START_COMMAND"
 
 _VERIFY = VerifySettings()
+_URLS = ("--service-url", "--frontend-url", "--prometheus-url", "--loki-url", "--tempo-url")
 URL_OPTIONS: dict[str, tuple[str, str, str]] = {
     option: spec
     for option, spec in checks.cli.URL_OPTIONS.items()
-    if option in ("--service-url", "--prometheus-url", "--loki-url", "--tempo-url", "--grafana-url")
+    if option in (*_URLS, "--grafana-url")
 }
 """option: (DrillSettings field, environment variable, what it is), as verify spells them."""
 URL_OPTIONS["--alertmanager-url"] = ("alertmanager_url", "VERIFY_ALERTMANAGER_URL", "Alertmanager")
@@ -44,6 +53,7 @@ class DrillSettings:
     """Everything a drill run needs to know; `cli` builds it from flags and env vars."""
 
     service_url: str = _VERIFY.service_url
+    frontend_url: str = _VERIFY.frontend_url
     prometheus_url: str = _VERIFY.prometheus_url
     loki_url: str = _VERIFY.loki_url
     tempo_url: str = _VERIFY.tempo_url
@@ -53,6 +63,10 @@ class DrillSettings:
     """Seconds for any single HTTP call."""
     flags_file: Path = FLAGS_FILE
     """The file the running service reads (its DICE_FLAGS_FILE, seen from this machine)."""
+    stop_command: str = STOP_COMMAND
+    start_command: str = START_COMMAND
+    """What stops a service and starts it again (upstream-down); `{service}` is its compose
+    name. Run from the repository, the compose project."""
     rate: float = 4.0
     """Requests per second the traffic generator sends, both dice: modest on purpose."""
     round_seconds: float = 30.0
@@ -71,6 +85,7 @@ class DrillSettings:
         return replace(
             VerifySettings(),
             service_url=self.service_url,
+            frontend_url=self.frontend_url,
             prometheus_url=self.prometheus_url,
             loki_url=self.loki_url,
             tempo_url=self.tempo_url,
@@ -94,8 +109,23 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Drill
     flags_file = args.flags_file or environ.get(FLAGS_FILE_ENV) or None
     if flags_file is not None:
         values["flags_file"] = Path(os.path.expanduser(str(flags_file)))
+    for field, env in (("stop_command", STOP_COMMAND_ENV), ("start_command", START_COMMAND_ENV)):
+        command = getattr(args, field) or checks.cli.from_env(environ, env, command_line)
+        if command is not None:
+            values[field] = command
     for field in ("rate", "round_seconds", "give_up", "poll", "follow"):
         value = getattr(args, field)
         if value is not None:
             values[field] = tuple(value) if field == "follow" else value
     return replace(DrillSettings(), **values)  # type: ignore[arg-type]
+
+
+def command_line(text: str) -> str:
+    """`text` if it splits into a command (shell quoting, run without a shell)."""
+    try:
+        parts = shlex.split(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r} into a command: {error}") from None
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected a command, got {text!r}")
+    return text

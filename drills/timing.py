@@ -28,8 +28,10 @@ __all__ = [
     "error_spike_seconds",
     "latency_seconds",
     "loaded_die_seconds",
+    "outage_seconds",
     "pipeline_seconds",
     "resolve_seconds",
+    "return_seconds",
 ]
 
 # stack/prometheus/prometheus.yml
@@ -68,6 +70,9 @@ GROUP_INTERVAL = 20.0
 
 SHIPPING = 15.0
 """A line printed by a container to its being readable in Loki (Alloy, then Loki)."""
+START = 30.0
+"""A stopped service started again to its answering: compose starts the container, the
+service starts up (its healthcheck allows 10 s)."""
 MARGIN = 60.0
 
 DRILL_ALERTS = (FAST_BURN, SLOW_BURN, LATENCY_ALERT)
@@ -110,3 +115,17 @@ def resolve_seconds(alert: str) -> float:
     sends the resolution at the group's next interval."""
     window = {FAST_BURN: FAST_BURN_SHORT, SLOW_BURN: SLOW_BURN_SHORT}.get(alert, LATENCY_WINDOW)
     return window + 2 * SCRAPE + EVALUATION + GROUP_INTERVAL + SHIPPING + MARGIN
+
+
+def outage_seconds() -> float:
+    """No alert: the frontend's errors reach Prometheus within two scrapes (Alloy
+    scrapes it every 5 s, like Prometheus the dice-roller), its lines reach Loki and
+    its spans Tempo within the shipping time, and the service graph counts a call
+    nobody answered once its 10 s wait for the server span is over."""
+    return 2 * SCRAPE + SHIPPING + MARGIN
+
+
+def return_seconds() -> float:
+    """The stopped service starts, then the frontend's successful calls reach
+    Prometheus within two scrapes."""
+    return START + 2 * SCRAPE + MARGIN

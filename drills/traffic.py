@@ -7,6 +7,11 @@ test of the rolled values, so the drill runs it in back-to-back rounds of `S`
 seconds: each round that ends hands the probes a fresh verdict, and the service
 sees steady traffic (a gap of well under a second between rounds).
 
+Through the frontend (stage 2), the generator's users are visitors of its page, who
+wait for each answer (`--target frontend`, no `--rate`): `VISITORS` of them, pausing
+`VISITORS / R` seconds between rolls, send about `R` rolls a second while the answers
+are quick.
+
 The generator runs in a session of its own: a Ctrl-C in the terminal reaches the
 drill, which stops it (SIGINT, then SIGKILL if it lingers) before putting the flags
 back.
@@ -23,8 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Round", "Traffic"]
+__all__ = ["FRONTEND", "Round", "Traffic"]
 
+FRONTEND = "frontend"
+"""The generator's `--target` for visitors of the frontend's page."""
+VISITORS = 2
+"""Visitors at a time, when the traffic goes through the frontend."""
 STOP_GRACE = 10.0
 """Seconds the generator gets to print its summary after SIGINT before it is killed."""
 
@@ -46,8 +55,11 @@ class Traffic:
 
     script: Path
     service_url: str
+    """Where the traffic goes: the dice-roller, or the frontend with `target` frontend."""
     rate: float
     round_seconds: float
+    target: str = "dice-roller"
+    """The generator's `--target`: `dice-roller` (its /roll) or `frontend` (its page)."""
     rounds: list[Round] = field(default_factory=list)
     cut_short: Round | None = None
     """The round `stop()` interrupted, if any: no verdict, but proof it ended cleanly."""
@@ -56,14 +68,19 @@ class Traffic:
     _process: subprocess.Popen[str] | None = None
     _thread: threading.Thread | None = None
 
+    def pace(self) -> list[str]:
+        if self.target == FRONTEND:
+            think = f"{VISITORS / self.rate:g}"
+            return ["--target", FRONTEND, "--users", str(VISITORS), "--think", think]
+        return ["--rate", f"{self.rate:g}"]
+
     def command(self) -> list[str]:
         return [
             sys.executable,
             str(self.script),
             "--url",
             self.service_url,
-            "--rate",
-            f"{self.rate:g}",
+            *self.pace(),
             "--duration",
             f"{self.round_seconds:g}",
             "--json",
@@ -71,9 +88,10 @@ class Traffic:
         ]
 
     def describe(self) -> str:
+        where = "through the frontend's page, " if self.target == FRONTEND else ""
         return (
-            f"{self.rate:g} requests/s, both dice, in rounds of {self.round_seconds:g} s: "
-            f"{Path(self.script).name} --rate {self.rate:g} --duration {self.round_seconds:g}"
+            f"{self.rate:g} requests/s, {where}both dice, in rounds of {self.round_seconds:g} s: "
+            f"{Path(self.script).name} {' '.join(self.pace())} --duration {self.round_seconds:g}"
         )
 
     def start(self) -> None:

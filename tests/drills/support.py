@@ -1,25 +1,32 @@
 """What the drill tests share: a copy of the shipped flag file, a drill run as a
-user runs it, the options that point it at the native stack, and the generators it
-left running."""
+user runs it, the options that point it at the native stack, the generators it
+left running, and a way to stop the native stack's dice-roller and start it again."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from nativestack.stack import NativeStack
+from nativestack.docker_api import STDERR, STDOUT, Container
+from nativestack.stack import Component, NativeStack
+from nativestack.substitutions import service_command
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped
 from tests.support.paths import ROOT
 from tests.support.processes import command_lines
 
 __all__ = [
     "SHIPPED_FLAGS",
+    "NativeControl",
     "copy_flags",
     "drill_command",
     "live_generators",
+    "signals_responded",
     "run_drill_module",
     "stack_options",
 ]
@@ -68,6 +75,15 @@ def stack_options(native: NativeStack) -> list[str]:
     ]  # fmt: skip
 
 
+def signals_responded(stdout: str) -> list[str]:
+    """The signals a drill printed as responded, in order."""
+    return [
+        line.split("  ", 2)[2].split(" (")[0]
+        for line in stdout.splitlines()
+        if line.startswith(("  ✓ ", "  + "))
+    ]
+
+
 def live_generators(url: str) -> list[str]:
     """The command lines of the traffic generators running against `url`."""
     return [
@@ -75,3 +91,62 @@ def live_generators(url: str) -> list[str]:
         for command in command_lines().values()
         if "generate_traffic.py" in command and url in command
     ]
+
+
+def _pump(pipe: IO[bytes], stream: int, container: Container, copy: IO[bytes]) -> None:
+    for line in iter(pipe.readline, b""):
+        container.log.append(stream, line)
+        copy.write(line)
+        copy.flush()
+
+
+@dataclass
+class NativeControl:
+    """What `docker compose stop dice-roller` and `start` do, for the native stack: stop
+    its process, then start a new one in its place, as `native_stack` started the first
+    (same network namespace, environment and "container", so Alloy reads its lines on).
+
+    The stack stops only the processes it started: `close()` stops the one started here.
+    """
+
+    stack: NativeStack
+    service_env: Mapping[str, str]
+    calls: list[str] = field(default_factory=list)
+    _outputs: list[IO[bytes]] = field(default_factory=list)
+
+    def describe(self, verb: str, service: str) -> str:
+        return f"the native stack's {service} process ({verb})"
+
+    def stop(self, service: str) -> None:
+        self.calls.append(f"stop {service}")
+        self.stack.components[service].stop()
+
+    def start(self, service: str) -> None:
+        self.calls.append(f"start {service}")
+        assert service == "dice-roller", service
+        old = self.stack.components[service]
+        if old.process.poll() is None:
+            return
+        command = service_command(self.stack.state_dir, self.stack.state_dir / "docker.sock")
+        command.env.update(self.service_env)
+        output = old.log_path.open("ab")
+        self._outputs.append(output)
+        process = subprocess.Popen(
+            [*self.stack.network.exec_prefix(service), *command.argv],
+            env={**os.environ, **command.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.stack.state_dir,
+            start_new_session=True,
+        )
+        for pipe, stream in ((process.stdout, STDOUT), (process.stderr, STDERR)):
+            assert pipe is not None
+            threading.Thread(
+                target=_pump, args=(pipe, stream, self.stack.container, output), daemon=True
+            ).start()
+        self.stack.components[service] = Component(service, process, command.argv, old.log_path)
+
+    def close(self) -> None:
+        self.stack.components["dice-roller"].stop()
+        for output in self._outputs:
+            output.close()

@@ -159,7 +159,7 @@ async def load_page(client: ClientGroup, timeout: float) -> PageLoad:
     status = page.status_code
     if not page.is_success:
         return PageLoad(Outcome.HTTP_ERROR, f"HTTP {status}", latency, status)
-    if not page.headers.get("content-type", "").startswith("text/html"):
+    if not page.headers.get("content-type", "").lower().startswith("text/html"):
         text = f"INVALID RESPONSE (HTTP {status}, not a page)"
         return PageLoad(Outcome.INVALID_RESPONSE, text, latency, status)
     assets = [await _fetch_asset(client, url, timeout) for url in asset_urls(page)]

@@ -1,0 +1,155 @@
+"""A drill's other action, besides switching flags: stop a service, and start it again.
+
+Under compose that is `docker compose stop dice-roller`, then `docker compose start
+dice-roller`, run from the repository (the compose project). Elsewhere (a native
+stack, a remote one) `--stop-command` and `--start-command` say what to run instead;
+`{service}` in them is the compose service's name. Code that runs the stack itself
+(the native stack's tests) passes its own `ServiceControl` to `run_drill`.
+
+`stopped_service` starts the service again however its block ends: normally, on an
+exception, on Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the CLI). Like the
+flag file's restore, the stop and the start run with those signals held back, and the
+commands run in a session of their own, so a Ctrl-C in the terminal cannot cut either
+short and leave the service half stopped.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .flagfile import STOP_SIGNALS
+
+__all__ = [
+    "START_COMMAND",
+    "STOP_COMMAND",
+    "CommandControl",
+    "Outage",
+    "OutageError",
+    "ServiceControl",
+    "stopped_service",
+]
+
+STOP_COMMAND = "docker compose stop {service}"
+START_COMMAND = "docker compose start {service}"
+"""The defaults: compose stops only the service named (not the frontend that calls it),
+and `start` brings back the same container, with its name, address and labels."""
+COMMAND_TIMEOUT = 120.0
+"""Seconds a stop or start command may take: compose waits 10 s before it kills."""
+
+
+class OutageError(Exception):
+    """A service could not be stopped or started; the message says what ran and what it said."""
+
+
+class ServiceControl(Protocol):
+    """Stops and starts a service of the stack, by its compose name."""
+
+    def describe(self, verb: str, service: str) -> str:
+        """How `verb` ("stop" or "start") is done to `service`, for the user."""
+        ...
+
+    def stop(self, service: str) -> None: ...
+
+    def start(self, service: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CommandControl:
+    """Runs a command to stop a service and another to start it, in `cwd`."""
+
+    stop_command: str = STOP_COMMAND
+    start_command: str = START_COMMAND
+    cwd: Path | None = None
+
+    def argv(self, verb: str, service: str) -> list[str]:
+        template = self.stop_command if verb == "stop" else self.start_command
+        return [part.replace("{service}", service) for part in shlex.split(template)]
+
+    def describe(self, verb: str, service: str) -> str:
+        return f"`{shlex.join(self.argv(verb, service))}`"
+
+    def stop(self, service: str) -> None:
+        self._run("stop", service)
+
+    def start(self, service: str) -> None:
+        self._run("start", service)
+
+    def _run(self, verb: str, service: str) -> None:
+        argv = self.argv(verb, service)
+        shown = shlex.join(argv)
+        try:
+            result = subprocess.run(
+                argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal is the drill's alone
+                check=False,
+            )
+        except FileNotFoundError:
+            raise OutageError(f"cannot {verb} the {service}: `{shown}`: no such command") from None
+        except subprocess.TimeoutExpired:
+            raise OutageError(
+                f"cannot {verb} the {service}: `{shown}` took more than {COMMAND_TIMEOUT:g} s"
+            ) from None
+        if result.returncode != 0:
+            said = " ".join((result.stderr or result.stdout).strip().splitlines()[-2:])[-300:]
+            raise OutageError(
+                f"cannot {verb} the {service}: `{shown}` exited with code {result.returncode}"
+                + (f": {said}" if said else "")
+            )
+
+
+@dataclass
+class Outage:
+    """A stopped service, which `end()` starts again (once, however often it is called)."""
+
+    control: ServiceControl
+    service: str
+    on_start: Callable[[], None] | None = None
+    ended: bool = False
+
+    def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.control.start(self.service)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if self.on_start is not None:
+            self.on_start()
+
+
+@contextmanager
+def stopped_service(
+    control: ServiceControl, service: str, on_start: Callable[[], None] | None = None
+) -> Iterator[Outage]:
+    """Stop `service` for the block, and start it again when the block ends (or sooner,
+    through the yielded `Outage`). `on_start()` is called once it is started."""
+    outage = Outage(control, service, on_start)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        try:
+            control.stop(service)
+        except BaseException:
+            # It may be stopped all the same (a command that stopped it, then failed):
+            # start it, but report the stop's failure, not the start's.
+            with suppress(OutageError):
+                outage.end()
+            raise
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        yield outage
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        outage.end()

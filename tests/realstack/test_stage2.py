@@ -1,0 +1,202 @@
+"""Stage 2 for real: a click in a real browser is one trace over three services, and
+every signal of the stack shows the hop.
+
+A stage-2 native stack of this module's own (the frontend in front of the service,
+nativestack/), Debian's chromium clicking Roll on the frontend's page, and the real
+Prometheus, Loki and Alloy; Tempo is the stand-in (docs/native-stack.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import expect
+
+from checks.cli import run_checks
+from checks.context import Settings
+from checks.stage2 import GROUP, chain_of
+from nativestack.stack import native_stack
+from tests.dashboard.model import DATASOURCES_DIR, STAGE2_DASHBOARD_PATH, load_dashboard, panels
+from tests.realstack.conftest import RealStack, eventually, roll
+from tests.support.browser import chromium
+from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.native import NATIVE_SERVICE_ENV
+from tests.support.tools import free_port
+
+pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+
+BROWSER = "frontend-web"
+
+
+@dataclass
+class Stage2:
+    real: RealStack
+    clicked: list[str]
+    """The trace ids of the rolls the browser clicked, as the page's link names them."""
+
+    @property
+    def frontend_url(self) -> str:
+        return self.real.native.frontend_url
+
+    def trace(self, trace_id: str) -> Any:
+        return _trace(self.real.native.tempo_url, trace_id)
+
+
+@pytest.fixture(scope="module")
+def stage2() -> Iterator[Stage2]:
+    """A stage-2 stack, three rolls clicked in the browser and some through the API."""
+    with native_stack(stage=2, service_env=NATIVE_SERVICE_ENV) as native, chromium() as browser:
+        page = browser.new_page()
+        page.goto(native.frontend_url)
+        clicked: list[str] = []
+        link = page.locator("#trace-link")
+        for _ in range(3):
+            page.click("#roll")
+            # A new roll's link names a trace none of the earlier ones did.
+            expect(link).to_have_attribute(
+                "data-trace-id", re.compile("^(?!" + "|".join([*clicked, "$"]) + ")[0-9a-f]{32}$")
+            )
+            clicked.append(str(link.get_attribute("data-trace-id")))
+        # The page exports its spans a second after they end: keep it open until the
+        # last click's fetch span has reached Tempo.
+        eventually(
+            lambda: BROWSER in json.dumps(_trace(native.tempo_url, clicked[-1])),
+            "the browser's spans never reached Tempo",
+        )
+        page.close()
+        rolls = roll(f"{native.frontend_url}/api", ["fair", "risky"] * 5)
+        yield Stage2(RealStack(native, rolls, native.started), clicked)
+
+
+def test_a_click_is_one_trace_from_the_browser_to_the_die_in_tempo(stage2: Stage2) -> None:
+    for trace_id in stage2.clicked:
+
+        def complete(trace_id: str = trace_id) -> Any:
+            trace = stage2.trace(trace_id)
+            services = {
+                attribute["value"]["stringValue"]
+                for resource in trace.get("resourceSpans", [])
+                for attribute in resource["resource"]["attributes"]
+                if attribute["key"] == "service.name"
+            }
+            return trace if {BROWSER, "frontend", "dice-roller"} <= services else None
+
+        trace = eventually(complete, f"trace {trace_id} never had the three services' spans")
+        top, _, served = chain_of(trace)
+        fetch = [
+            span
+            for resource in trace["resourceSpans"]
+            for scope in resource["scopeSpans"]
+            for span in scope["spans"]
+            if span["kind"] == "SPAN_KIND_CLIENT" and span.get("parentSpanId") in (None, "")
+        ]
+        assert len(fetch) == 1, "the click's fetch is the trace's one root"
+        assert _hex(fetch[0]["spanId"]) == top["parent_id"], "the frontend's span is its child"
+        assert served["service"] == "dice-roller"
+
+
+def test_the_service_graph_has_both_edges_in_prometheus(stage2: Stage2) -> None:
+    for client, server in ((BROWSER, "frontend"), ("frontend", "dice-roller")):
+        query = f'traces_service_graph_request_total{{client="{client}", server="{server}"}} > 0'
+        eventually(
+            lambda query=query: stage2.real.prometheus(query)["result"],  # type: ignore[misc]
+            f"no service-graph edge {client} -> {server}",
+        )
+
+
+def test_trace_to_logs_finds_both_services_lines(stage2: Stage2) -> None:
+    datasources = yaml.safe_load((DATASOURCES_DIR / "datasources.yaml").read_text())
+    [tempo] = [d for d in datasources["datasources"] if d["type"] == "tempo"]
+    template: str = tempo["jsonData"]["tracesToLogsV2"]["query"]
+    for trace_id in stage2.clicked:
+        query = template.replace("$${__trace.traceId}", trace_id)
+
+        def containers(query: str = query) -> set[str] | None:
+            found = {s["stream"]["container_name"] for s in stage2.real.loki(query)}
+            return found if {"frontend", "dice-roller-stage1"} <= found else None
+
+        eventually(containers, f"{query} did not find both services' lines")
+
+
+def test_every_line_of_the_frontend_is_json_with_its_trace(stage2: Stage2) -> None:
+    lines = [json.loads(line) for line in stage2.real.native.frontend_lines()]
+    rolls = [line for line in lines if line.get("route") == "/api/roll"]
+    assert len(rolls) >= 13, "3 clicks and 10 API rolls, a line each"
+    assert all(re.fullmatch("[0-9a-f]{32}", line["trace_id"]) for line in rolls)
+    assert not [line for line in lines if line["logger"] == "httpx"]
+
+
+def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> None:
+    """Each Prometheus and Loki panel over the run, as Grafana would ask."""
+    real = stage2.real
+    sample = 'timestamp(frontend_upstream_request_duration_seconds_count{outcome="success"})'
+    first = eventually(lambda: real.prometheus(sample)["result"], "the frontend never scraped")
+    # rate() needs two samples: wait for a later scrape than the one seen, after the
+    # rolls (Alloy scrapes every 5 s and remote-writes in batches).
+    seen = max(float(point["value"][1]) for point in first)
+    for _ in range(2):
+        later = eventually(
+            lambda seen=seen: real.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
+            "no later scrape of the frontend",
+        )
+        seen = max(float(point["value"][1]) for point in later)
+    end = time.time()
+    context = QueryContext(
+        interval=timedelta(seconds=5),
+        time_range=timedelta(seconds=end - real.started + 60),
+        scrape_interval=timedelta(seconds=5),
+    )
+    empty = []
+    for panel in panels(load_dashboard(STAGE2_DASHBOARD_PATH)):
+        for target in panel.get("targets", []):
+            kind = (target.get("datasource") or panel["datasource"])["type"]
+            if kind == "prometheus":
+                expr = substitute(target["expr"], context)
+                data = real.prometheus(
+                    expr, "/api/v1/query_range", start=str(real.started - 60), end=str(end), step="5"
+                )
+                if not data["result"]:
+                    empty.append(panel["title"])
+            elif kind == "loki":
+                expr = substitute(target["expr"].replace("$trace_id", stage2.clicked[0]), context)
+                if not real.loki(expr):
+                    empty.append(panel["title"])
+    assert empty == []
+
+
+def test_verify_ticks_every_stage2_box(stage2: Stage2) -> None:
+    native = stage2.real.native
+    settings = Settings(
+        service_url=native.service_url,
+        frontend_url=native.frontend_url,
+        stage=2,
+        prometheus_url=native.prometheus_url,
+        loki_url=native.loki_url,
+        tempo_url=native.tempo_url,
+        alloy_url=native.alloy_url,
+        grafana_url=f"http://127.0.0.1:{free_port()}",
+        wait=60.0,
+        poll_interval=0.5,
+    )
+    results = [r for r in run_checks(settings).results if r.group == GROUP]
+    assert len(results) == 5
+    assert [(r.title, r.detail) for r in results if not r.passed] == []
+
+
+def _trace(tempo_url: str, trace_id: str) -> Any:
+    return httpx.get(f"{tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()["trace"]
+
+
+def _hex(value: str) -> str:
+    """Tempo's JSON writes ids in base64."""
+    return base64.b64decode(value).hex()
