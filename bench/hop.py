@@ -19,7 +19,7 @@ the direct run and the through run beside it alike.
 
 It also checks what the figures rest on: every answer through the frontend was a roll
 at its dice-roller (the dice-roller's `dice_rolls_total`, read around each through
-run), and with tracing on every roll left its spans (with it off, none).
+run), and with tracing on every roll left its spans (with it off, none is sent).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from .servers import (
 )
 from .wrk import WrkResult, run_wrk
 
-__all__ = ["HopPlan", "run_hop"]
+__all__ = ["HopPlan", "rolls_counted", "run_hop"]
 
 PART = "hop"
 OFF, ON = "off", "on"
@@ -174,8 +174,12 @@ def _measure(chain: Chain, route: str, connections: int, plan: HopPlan, runs: Ru
 
 
 def _rolls(dice_roller: Server) -> int:
-    """Every roll the dice-roller has counted (`dice_rolls_total`, all labels)."""
-    exposition = httpx.get(dice_roller.url + "/metrics", timeout=10.0).text
+    return rolls_counted(httpx.get(dice_roller.url + "/metrics", timeout=10.0).text)
+
+
+def rolls_counted(exposition: str) -> int:
+    """Every roll a dice-roller's `/metrics` (classic text) counts: `dice_rolls_total`,
+    all dice and results."""
     return round(sum(float(value) for value in _ROLLS.findall(exposition)))
 
 
@@ -338,12 +342,14 @@ def _check_consistency(
         report.say(
             f"  tracing {mode}: {answered} answers through the frontend, "
             f"{rolled} rolls counted by the dice-roller's dice_rolls_total meanwhile; "
-            f"spans received {spans[mode]['received']} (expected {spans[mode]['expected']}: "
+            f"spans received {spans[mode]['received']} (at least {spans[mode]['expected']}: "
             f"{spans[mode]['dice_roller_rolls_logged']} dice-roller rolls logged, "
             f"{spans[mode]['frontend_rolls_logged']} through the frontend)"
         )
     report.figure(PART, "upstream", upstream)
     report.figure(PART, "spans", spans)
     report.check(PART, "answers through the frontend not rolled upstream", unrolled, "<=", 0)
-    missing = sum(abs(counted["received"] - counted["expected"]) for counted in spans.values())
-    report.check(PART, "spans missing or unexpected", missing, "<=", 0)
+    # With tracing on, more spans than expected is possible, never fewer: a request in
+    # flight when wrk stops may be cut short after its span started, before its roll line.
+    wrong = max(spans[ON]["expected"] - spans[ON]["received"], 0) + spans[OFF]["received"]
+    report.check(PART, "spans missing (tracing on) or sent (off)", wrong, "<=", 0)

@@ -10,7 +10,10 @@ stack, a remote one) `--stop-command` and `--start-command` say what to run inst
 exception, on Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the CLI). Like the
 flag file's restore, the stop and the start run with those signals held back, and the
 commands run in a session of their own, so a Ctrl-C in the terminal cannot cut either
-short and leave the service half stopped.
+short and leave the service half stopped. They are held back by a handler that notes
+them and delivers them once the command is done, not by the signal mask, which every
+process the command starts would inherit: a service started with SIGTERM blocked could
+not be stopped the next time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ __all__ = [
     "Outage",
     "OutageError",
     "ServiceControl",
+    "held_signals",
     "stopped_service",
 ]
 
@@ -42,6 +47,31 @@ START_COMMAND = "docker compose start {service}"
 and `start` brings back the same container, with its name, address and labels."""
 COMMAND_TIMEOUT = 120.0
 """Seconds a stop or start command may take: compose waits 10 s before it kills."""
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP wait for the end of the block, then act as they would
+    have (the first one that came). Only the main thread can hold them: elsewhere the
+    block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, note)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 class OutageError(Exception):
@@ -122,13 +152,10 @@ class Outage:
         if self.ended:
             return
         self.ended = True
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
+        with held_signals():
             self.control.start(self.service)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        if self.on_start is not None:
-            self.on_start()
+            if self.on_start is not None:
+                self.on_start()
 
 
 @contextmanager
@@ -138,18 +165,16 @@ def stopped_service(
     """Stop `service` for the block, and start it again when the block ends (or sooner,
     through the yielded `Outage`). `on_start()` is called once it is started."""
     outage = Outage(control, service, on_start)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        try:
-            control.stop(service)
-        except BaseException:
-            # It may be stopped all the same (a command that stopped it, then failed):
-            # start it, but report the stop's failure, not the start's.
-            with suppress(OutageError):
-                outage.end()
-            raise
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        with held_signals():
+            try:
+                control.stop(service)
+            except BaseException:
+                # It may be stopped all the same (a command that stopped it, then
+                # failed): start it, but report the stop's failure, not the start's.
+                with suppress(OutageError):
+                    outage.end()
+                raise
         yield outage
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         outage.end()

@@ -253,10 +253,7 @@ def rolls_succeed_again(ctx: DrillContext) -> Reading:
         return not_yet("the dice-roller has not been started again")
     outcomes = _by(ctx, since(ctx.resumed, _CALLS, "outcome"), "outcome")
     succeeded = outcomes.get("success", 0.0)
-    failed = sum(count for outcome, count in outcomes.items() if outcome != "success")
     detail = f"{succeeded:.0f} calls to the dice-roller succeeded since it started"
-    if failed >= 0.5:
-        detail += f" ({failed:.0f} failed, while it started)"
     if succeeded < MIN_CALLS:
         return not_yet(f"{detail} (waiting for {MIN_CALLS})")
     return seen(detail)

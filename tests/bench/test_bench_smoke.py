@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bench.cli import PARTS
 from bench.wrk import WrkError, parse_wrk
+from tests.bench.running import positive, run_bench
 from tests.support.tools import require_tool
-
-ROOT = Path(__file__).resolve().parents[2]
 
 WRK_OUTPUT = """\
 Running 1s test @ http://127.0.0.1:18091/roll?die=fair
@@ -39,21 +34,6 @@ Running 1s test @ http://127.0.0.1:18091/roll?die=fair
 Requests/sec:   2728.00
 Transfer/sec:    727.40KB
 """
-
-
-def run_bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def positive(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
 @pytest.mark.slow
@@ -100,6 +80,10 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     spans = figures["visibility"]["spans"]
     assert spans["missing"] == 0 and spans["delays_seconds"]
     assert all(positive(d) for d in spans["delays_seconds"])
+
+    hop = figures["hop"]  # in detail: tests/bench/test_hop.py
+    added = hop["added"]["connections_50"]["on"]
+    assert all(positive(added[ratio]) for ratio in ("p50_ratio", "p99_ratio", "throughput_ratio"))
 
     shortfall = figures["traffic"]["shortfall"]  # may be negative: a little ahead of the rate
     assert isinstance(shortfall, float) and math.isfinite(shortfall), figures["traffic"]

@@ -42,7 +42,7 @@ def test_the_link_query_comes_from_the_provisioning_file_with_ids_filled_in() ->
     query = link_query(link, TRACE, SPAN)
     assert "$" not in query
     assert query.count(TRACE) == str(link["query"]).count("__trace.traceId")
-    assert query.startswith('{container_name="dice-roller-stage1"}')
+    assert query.startswith('{container_name=~"dice-roller-stage1|frontend"}')
 
 
 def test_a_link_query_with_variables_the_checks_cannot_fill_is_reported() -> None:

@@ -43,6 +43,8 @@ def checked_boxes() -> dict[str, list[str]]:
         grafana_url=dead,
         timeout=1.0,
         wait=0.0,
+        frontend_url=dead,
+        stage=2,
         with_traffic=True,
         traffic_args=("--users", "1", "--rolls", "1"),
     )

@@ -26,8 +26,8 @@ __all__ = [
     "copy_flags",
     "drill_command",
     "live_generators",
-    "signals_responded",
     "run_drill_module",
+    "signals_responded",
     "stack_options",
 ]
 

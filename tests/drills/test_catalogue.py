@@ -4,26 +4,38 @@ the probes judge by separate a broken service from a healthy one."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from checks.context import DASHBOARD_FILE
 from checks.dashboard import load_dashboard, panels_of
 from drills.alert_probes import AlertRef, receiver_query
-from drills.catalogue import DRILLS, ERROR_LINES, LOADED_LINES, SLOW_LINES
+from drills.catalogue import DRILLS, ERROR_LINES, LOADED_LINES, SLOW_LINES, STAGE2_DASHBOARD
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
 from drills.timing import DRILL_ALERTS
+from drills.upstream_probes import ends_at_frontend
 from tests.support.grammars import parse_errors_batch, require_grammars
 
 
-def _panel_titles() -> set[str]:
-    return {str(panel.get("title")) for panel in panels_of(load_dashboard(DASHBOARD_FILE))}
+def _panel_titles(path: Path) -> set[str]:
+    return {str(panel.get("title")) for panel in panels_of(load_dashboard(path))}
 
 
-def test_every_panel_a_drill_names_is_on_the_dashboard() -> None:
-    titles = _panel_titles()
+def test_every_panel_a_drill_names_is_on_its_dashboard() -> None:
     for drill in DRILLS.values():
+        titles = _panel_titles(drill.look.dashboard)
         assert drill.look.panels, drill.name
         missing = [title for title in drill.look.panels if title not in titles]
-        assert missing == [], f"{drill.name} names panels the dashboard lacks: {missing}"
+        assert missing == [], f"{drill.name} names panels {drill.look.dashboard} lacks: {missing}"
+
+
+def test_a_drill_through_the_frontend_shows_stage_2_s_dashboard_and_needs_the_frontend() -> None:
+    for drill in DRILLS.values():
+        stage2 = drill.traffic == "frontend"
+        assert (drill.look.dashboard == STAGE2_DASHBOARD) == stage2, drill.name
+        assert ("frontend" in drill.needs) == stage2, drill.name
+        assert drill.look.dashboard in (DASHBOARD_FILE, STAGE2_DASHBOARD)
+    assert DRILLS["upstream-down"].stops == "dice-roller"
+    assert DRILLS["upstream-down"].flags == {}
 
 
 def test_every_query_a_drill_shows_or_runs_parses_with_grafana_s_grammars() -> None:
@@ -72,3 +84,46 @@ def test_a_span_carries_a_flag_only_through_its_evaluation_event() -> None:
     assert flag_event(span, "fair-failure-rate") is None
     event = flag_event(span, "risky-failure-rate")
     assert event is not None and event["attributes"]["feature_flag.result.variant"] == "half"
+
+
+def _span(service: str, kind: str, span_id: str, parent: str = "", **fields: object) -> Span:
+    span: Span = {
+        "service": service,
+        "kind": kind,
+        "span_id": span_id,
+        "parent_id": parent,
+        "name": "GET /api/roll" if kind == "SPAN_KIND_SERVER" else "GET",
+        "status": "STATUS_CODE_ERROR",
+        "attributes": {},
+        "events": [],
+    }
+    span.update(fields)
+    return span
+
+
+def test_a_trace_ends_at_the_frontend_only_when_nothing_of_the_dice_roller_is_in_it() -> None:
+    server = _span(
+        "frontend",
+        "SPAN_KIND_SERVER",
+        "a" * 16,
+        attributes={"upstream.name": "dice-roller", "upstream.failure": "unreachable"},
+    )
+    error = {"exception.type": "httpx.ConnectError", "exception.message": "refused"}
+    client = _span(
+        "frontend",
+        "SPAN_KIND_CLIENT",
+        "b" * 16,
+        "a" * 16,
+        events=[{"name": "exception", "attributes": error}],
+    )
+    found = ends_at_frontend([server, client])
+    assert found is not None
+    assert "upstream.failure=unreachable" in found and "httpx.ConnectError: refused" in found
+
+    callee = _span("dice-roller", "SPAN_KIND_SERVER", "c" * 16, "b" * 16)
+    assert ends_at_frontend([server, client, callee]) is None
+    assert ends_at_frontend([server, {**client, "events": []}]) is None
+    assert ends_at_frontend([server, {**client, "status": "STATUS_CODE_UNSET"}]) is None
+    timeout = {**server, "attributes": {"upstream.failure": "timeout"}}
+    assert ends_at_frontend([timeout, client]) is None
+    assert ends_at_frontend([client]) is None

@@ -35,6 +35,7 @@ def test_list_names_every_drill_with_its_flags_and_patience() -> None:
         assert drill.name in result.stdout
         for key, variant in drill.flags.items():
             assert f"{key}={variant}" in result.stdout
+    assert "stops: dice-roller, then starts it again" in result.stdout
     assert result.stdout.count("gives up after") == len(DRILLS)
 
 
@@ -51,7 +52,7 @@ def test_an_unknown_drill_lists_the_real_ones_on_one_line() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([], "name a drill (error-spike, latency, loaded-die, recovery), or --list"),
+        ([], f"name a drill ({', '.join(DRILLS)}), or --list"),
         (["latency", "--rate", "0"], "argument --rate: expected requests per second, a number"),
         (["latency", "--give-up", "soon"], "argument --give-up: expected seconds"),
         (["latency", "--round", "1"], "argument --round: expected seconds, a number greater"),
@@ -60,6 +61,8 @@ def test_an_unknown_drill_lists_the_real_ones_on_one_line() -> None:
         (["recovery", "--follow", "Nope"], "argument --follow: expected one of DiceErrorBudget"),
         (["latency", "--follow", "DiceRollLatencyHigh"], "--follow applies to the recovery"),
         (["latency", "--colour"], "unrecognized arguments: --colour"),
+        (["upstream-down", "--stop-command", ""], "argument --stop-command: expected a command"),
+        (["upstream-down", "--start-command", "'x"], "argument --start-command: cannot split"),
     ],
     ids=[
         "no-name",
@@ -71,6 +74,8 @@ def test_an_unknown_drill_lists_the_real_ones_on_one_line() -> None:
         "follow",
         "follow-where",
         "unknown",
+        "stop-command",
+        "start-command",
     ],
 )
 def test_a_bad_option_is_argparse_s_one_line_error(args: list[str], expected: str) -> None:
@@ -86,6 +91,10 @@ def test_a_bad_environment_variable_names_it() -> None:
     result = run_drill_module(["latency"], env={"VERIFY_LOKI_URL": "loki:3100"})
     assert result.returncode == 2
     assert "environment variable VERIFY_LOKI_URL: expected an http" in result.stderr
+    _no_traceback(result)
+    result = run_drill_module(["upstream-down"], env={"DRILL_STOP_COMMAND": "'unclosed"})
+    assert result.returncode == 2
+    assert "environment variable DRILL_STOP_COMMAND: cannot split" in result.stderr
     _no_traceback(result)
 
 
@@ -131,6 +140,27 @@ def test_an_unreachable_stack_is_one_message_naming_each_part_and_nothing_change
     _no_traceback(result)
 
 
+def test_upstream_down_on_an_unreachable_stack_names_stage_2_and_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    """Neither the flag file (the drill switches none) nor the stop command is touched
+    before every part the drill needs has answered."""
+    marker = tmp_path / "stopped"
+    env = {**_nowhere(), "VERIFY_FRONTEND_URL": _nowhere()["VERIFY_SERVICE_URL"]}
+    env["DRILL_FLAGS_FILE"] = str(tmp_path / "no-such-flags.json")
+    stop = f"{sys.executable} -c 'import pathlib; pathlib.Path(\"{marker}\").touch()'"
+    result = run_drill_module(["upstream-down", "--timeout", "2", "--stop-command", stop], env=env)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    for name in ("the frontend", "the dice roller", "Prometheus", "Loki", "Tempo"):
+        assert f"{name} is unreachable" in lines[0]
+    assert "Alertmanager" not in lines[0]
+    assert "--profile stage2" in lines[0] and "--frontend-url (or VERIFY_FRONTEND_URL)" in lines[0]
+    assert not marker.exists()
+    _no_traceback(result)
+
+
 @pytest.mark.slow
 def test_tasks_py_runs_the_drill_command() -> None:
     """The command users type: through uv, with the same exit codes."""
@@ -153,4 +183,4 @@ def test_tasks_py_runs_the_drill_command() -> None:
         check=False,
     )
     assert unknown.returncode == 2
-    assert "the drills are: error-spike, latency, loaded-die, recovery" in unknown.stderr
+    assert f"the drills are: {', '.join(DRILLS)}" in unknown.stderr

@@ -3,10 +3,13 @@ generator's own chi-square verdict read the way its summary prints it."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
+from traffic_gen.cli import parse_settings
 from traffic_gen.config import Settings as TrafficSettings
+from traffic_gen.config import Target
 from traffic_gen.load import RunTiming
 from traffic_gen.report import render_text, summarize
 from traffic_gen.stats import DIE_FACES, Outcome, RunStats
@@ -134,3 +137,19 @@ def test_a_round_without_a_summary_is_reported_with_the_generator_s_words() -> N
     assert (
         reading.detail == "traffic-gen ended with exit code 1: Cannot reach the dice-roller service"
     )
+
+
+def test_traffic_through_the_frontend_is_visitors_the_generator_accepts() -> None:
+    """Visitors wait for each answer, so the pace is their number and their pause."""
+    traffic = Traffic(TRAFFIC_SCRIPT, "http://frontend:8000", 4, 30, target="frontend")
+    command = traffic.command()
+    assert command[:2] == [sys.executable, str(TRAFFIC_SCRIPT)]
+    settings = parse_settings(command[2:])
+    assert settings.target is Target.FRONTEND and settings.url == "http://frontend:8000"
+    assert settings.rate is None and settings.users == 2
+    assert (settings.think.low, settings.think.high) == (0.5, 0.5)
+    assert settings.duration == 30 and settings.json and settings.quiet
+    assert "through the frontend's page" in traffic.describe()
+    assert "--target frontend" in traffic.describe()
+    dice_roller = Traffic(TRAFFIC_SCRIPT, "http://dice-roller:8000", 4, 30).command()
+    assert parse_settings(dice_roller[2:]).rate == 4

@@ -12,7 +12,13 @@ the frontend succeed.
 from __future__ import annotations
 
 import io
+import shlex
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +27,15 @@ from drills.catalogue import DRILLS
 from drills.runner import EXIT_OK, run_drill
 from drills.settings import DrillSettings
 from nativestack.stack import NativeStack, native_stack
-from tests.drills.support import NativeControl, live_generators, signals_responded
+from tests.drills.support import (
+    NativeControl,
+    drill_command,
+    live_generators,
+    signals_responded,
+    stack_options,
+)
 from tests.support.native import NATIVE_SERVICE_ENV
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
 
@@ -86,3 +99,63 @@ def test_the_outage_shows_in_the_frontend_s_signals_and_the_return_in_its_rolls(
     assert httpx.get(f"{stack.service_url}/", timeout=10).status_code == 200
     rolled = httpx.get(f"{stack.frontend_url}/api/roll", params={"die": "fair"}, timeout=10)
     assert rolled.status_code == 200, rolled.text
+
+
+def _python(code: str, *args: str) -> str:
+    return shlex.join([sys.executable, "-c", code, *args])
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_runs_the_start_command_and_stops_the_traffic(
+    stage2: tuple[NativeStack, NativeControl], tmp_path: Path
+) -> None:
+    """The drill as users run it, with commands of its options: the stop command ends
+    the dice-roller's process, Ctrl-C runs the start command (here it only leaves a
+    mark: the test starts the process again itself, as compose would have)."""
+    stack, control = stage2
+    stopped = stack.components["dice-roller"].process
+    pid = str(stopped.pid)
+    started = tmp_path / "started"
+    stop = _python("import os, signal, sys; os.kill(int(sys.argv[1]), signal.SIGTERM)", pid)
+    start = _python("import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])")
+    start += f" {shlex.quote(str(started))} {{service}}"
+    command = drill_command(
+        "upstream-down",
+        *stack_options(stack),
+        "--frontend-url",
+        stack.frontend_url,
+        "--stop-command",
+        stop,
+        "--start-command",
+        start,
+        "--give-up",
+        "600",
+    )
+    drill = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not live_generators(stack.frontend_url):
+            assert drill.poll() is None, drill.communicate()
+            assert time.monotonic() < deadline, "no traffic within 120 s"
+            time.sleep(0.1)
+        drill.send_signal(signal.SIGINT)
+        out, err = drill.communicate(timeout=60)
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+        stopped.wait(30)  # uvicorn lets the requests in flight finish first
+        control.start("dice-roller")  # what `docker compose start` would have done
+    assert drill.returncode == 130, out + err
+    assert stack.components["dice-roller"].process.pid != stopped.pid
+    assert started.read_text() == "dice-roller"
+    assert "Stopping the dice-roller: `" in out and "Started the dice-roller again" in out
+    assert err.strip().endswith("interrupted; the dice-roller is started again"), err
+    assert "Traceback" not in err
+    assert live_generators(stack.frontend_url) == []

@@ -56,9 +56,7 @@ def page_parts(settings: Settings) -> tuple[str, PageParts]:
         ("https://example.org/grafana", "https://example.org/grafana"),
     ],
 )
-def test_the_page_names_grafana_from_frontend_grafana_url(
-    given: str | None, expected: str
-) -> None:
+def test_the_page_names_grafana_from_frontend_grafana_url(given: str | None, expected: str) -> None:
     settings = load_settings({"FRONTEND_GRAFANA_URL": given} if given else {})
     text, parts = page_parts(settings)
     assert parts.grafana_urls == [expected]

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from frontend.settings import Settings
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from tests.frontend.support import StandInDiceRoller, hex_id, in_process_frontend
 from tests.support.http_server import serving
@@ -43,12 +43,18 @@ def roll(
     return asyncio.run(scenario())
 
 
+def context_of(span: ReadableSpan) -> SpanContext:
+    context = span.get_span_context()
+    assert context is not None
+    return context
+
+
 def flags(span: ReadableSpan) -> str:
-    return hex_id(span.get_span_context().trace_flags, 2)
+    return hex_id(context_of(span).trace_flags, 2)
 
 
 def ids(span: ReadableSpan) -> tuple[str, str]:
-    context = span.get_span_context()
+    context = context_of(span)
     return hex_id(context.trace_id, 32), hex_id(context.span_id, 16)
 
 

@@ -75,9 +75,7 @@ class Failure:
 
 def failed_roll(frontend: RunningFrontend, receiver: OtlpReceiver, die: str = "fair") -> Failure:
     before = scrape(frontend.url)
-    response = httpx.get(
-        frontend.url + "/api/roll", params={"die": die}, timeout=CEILING_SECONDS
-    )
+    response = httpx.get(frontend.url + "/api/roll", params={"die": die}, timeout=CEILING_SECONDS)
     trace_id, span_id = trace_of(response.headers)
     after = scrape(frontend.url)  # a later request: the roll's is over by its end
 

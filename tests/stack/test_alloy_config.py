@@ -81,8 +81,12 @@ def test_discovery_keeps_to_this_compose_project() -> None:
 
 def test_logs_go_to_lokis_push_api_and_traces_to_tempos_grpc_port() -> None:
     loki = load_yaml(ROOT / "stack" / "loki" / "config.yaml")
+    prometheus = load_project(STACK_COMPOSE).services["prometheus"]
+    assert "--web.enable-remote-write-receiver" in prometheus.spec["command"]
     assert attribute("url") == [
-        f"http://loki:{loki['server']['http_listen_port']}/loki/api/v1/push"
+        f"http://loki:{loki['server']['http_listen_port']}/loki/api/v1/push",
+        # The service graph and the scrapes of later stages' services (remote write).
+        "http://prometheus:9090/api/v1/write",
     ]
     tempo = load_yaml(ROOT / "stack" / "tempo" / "config.yaml")
     tempo_grpc = tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]

@@ -352,9 +352,23 @@ def test_traffic_generator_runs_only_with_its_profile() -> None:
         "http://dice-roller:8000",
     ]
     assert depends_on(service) == {"dice-roller": "service_healthy"}
-    # Every other service starts with a plain `docker compose up`.
+    # Every other service but stage 2's starts with a plain `docker compose up`.
     others = load_project(ROOT_COMPOSE).services.values()
-    assert [s.name for s in others if "profiles" in s.spec] == ["traffic-gen"]
+    assert [s.name for s in others if "profiles" in s.spec] == ["frontend", "traffic-gen"]
+
+
+def test_the_frontend_runs_only_at_stage_2_in_front_of_the_dice_roller() -> None:
+    service = load_project(ROOT_COMPOSE).services["frontend"]
+    spec = service.spec
+    assert spec["profiles"] == ["stage2"]
+    assert spec["build"] == {"context": ".", "dockerfile": "frontend/Dockerfile"}
+    assert spec["environment"]["FRONTEND_DICE_ROLLER_URL"] == "http://dice-roller:8000"
+    assert spec["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy:4318"
+    assert spec["environment"]["FRONTEND_PORT"] == "8000"
+    # Alloy scrapes it on the port it listens on (stack/alloy/config.alloy).
+    assert spec["labels"]["sandbox.metrics.port"] == spec["environment"]["FRONTEND_PORT"]
+    assert depends_on(service) == {"dice-roller": "service_healthy", "alloy": "service_healthy"}
+    assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
 
 
 ALERTMANAGER_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"

@@ -241,16 +241,19 @@ def alloy_label_targets() -> set[str]:
     return set(re.findall(r'^\s*target_label\s*=\s*"([^"]+)"', text, flags=re.M))
 
 
-def test_trace_to_logs_selects_the_dice_roller_streams_by_their_real_labels() -> None:
+def test_trace_to_logs_selects_every_services_streams_by_their_real_labels() -> None:
     """The link's stream selector must name a label Alloy really sets, with the
-    container name compose really gives the service; then it keeps the lines whose
-    JSON trace_id is the span's."""
+    container names compose really gives our services (the dice-roller, stage 2's
+    frontend); then it keeps the lines whose JSON trace_id is the span's."""
     require_grammars()
     query = fill_link_variables(trace_to_logs_query())
     (result,) = parse_batch([("logql", query)])
     (selector,) = result.selectors
-    container_name = load_project(ROOT_COMPOSE).services["dice-roller"].spec["container_name"]
-    assert [(m.label, m.op, m.value) for m in selector] == [("container_name", "=", container_name)]
+    services = load_project(ROOT_COMPOSE).services
+    names = {services[name].spec["container_name"] for name in ("dice-roller", "frontend")}
+    [(label, op, value)] = [(m.label, m.op, m.value) for m in selector]
+    assert (label, op) == ("container_name", "=~")
+    assert set(value.split("|")) == names
     assert "container_name" in alloy_label_targets()
     assert re.search(rf'\|\s*json\s*\|.*\btrace_id\s*=\s*"{SAMPLE_TRACE_ID}"', query), query
 

@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from sandbox_telemetry import configure_logging, serve
+from fastapi import FastAPI
+from sandbox_telemetry import run_service
 
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, load_settings
 
 __all__ = ["main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    fields = Settings.model_fields
-    parser = argparse.ArgumentParser(
-        prog="dice-roller",
-        description="Serve the dice-roller API with its metrics, JSON logs and traces.",
-        epilog=(
-            "Environment: DICE_HOST, DICE_PORT, DICE_MAX_DELAY_SECONDS, "
-            "DICE_RISKY_FAILURE_RATE, DICE_FLAGS_FILE, DICE_SEED, DICE_LOG_LEVEL; "
-            "OpenTelemetry reads its standard OTEL_* variables (OTEL_SERVICE_NAME, "
-            "OTEL_EXPORTER_OTLP_ENDPOINT, "
-            "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_EXPORTER=otlp|console|none, ...). "
-            "Flags win over the environment."
-        ),
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_service(
+        "dice-roller",
+        "Serve the dice-roller API with its metrics, JSON logs and traces.",
+        Settings,
+        "DICE_",
+        load_settings,
+        _create_app,
+        argv,
     )
-    for name in ("host", "port"):
-        field = fields[name]
-        parser.add_argument(
-            f"--{name}", help=f"{field.description} [DICE_{name.upper()}, default {field.default}]"
-        )
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(host=args.host, port=args.port)
-    except SettingsError as error:
-        print(f"dice-roller: {error}", file=sys.stderr)
-        return 2
+def _create_app(settings: Settings) -> FastAPI:
+    from .app import create_app  # after logging is set up, so start-up lines are JSON too
 
-    configure_logging(settings.log_level)
-    from .app import create_app  # after logging, so start-up lines are JSON too
-
-    serve(create_app(settings), settings.host, settings.port)
-    return 0
+    return create_app(settings)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
-from sandbox_telemetry.settings import SettingsError, read_settings
+from sandbox_telemetry.settings import LogLevel, SettingsError, read_settings
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
-
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseModel):
@@ -46,11 +43,6 @@ class Settings(BaseModel):
         default=None, description="Seed of the random generator, for reproducible runs."
     )
     log_level: LogLevel = Field(default="INFO", description="Lowest level written to stdout.")
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_case_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @field_validator("max_delay_seconds", "risky_failure_rate")
     @classmethod

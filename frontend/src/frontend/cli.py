@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
-from sandbox_telemetry import configure_logging, serve
+from fastapi import FastAPI
+from sandbox_telemetry import run_service
 
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, load_settings
 
 __all__ = ["main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    fields = Settings.model_fields
-    parser = argparse.ArgumentParser(
-        prog="frontend",
-        description="Serve the dice page and its API, in front of the dice-roller.",
-        epilog=(
-            "Environment: FRONTEND_HOST, FRONTEND_PORT, FRONTEND_DICE_ROLLER_URL, "
-            "FRONTEND_UPSTREAM_TIMEOUT_SECONDS, FRONTEND_GRAFANA_URL, FRONTEND_LOG_LEVEL; "
-            "OpenTelemetry reads its standard OTEL_* variables (OTEL_SERVICE_NAME, "
-            "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp|console|none, ...). "
-            "Flags win over the environment."
-        ),
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_service(
+        "frontend",
+        "Serve the dice page and its API, in front of the dice-roller.",
+        Settings,
+        "FRONTEND_",
+        load_settings,
+        _create_app,
+        argv,
     )
-    for name in ("host", "port"):
-        field = fields[name]
-        parser.add_argument(
-            f"--{name}",
-            help=f"{field.description} [FRONTEND_{name.upper()}, default {field.default}]",
-        )
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(host=args.host, port=args.port)
-    except SettingsError as error:
-        print(f"frontend: {error}", file=sys.stderr)
-        return 2
+def _create_app(settings: Settings) -> FastAPI:
+    from .app import create_app  # after logging is set up, so start-up lines are JSON too
 
-    configure_logging(settings.log_level)
-    from .app import create_app  # after logging, so start-up lines are JSON too
-
-    serve(create_app(settings), settings.host, settings.port)
-    return 0
+    return create_app(settings)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from sandbox_telemetry import SettingsError, read_settings
+from sandbox_telemetry.settings import LogLevel, SettingsError, read_settings
 
 __all__ = ["Settings", "SettingsError", "browser_traces_url", "load_settings"]
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
 """The OpenTelemetry SDK's own default for OTLP over HTTP."""
 

@@ -8,6 +8,7 @@ how long to wait, and what each failure means to the person who clicked.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -54,7 +55,8 @@ class DiceRoller:
     ) -> None:
         self.base_url = base_url
         self.timeout_seconds = timeout_seconds
-        # One timeout for the whole call (connect, send, wait, read): nothing hangs.
+        # httpx's timeout bounds each step (connect, each read); the whole call is
+        # bounded in `roll`, so a dice-roller that trickles its answer cannot hang us.
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout_seconds, transport=transport
         )
@@ -68,8 +70,9 @@ class DiceRoller:
             return UpstreamFailure(reason, status, detail, time.perf_counter() - started)
 
         try:
-            response = await self.client.get("/roll", params={"die": die})
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.timeout_seconds):
+                response = await self.client.get("/roll", params={"die": die})
+        except (httpx.TimeoutException, TimeoutError):
             raise failure(
                 "timeout", 504, f"The dice-roller did not answer within {self.timeout_seconds} s."
             ) from None

@@ -2,13 +2,18 @@
 
 Every service of the sandbox is instrumented the same way::
 
-    configure_logging("INFO")  # every line JSON, with the current span's ids
     provider = create_tracer_provider("dice-roller", "0.1.0")  # exporters from OTEL_*
     app = FastAPI(telemetry=server_spans(provider))  # one server span per request
     registry = new_registry()  # the service's own metric families go here too
     instrument(app, registry, logger)  # HTTP metrics, traceresponse, request lines, /metrics
+    run_service("dice-roller", ..., Settings, "DICE_", load_settings, create_app)
 
-What each call does, and why, is said where it is defined: `logs`, `tracing`, `http`.
+`run_service` reads the settings (`read_settings`: every bad value at once), makes
+every log line JSON with the current span's ids (`configure_logging`) and serves the
+app with uvicorn (`serve`).
+
+What each call does, and why, is said where it is defined: `logs`, `tracing`, `http`,
+`settings`, `server`.
 """
 
 from .http import (
@@ -21,7 +26,7 @@ from .http import (
     request_fields,
 )
 from .logs import configure_logging, cut_text
-from .server import serve
+from .server import run_service, serve
 from .settings import SettingsError, read_settings
 from .tracing import create_tracer_provider, current_exemplar, current_ids, server_spans
 
@@ -40,6 +45,7 @@ __all__ = [
     "new_registry",
     "read_settings",
     "request_fields",
+    "run_service",
     "serve",
     "server_spans",
 ]

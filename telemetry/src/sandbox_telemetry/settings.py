@@ -8,15 +8,20 @@ the same pass, so a typo stops the service rather than silently losing its trace
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from .tracing import otel_problems
 
-__all__ = ["SettingsError", "read_settings"]
+__all__ = ["LogLevel", "SettingsError", "read_settings"]
 
 Model = TypeVar("Model", bound=BaseModel)
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+]
+"""A service's lowest logged level, in any case (`info` is INFO)."""
 
 
 class SettingsError(Exception):
