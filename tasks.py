@@ -114,7 +114,7 @@ def _realstack_stage(args: list[str]) -> int:
     return 0 if known.build_only else int(known.stage)
 
 
-PACKAGES = ("dice-roller", "telemetry", "traffic-gen")
+PACKAGES = ("dice-roller", "frontend", "telemetry", "traffic-gen")
 """The workspace members that ship: each declares exactly what it imports."""
 
 

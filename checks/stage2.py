@@ -68,7 +68,10 @@ HINT_LOGS = (
 
 def run_stage2_checks(ctx: Context, run: Run) -> None:
     run.check(
-        GROUP, "The frontend answers a roll: GET /api/roll?die=fair", HINT_FRONTEND, lambda: _roll(ctx)
+        GROUP,
+        "The frontend answers a roll: GET /api/roll?die=fair",
+        HINT_FRONTEND,
+        lambda: _roll(ctx),
     )
     with run.relying_on(ctx.frontend, ctx.tempo):
         run.check(
@@ -206,4 +209,3 @@ def _both_logs(ctx: Context) -> str:
         raise Failed(f"Loki did not find lines of both services for the trace: {query}")
     lines = ", ".join(f"{count} from {name}" for name, count in sorted(counts.items()))
     return f"{lines}: {query}"
-

@@ -163,7 +163,11 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
             if kind == "prometheus":
                 expr = substitute(target["expr"], context)
                 data = real.prometheus(
-                    expr, "/api/v1/query_range", start=str(real.started - 60), end=str(end), step="5"
+                    expr,
+                    "/api/v1/query_range",
+                    start=str(real.started - 60),
+                    end=str(end),
+                    step="5",
                 )
                 if not data["result"]:
                     empty.append(panel["title"])
