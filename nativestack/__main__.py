@@ -49,16 +49,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("The stack is up (Ctrl-C stops it):", flush=True)
             print(stack.describe())
             print(f"Logs: {stack.state_dir / 'logs'}", flush=True)
+            stage_options = (
+                [("stage", "2"), ("frontend-url", stack.frontend_url)] if args.stage >= 2 else []
+            )
             print(
                 "Check it box by box:  python3 tasks.py verify "
                 + " ".join(
-                    f"--{name}-url {url}"
-                    for name, url in (
-                        ("service", stack.service_url),
-                        ("prometheus", stack.prometheus_url),
-                        ("loki", stack.loki_url),
-                        ("tempo", stack.tempo_url),
-                        ("alloy", stack.alloy_url),
+                    f"--{name} {value}"
+                    for name, value in (
+                        *stage_options,
+                        ("service-url", stack.service_url),
+                        ("prometheus-url", stack.prometheus_url),
+                        ("loki-url", stack.loki_url),
+                        ("tempo-url", stack.tempo_url),
+                        ("alloy-url", stack.alloy_url),
                     )
                 ),
                 flush=True,

@@ -4,12 +4,14 @@ module says so in one line."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from nativestack.build import BuildError, _failure
-from nativestack.stack import Component, NativeStackError, _wait_ready
+from nativestack.stack import Component, NativeStackError, _wait_ready, native_stack
+from nativestack.substitutions import ROOT
 
 
 def test_a_component_that_exits_while_starting_is_named_with_its_command_and_log(
@@ -50,3 +52,22 @@ def test_a_failed_build_names_the_component_the_command_and_the_logs_last_lines(
     assert message.startswith("building loki failed: `go build ./cmd/loki`")
     assert "line 99" in message and "line 70" not in message
     assert isinstance(BuildError(message), RuntimeError)
+
+
+def test_a_stage_the_native_stack_does_not_run_is_refused_before_anything_starts() -> None:
+    stack = native_stack(stage=3)
+    with pytest.raises(NativeStackError, match=r"stage 3: the native stack runs stages \[1, 2\]"):
+        stack.__enter__()
+
+
+def test_realstack_names_the_stages_it_runs_in_its_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nativestack", "--stage", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--stage: invalid choice: 3 (choose from 1, 2)" in result.stderr
+    assert "Traceback" not in result.stderr
