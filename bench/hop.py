@@ -79,7 +79,8 @@ class Chain:
         return (self.frontend if route == THROUGH else self.dice_roller).roll_url
 
     def pids(self, route: str) -> tuple[int, ...]:
-        """The processes a request on `route` runs in (the receiver's CPU is the bench's)."""
+        """The processes a request on `route` runs in, the frontend first when it is one
+        of them (the receiver's CPU is the bench's)."""
         if route == THROUGH:
             return (self.frontend.process.pid, self.dice_roller.process.pid)
         return (self.dice_roller.process.pid,)
@@ -91,6 +92,7 @@ class Runs:
 
     results: list[WrkResult] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # µs per request, every process of the route
+    frontend_cpu: list[float] = field(default_factory=list)  # µs per request, the frontend's
     rolled: list[int] = field(default_factory=list)  # the dice-roller's rolls during each run
 
 
@@ -163,13 +165,16 @@ def _frontend_env(receiver: BenchReceiver, dice_roller: Server) -> dict[str, str
 
 def _measure(chain: Chain, route: str, connections: int, plan: HopPlan, runs: Runs) -> None:
     pids = chain.pids(route)
-    cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     rolls_before = _rolls(chain.dice_roller)
     result = run_wrk(chain.url(route), connections, plan.seconds)
     time.sleep(plan.pause_seconds)  # the batch of spans in flight is part of the cost
-    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    per_request = 1e6 / max(result.requests, 1)
     runs.results.append(result)
-    runs.cpu.append(cpu / max(result.requests, 1) * 1e6)
+    runs.cpu.append(sum(cpu) * per_request)
+    if route == THROUGH:
+        runs.frontend_cpu.append(cpu[0] * per_request)
     runs.rolled.append(_rolls(chain.dice_roller) - rolls_before)
 
 
@@ -222,6 +227,7 @@ def _print_load(report: Report, connections: int, runs: dict[tuple[int, str, str
                     statistics.median(x.p50 for x in r.results) * 1000,
                     statistics.median(x.p99 for x in r.results) * 1000,
                     statistics.median(r.cpu),
+                    statistics.median(r.frontend_cpu) if r.frontend_cpu else "-",
                     sum(x.errors for x in r.results),
                     " ".join(f"{rate:.0f}" for rate in rates),
                 ]
@@ -231,6 +237,7 @@ def _print_load(report: Report, connections: int, runs: dict[tuple[int, str, str
                 "p50_seconds": [x.p50 for x in r.results],
                 "p99_seconds": [x.p99 for x in r.results],
                 "cpu_microseconds_per_request": r.cpu,
+                "frontend_cpu_microseconds_per_request": r.frontend_cpu,
                 "errors": sum(x.errors for x in r.results),
                 "requests": sum(x.requests for x in r.results),
                 "rolled": sum(r.rolled),
@@ -243,6 +250,7 @@ def _print_load(report: Report, connections: int, runs: dict[tuple[int, str, str
             "p50 ms",
             "p99 ms",
             "CPU µs/req",
+            "of it frontend",
             "errors",
             "req/s per round",
         ],

@@ -49,7 +49,13 @@ def test_quick_hop_run_reports_both_routes_with_tracing_off_and_on(tmp_path: Pat
                 assert len(p50s) == len(p99s) == len(runs["requests_per_second"]) >= 1
                 assert all(positive(v) for v in (*p50s, *p99s, *runs["requests_per_second"]))
                 assert all(p99 >= p50 for p50, p99 in zip(p50s, p99s, strict=True)), runs
-                assert all(positive(c) for c in runs["cpu_microseconds_per_request"]), runs
+                cpu = runs["cpu_microseconds_per_request"]
+                assert all(positive(c) for c in cpu), runs
+                frontend_cpu = runs["frontend_cpu_microseconds_per_request"]
+                if route == "through":  # the frontend's own share of the chain's CPU
+                    assert all(0 < f <= c for f, c in zip(frontend_cpu, cpu, strict=True)), runs
+                else:
+                    assert frontend_cpu == []
                 assert runs["requests"] > 0
             # Each answer through the frontend was a roll the dice-roller's own
             # dice_rolls_total counted (more: requests in flight when wrk stopped).
