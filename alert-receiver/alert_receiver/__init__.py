@@ -9,6 +9,7 @@ It is written with the standard library only: there is nothing to install or loc
 its image is the pinned Python base plus this folder, and the tests and the native
 stack put the folder on the import path (alert-receiver/README.md).
 
+- `limits`: every bound it keeps against what a client sends, and how it cuts text;
 - `payload`: reading a webhook payload into lines, or saying what is wrong with it;
 - `server`: the HTTP endpoints;
 - `cli`: the `python -m alert_receiver` command.

@@ -2,83 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.alert_receiver.payloads import alert, payload
-from tests.support.paths import ROOT
-from tests.support.processes import wait_until_ready
+from tests.alert_receiver.running import (
+    PACKAGE_DIR,
+    Receiver,
+    raw_request,
+    start,
+    stop,
+    wait_ready,
+)
 from tests.support.tools import free_port
-
-PACKAGE_DIR = ROOT / "alert-receiver"
-
-
-@dataclass
-class Receiver:
-    process: subprocess.Popen[bytes]
-    url: str
-    stdout: Path
-    stderr: Path
-
-    def alert_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.read_text().splitlines()]
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stderr.read_text().splitlines()]
-
-
-def start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Receiver:
-    stdout, stderr = tmp / "stdout", tmp / "stderr"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "alert_receiver", *args],
-            env={**os.environ, "PYTHONPATH": str(PACKAGE_DIR), **(env or {})},
-            stdout=out,
-            stderr=err,
-        )
-    port = (
-        args[args.index("--port") + 1] if "--port" in args else (env or {})["ALERT_RECEIVER_PORT"]
-    )
-    return Receiver(process, f"http://127.0.0.1:{port}", stdout, stderr)
-
-
-def stop(receiver: Receiver) -> int:
-    receiver.process.send_signal(signal.SIGTERM)
-    try:
-        return receiver.process.wait(timeout=10)
-    finally:
-        if receiver.process.poll() is None:
-            receiver.process.kill()
-
-
-def wait_ready(receiver: Receiver) -> None:
-    wait_until_ready(
-        receiver.process,
-        f"{receiver.url}/ready",
-        name="alert-receiver",
-        output=receiver.stderr.read_text,
-        timeout=20,
-    )
-
-
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    running = start(tmp_path_factory.mktemp("receiver"), "--port", str(free_port()))
-    wait_ready(running)
-    yield running
-    stop(running)
 
 
 def test_it_says_what_it_is(receiver: Receiver) -> None:
@@ -132,16 +74,6 @@ def test_unknown_paths_and_methods_say_what_there_is(receiver: Receiver) -> None
     assert "POST /alerts" in missing.json()["endpoints"]
     wrong_method = httpx.get(f"{receiver.url}/alerts", timeout=5)
     assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
-
-
-def raw_request(url: str, request: bytes) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_a_body_without_length_or_too_long_is_refused_unread(receiver: Receiver) -> None:
