@@ -15,7 +15,14 @@ from typing import Any
 
 from .paths import ROOT
 
-__all__ = ["SHIPPED_FLAGS", "copy_shipped", "edit_flags", "select_variants", "write_raw"]
+__all__ = [
+    "SHIPPED_FLAGS",
+    "copy_shipped",
+    "edit_flags",
+    "select_variants",
+    "write_many_flags",
+    "write_raw",
+]
 
 SHIPPED_FLAGS = ROOT / "stack" / "flags" / "flags.json"
 
@@ -51,3 +58,23 @@ def write_raw(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def write_many_flags(path: Path, count: int) -> int:
+    """Replace the file with the shipped flags and `count` more of no use, written a
+    flag at a time so the writer never holds the whole text; returns the file's size."""
+    shipped = json.loads(SHIPPED_FLAGS.read_text(encoding="utf-8"))
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write('{"flags": {')
+        for key, definition in shipped["flags"].items():
+            file.write(f"{json.dumps(key)}: {json.dumps(definition)},\n")
+        for number in range(count):
+            comma = "," if number < count - 1 else ""
+            file.write(
+                f'"filler-{number:06d}": {{"state": "ENABLED", "defaultVariant": "off", '
+                f'"variants": {{"on": 1.0, "off": 0.0}}}}{comma}\n'
+            )
+        file.write("}}\n")
+    os.replace(temporary, path)
+    return path.stat().st_size

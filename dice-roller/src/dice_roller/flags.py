@@ -5,8 +5,10 @@ does, the numbers it accepts and its shipped default (the spec's behaviour). The
 (stack/flags/flags.json) holds the variants a user or a drill picks from.
 
 OpenFeature's client evaluates each flag on every roll it applies to, with flagd's
-in-process file provider (no flagd server), which polls the file and reloads it when
-it changes. The OpenTelemetry hook records every evaluation on the request's span.
+in-process file provider (no flagd server). The file is watched by flag_file.py, not by
+flagd: it polls the file and hands flagd its flags when its content changes, and refuses
+what is not a regular file or is over 1 MiB. The OpenTelemetry hook records every
+evaluation on the request's span.
 Without a flag file every flag keeps its default: the spec, as the settings say.
 """
 
@@ -27,13 +29,14 @@ from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
-from openfeature.exception import ErrorCode
+from openfeature.exception import ErrorCode, FlagNotFoundError, OpenFeatureError
 from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
 from openfeature.hook import HookContext, HookHints
 from openfeature.provider.no_op_provider import NoOpProvider
 from sandbox_telemetry import current_ids
 
 from .dice import DieType
+from .flag_file import FlagFile
 from .settings import Settings
 
 __all__ = [
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 POLL_SECONDS = 0.5
-"""How often the provider looks for a change of the file."""
+"""How often the watcher looks for a change of the file."""
 
 log = logging.getLogger("dice_roller.flags")
 
@@ -151,18 +154,16 @@ class FaultFlags:
                 "risky-failure-rate decides",
                 logging.WARNING,
             )
-        logging.getLogger("openfeature.contrib").addFilter(_drop_watcher_tracebacks)
         # A domain per instance: the OpenFeature API is global, and tests build many apps.
         self.domain = f"dice-roller-{next(_domains)}"
         self.client = client = api.get_client(self.domain)
         client.add_hooks([ChangedFlagsHook()])
         for event in _EVENTS:
             client.add_handler(event, self._on_event)
-        provider = FlagdProvider(
-            resolver_type=ResolverType.FILE,
-            offline_flag_source_path=str(self.path),
-            deadline_ms=int(POLL_SECONDS * 1000),  # the file provider's poll interval
+        self._provider = provider = FlagdProvider(
+            resolver_type=ResolverType.FILE, offline_flag_source_path=str(self.path)
         )
+        FlagFile.install(provider, POLL_SECONDS)
         with contextlib.suppress(Exception):  # a PROVIDER_ERROR event says what is wrong
             api.set_provider_and_wait(provider, self.domain)
             self._loaded = True
@@ -197,13 +198,15 @@ class FaultFlags:
         if self.client is not None:
             for event in _EVENTS:
                 self.client.remove_handler(event, self._on_event)
+            with self._lock:
+                self._announced = None  # events already queued for handlers say nothing
             api.set_provider(NoOpProvider(), self.domain)  # shuts the watcher down
 
     def _on_event(self, details: EventDetails) -> None:
         """The provider (re)loaded the file, or could not: say what changed, once."""
         with self._lock:
             if self.client is None or self._announced is None:
-                return  # still starting: __init__ announces what it finds
+                return  # still starting (__init__ announces what it finds), or closed
             if details.error_code == ErrorCode.PROVIDER_NOT_READY:
                 return  # the first read failed; the watcher's next poll says why
             if details.error_code is not None:
@@ -214,11 +217,15 @@ class FaultFlags:
                 self._failing = True
                 return
             self._loaded = True
-            unknown = [key for key in details.flags_changed or () if key not in self.defaults]
+            unknown = sorted(  # the changed keys include those the file no longer has
+                key
+                for key in details.flags_changed or ()
+                if key not in self.defaults and _has_flag(self._provider, key)
+            )
             if unknown:
                 self._say_once(
                     f"Flags in {self.path} that the service does not know (a typo?): "
-                    f"{', '.join(unknown)}; it knows: {', '.join(self.defaults)}",
+                    f"{_listed(unknown)}; it knows: {', '.join(self.defaults)}",
                     logging.WARNING,
                 )
             away = self._away_from_default(self.client)
@@ -284,6 +291,20 @@ _EVENTS = (
 )
 
 
-def _drop_watcher_tracebacks(record: logging.LogRecord) -> bool:
-    """flagd's watcher logs a traceback on every poll of a bad file; we say it once."""
-    return record.funcName != "handle_error"
+def _has_flag(provider: FlagdProvider, key: str) -> bool:
+    """Whether the file has `key`, asked of flagd itself: the client may already have
+    another provider (the app shutting down)."""
+    try:
+        provider.resolve_float_details(key, 0.0)
+    except FlagNotFoundError:
+        return False
+    except OpenFeatureError:  # there, but not a number
+        pass
+    return True
+
+
+def _listed(names: list[str], most: int = 5) -> str:
+    """The first `most` of `names` for a log line, and how many more: a file may hold
+    thousands, with long names."""
+    more = f" and {len(names) - most:,} more" if len(names) > most else ""
+    return ", ".join(name[:80] for name in names[:most]) + more
