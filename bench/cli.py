@@ -4,6 +4,7 @@
     python -m bench --quick               # a smoke run: seconds per part, nothing judged
     python -m bench --only overhead,memory
     python -m bench --only hop            # the frontend hop alone, under 2 minutes
+    python -m bench --only limits         # the server's limits against none, under a minute
     python -m bench --json results.json   # also write the figures as JSON
 
 Figures are compared only with a baseline measured in the same run: on a shared
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from .concurrency import ConcurrencyPlan, MemorySamples, run_concurrency
 from .hop import HopPlan, run_hop
+from .limits import LimitsPlan, run_limits
 from .machine import describe_machine, raise_file_limit
 from .memory import SoakPlan, run_memory
 from .overhead import OverheadPlan, run_overhead
@@ -31,7 +33,7 @@ from .wrk import WrkError, find_wrk
 
 __all__ = ["PARTS", "main"]
 
-PARTS = ("overhead", "concurrency", "memory", "visibility", "traffic", "hop")
+PARTS = ("overhead", "concurrency", "memory", "visibility", "traffic", "hop", "limits")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Plans:
     visibility: VisibilityPlan
     traffic_seconds: float
     hop: HopPlan
+    limits: LimitsPlan
 
 
 FULL_PLANS = Plans(
@@ -51,6 +54,7 @@ FULL_PLANS = Plans(
     visibility=VisibilityPlan(requests=20),
     traffic_seconds=10,
     hop=HopPlan(rounds=3, seconds=3),
+    limits=LimitsPlan(rounds=3, seconds=5),
 )
 QUICK_PLANS = Plans(
     overhead=OverheadPlan(rounds=1, seconds=1, pause_seconds=0.5),
@@ -59,6 +63,7 @@ QUICK_PLANS = Plans(
     visibility=VisibilityPlan(requests=3, max_gap_seconds=0.3),
     traffic_seconds=1,
     hop=HopPlan(rounds=1, seconds=1, pause_seconds=0.2),
+    limits=LimitsPlan(rounds=1, seconds=1, pause_seconds=0.2),
 )
 
 
@@ -128,6 +133,8 @@ def _run(report: Report, plans: Plans, parts: tuple[str, ...], tmp: Path) -> Non
         run_traffic(report, plans.traffic_seconds, tmp)
     if "hop" in parts:
         run_hop(report, plans.hop, tmp)
+    if "limits" in parts:
+        run_limits(report, plans.limits, tmp)
 
 
 def _print_header(machine: dict[str, str], command: str, open_files: int) -> None:

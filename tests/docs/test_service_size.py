@@ -10,8 +10,10 @@ import sys
 from tests.docs.readme import ROOT
 
 README = ROOT / "dice-roller" / "README.md"
-LIMIT = 600
-"""The whole service, in lines of code, stays under this: it is read in one sitting."""
+LIMIT = 650
+"""The whole service, in lines of code, stays under this: it is read in one sitting.
+(600 until the flag file needed a watcher of our own, flag_file.py, 104 lines: flagd's
+applies a file only when its mtime grows, and blocks on a FIFO; docs/reliability.md.)"""
 
 
 def count(*folders: str) -> dict[str, int]:

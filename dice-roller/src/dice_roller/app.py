@@ -32,6 +32,7 @@ from sandbox_telemetry import (
     request_fields,
     server_spans,
 )
+from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
 from .dice import DieFailure, DieType, draw_delay, roll
@@ -89,6 +90,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         description="Rolls dice slowly, and sometimes fails, so there is something to observe.",
         lifespan=lifespan,
         telemetry=server_spans(provider),
+        **web_defaults(),  # /docs and /redoc offline, redirects on the service
     )
     instrument(app, registry, log)
 

@@ -37,6 +37,7 @@ from sandbox_telemetry import (
     request_fields,
     server_spans,
 )
+from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
 from .browser import EXPORT_PATH, BrowserSpans
@@ -98,6 +99,7 @@ def create_app(
         description="A page to roll dice on; every roll is a call to the dice-roller.",
         lifespan=lifespan,
         telemetry=server_spans(provider, untraced_paths=("/metrics", "/static", EXPORT_PATH)),
+        **web_defaults(),  # /docs and /redoc offline, redirects on the service
     )
     instrument(app, registry, log)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

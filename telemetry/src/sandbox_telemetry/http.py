@@ -28,7 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .logs import cut_text
+from .logs import cut_text, handling_cancellation
 from .tracing import current_exemplar, current_ids
 
 __all__ = [
@@ -118,7 +118,7 @@ def _exchange(scope: Scope, status: int, seconds: float) -> dict[str, Any]:
     fields["status"] = status
     fields["duration_seconds"] = round(seconds, 6)
     if scope.get("client"):
-        fields["client"] = "{}:{}".format(*scope["client"])
+        fields["client"] = cut_text("{}:{}".format(*scope["client"]), MAX_FIELD_CHARS)
     return fields
 
 
@@ -178,6 +178,8 @@ class RequestTelemetry:
             if not scope.get(_LOGGED):
                 message = "Request failed" if status >= 500 else "Request completed"
                 level = logging.ERROR if status >= 500 else logging.INFO
+                if handling_cancellation():  # the shutdown grace is over; uvicorn answers 500
+                    message, level = "Request cancelled at shutdown", logging.WARNING
                 self.log.log(level, message, extra=_exchange(scope, status, seconds))
 
     def _measure(self, scope: Scope, status: int, seconds: float) -> None:

@@ -7,6 +7,7 @@ the line is written: that is what lets Grafana jump from a trace to its logs and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
@@ -24,9 +25,11 @@ __all__ = [
     "ExportWarningLimiter",
     "JsonLogFormatter",
     "MessageLengthLimiter",
+    "ShutdownCancellationFilter",
     "TraceContextFilter",
     "configure_logging",
     "cut_text",
+    "handling_cancellation",
 ]
 
 MAX_MESSAGE_CHARS = 2048
@@ -40,6 +43,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(JsonLogFormatter())
     handler.addFilter(TraceContextFilter())
     handler.addFilter(ExportWarningLimiter())
+    handler.addFilter(ShutdownCancellationFilter())
     handler.addFilter(MessageLengthLimiter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -88,31 +92,57 @@ class TraceContextFilter(logging.Filter):
 
 
 class ExportWarningLimiter(logging.Filter):
-    """Lets OpenTelemetry's own warnings through at most once per `interval` seconds.
+    """Lets each OpenTelemetry logger's warnings through at most once per `interval`
+    seconds.
 
     With no collector listening, the exporter fails every batch, once a second; one
-    line now and then says so without drowning the service's own lines.
+    line now and then says so without drowning the service's own lines. Each logger
+    has a budget of its own: the propagators warn about a client's `traceparent`,
+    `tracestate` or `baggage` header, and a client must not spend the budget of the
+    exporter's warning that spans are being lost. Logger names come from
+    OpenTelemetry's modules, so the budgets are few.
     """
 
     def __init__(self, interval: float = 60.0) -> None:
         super().__init__()
         self.interval = interval
         self._lock = threading.Lock()
-        self._next_allowed = 0.0
-        self._suppressed = 0
+        self._next_allowed: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("opentelemetry"):
             return True
         with self._lock:
             now = time.monotonic()
-            if now < self._next_allowed:
-                self._suppressed += 1
+            if now < self._next_allowed.get(record.name, 0.0):
+                self._suppressed[record.name] += 1
                 return False
-            self._next_allowed = now + self.interval
-            record.suppressed_since_last = self._suppressed
-            self._suppressed = 0
+            self._next_allowed[record.name] = now + self.interval
+            record.suppressed_since_last = self._suppressed.get(record.name, 0)
+            self._suppressed[record.name] = 0
         return True
+
+
+def handling_cancellation() -> bool:
+    """Whether the exception passing through the caller's `except` or `finally` is its
+    task's cancellation. For a request, uvicorn's doing: it cancels those still running
+    at the shutdown grace limit (`timeout_graceful_shutdown`), and at no other time."""
+    return isinstance(sys.exception(), asyncio.CancelledError)
+
+
+class ShutdownCancellationFilter(logging.Filter):
+    """Drops uvicorn's traceback of a request it cancelled at the shutdown grace limit.
+
+    After `timeout_graceful_shutdown`, uvicorn cancels the requests still running and
+    logs each one's `CancelledError` as "Exception in ASGI application", a 4 KB
+    traceback that only shows where the request was waiting. `RequestTelemetry`
+    writes the request's own line instead: "Request cancelled at shutdown".
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.name == "uvicorn.error" and isinstance(error, asyncio.CancelledError))
 
 
 def cut_text(text: str, max_chars: int) -> str:
