@@ -233,7 +233,7 @@ def test_half_a_request_is_not_held_indefinitely() -> None:
 
 def send_huge_header(port: int, size: int) -> tuple[int | None, int]:
     """A roll with an `X-Pad` header of `size` bytes, written 1 MiB at a time for as long
-    as the service reads; (the status it answered, bytes written before it stopped).
+    as the service takes it; (the status it answered, bytes written before it stopped).
 
     A plain blocking socket: once a write fails, asyncio's streams drop what the service
     had already answered, where the socket still holds it to read.
@@ -294,7 +294,9 @@ def test_an_enormous_header_is_refused_early_and_memory_stays_bounded() -> None:
             slowest_roll_seconds=round(max(latencies, default=float("nan")), 3),
         )
         assert status in (400, 431), status
-        assert written < size, "the service read the whole 40 MB"
+        # Past the limit the service drops what still arrives (for LINGER_SECONDS) rather
+        # than resetting the connection, so the client reads its 431: a fast client may
+        # write all 40 MB meanwhile, and none of it is kept (the memory bound below).
         assert growth < 32 * MiB
 
 

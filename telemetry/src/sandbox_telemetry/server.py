@@ -94,6 +94,10 @@ LIMITS_REPORT_SECONDS = 60
 """Connections closed at these limits are counted and reported in one line: the first a
 second after the first closure (a burst is one line), then at most one line per this
 many seconds, however many sockets misbehave."""
+LINGER_SECONDS = 2.0
+"""After a refusal (431, 408, 503), what the client is still sending is read and dropped
+for up to this long before the connection closes. Closed at once, the socket would
+answer the rest with a reset, and the client could lose the refusal it had not read."""
 LIMITS_MESSAGE = "Connections closed at the server's limits"
 TRUSTED_PROXIES_VARIABLE = "FORWARDED_ALLOW_IPS"
 """Uvicorn's own variable: the proxies (addresses or networks, comma-separated) whose
@@ -150,6 +154,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes: int | None = 0
         self.head_timer: asyncio.TimerHandle | None = None
         self.waiting_since = 0.0
+        self.refused = False  # answered at a limit: what still arrives is dropped
         self._await_head()
         if len(self.connections) > connection_limit():
             self._make_room()
@@ -159,6 +164,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
         if self.head_bytes is None or self.head_bytes + len(data) <= MAX_HEADER_BYTES:
             if self.head_bytes is not None:
                 self.head_bytes += len(data)
@@ -227,12 +234,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _close(self, reason: str, status: int | None = None, text: str = "") -> None:
         """Answer `status` (if any) and close, counting the connection under `reason`."""
         self._stop_head_timer()
-        if status is not None:
-            body = text.encode()
-            head = b"content-type: text/plain\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
-            self.transport.write(STATUS_LINE[status] + head % len(body) + body)
-        self.transport.close()
         _closed_at_limits.count(reason, self.loop, len(self.connections))
+        if status is None or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        body = text.encode()
+        head = b"content-type: text/plain\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
+        self.transport.write(STATUS_LINE[status] + head % len(body) + body)
+        self.transport.write_eof()  # the answer is whole; the client's rest is dropped
+        self.refused = True
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 class ClosedAtLimits:
