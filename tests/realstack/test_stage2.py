@@ -30,7 +30,7 @@ from tests.dashboard.model import DATASOURCES_DIR, STAGE2_DASHBOARD_PATH, load_d
 from tests.realstack.conftest import RealStack, eventually, roll
 from tests.support.browser import chromium
 from tests.support.grafana_macros import QueryContext, substitute
-from tests.support.native import NATIVE_SERVICE_ENV
+from tests.support.native import native_service_env
 from tests.support.tools import free_port
 
 pytestmark = [pytest.mark.realstack, pytest.mark.slow]
@@ -53,9 +53,11 @@ class Stage2:
 
 
 @pytest.fixture(scope="module")
-def stage2() -> Iterator[Stage2]:
-    """A stage-2 stack, three rolls clicked in the browser and some through the API."""
-    with native_stack(stage=2, service_env=NATIVE_SERVICE_ENV) as native, chromium() as browser:
+def stage2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage2]:
+    """A stage-2 stack, three rolls clicked in the browser and some through the API, at
+    least one of them failed (the risky die fails half the time, `NATIVE_FLAGS`)."""
+    service_env = native_service_env(tmp_path_factory.mktemp("stage2-flags"))
+    with native_stack(stage=2, service_env=service_env) as native, chromium() as browser:
         page = browser.new_page()
         page.goto(native.frontend_url)
         clicked: list[str] = []
@@ -75,6 +77,9 @@ def stage2() -> Iterator[Stage2]:
         )
         page.close()
         rolls = roll(f"{native.frontend_url}/api", ["fair", "risky"] * 5)
+        # The dashboard's failed-calls queries need a failed call: roll on until one is.
+        while not any(r.status == 502 for r in rolls) and len(rolls) < 100:
+            rolls += roll(f"{native.frontend_url}/api", ["risky"] * 5)
         yield Stage2(RealStack(native, rolls, native.started), clicked)
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import openfeature._event_support
 import pytest
 from dice_roller.dice import DieType
 from dice_roller.flags import (
@@ -268,6 +271,33 @@ def test_a_bad_file_at_start_gives_the_shipped_defaults_until_it_is_fixed(
         copy_shipped(tmp_path, {"fair-failure-rate": "half"})
         eventually(lambda: value_of(flags, FAIR_FAILURE_RATE)() == 0.5, "the fixed file", WAIT)
     assert_no_traceback(caplog)
+
+
+class LateExecutor(ThreadPoolExecutor):
+    """OpenFeature's event-handler pool on a busy machine: each handler starts late."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def late() -> Any:
+            time.sleep(0.3)
+            return fn(*args, **kwargs)
+
+        return super().submit(late)
+
+
+def test_late_event_handlers_do_not_make_a_bad_file_look_once_good(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenFeature runs handlers on a pool: the no-op provider's READY, sent when the
+    handler is added, may arrive after flagd's provider has replaced it."""
+    caplog.set_level(logging.INFO)
+    with LateExecutor() as late:
+        monkeypatch.setattr(openfeature._event_support, "_event_executor", late)
+        path = tmp_path / "flags.json"
+        path.write_text("not json", encoding="utf-8")
+        with watching(path):
+            eventually(lambda: flag_records(caplog), "a line about the bad file", WAIT)
+    [line] = flag_records(caplog)
+    assert "using the shipped defaults" in line
 
 
 def test_a_file_that_goes_missing_keeps_the_last_good_values(

@@ -207,6 +207,8 @@ class FaultFlags:
         with self._lock:
             if self.client is None or self._announced is None:
                 return  # still starting (__init__ announces what it finds), or closed
+            if details.provider_name != self._provider.get_metadata().name:
+                return  # the no-op provider's READY, which add_handler sent on a thread
             if details.error_code == ErrorCode.PROVIDER_NOT_READY:
                 return  # the first read failed; the watcher's next poll says why
             if details.error_code is not None:
