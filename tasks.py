@@ -3,7 +3,7 @@
 
     python3 tasks.py run        # the service alone, on http://127.0.0.1:8100
     python3 tasks.py test       # the whole test suite
-    python3 tasks.py realstack  # the stack as plain processes, no Docker (docs/native-stack.md)
+    python3 tasks.py nativestack  # the stack as plain processes, no Docker (docs/native-stack.md)
     python3 tasks.py lint       # ruff, mypy and deptry
     python3 tasks.py bench      # the benchmarks (see docs/performance.md)
     python3 tasks.py verify     # check a running stack, box by box (see README)
@@ -14,7 +14,7 @@ Each command first makes sure uv is there (installing it with pip if not) and th
 the virtual environment matches uv.lock, so there is no separate set-up step. `test`
 also installs what the suite runs for real: Debian's wrk, iproute2, make and chromium (as
 root), the query grammars from npm, the page's tracing bundle (built with npm, as
-`realstack --stage 2` does too), and the Go builds of Prometheus, Alertmanager, Loki and
+`nativestack --stage 2` does too), and the Go builds of Prometheus, Alertmanager, Loki and
 Alloy.
 """
 
@@ -44,13 +44,16 @@ def main(argv: list[str]) -> int:
     commands = {
         "run": run,
         "test": test,
-        "realstack": realstack,
+        "nativestack": nativestack,
         "lint": lint,
         "bench": bench,
         "verify": verify,
         "drill": drill,
         "audit": audit,
     }
+    if argv and argv[0] in RENAMED:
+        print(f"`tasks.py {argv[0]}` is now `tasks.py {RENAMED[argv[0]]}`", file=sys.stderr)
+        argv = [RENAMED[argv[0]], *argv[1:]]
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 2
@@ -83,7 +86,7 @@ def test(args: list[str]) -> int:
         raise SetupError(
             "the suite runs the native stack in network namespaces, which needs root: run "
             "`sudo python3 tasks.py test`, or the rest alone with "
-            "`uv run --frozen pytest -m 'not realstack'`"
+            "`uv run --frozen pytest -m 'not nativestack'`"
         )
     install_system_tools()
     install_grammars()
@@ -94,17 +97,21 @@ def test(args: list[str]) -> int:
     return call([uv, "run", "--frozen", "pytest", *args])
 
 
-def realstack(args: list[str]) -> int:
+RENAMED = {"realstack": "nativestack"}
+"""Old command names that still work, for a while, with a line naming the new one."""
+
+
+def nativestack(args: list[str]) -> int:
     """Prometheus, Alertmanager, Loki, Alloy, a Tempo stand-in, the alert-receiver and the
     service, without Docker."""
     uv = ensure_environment()
-    if _realstack_stage(args) >= 2:  # the frontend serves the bundle
+    if _nativestack_stage(args) >= 2:  # the frontend serves the bundle
         build_browser_bundle()
     return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
 
 
-def _realstack_stage(args: list[str]) -> int:
-    """The stage `realstack` will run: its `--stage` (nativestack's default, 1, without)."""
+def _nativestack_stage(args: list[str]) -> int:
+    """The stage `nativestack` will run: its `--stage` (nativestack's default, 1, without)."""
     import argparse
 
     parser = argparse.ArgumentParser(add_help=False)
@@ -141,7 +148,7 @@ def bench(args: list[str]) -> int:
 
 def verify(args: list[str]) -> int:
     uv = ensure_environment()
-    return call([uv, "run", "--frozen", "python", "-m", "checks", *args])
+    return call([uv, "run", "--frozen", "python", "-m", "verify", *args])
 
 
 def drill(args: list[str]) -> int:

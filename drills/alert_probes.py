@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.logs import json_object, lines_of, loki_streams
-from checks.metrics import prometheus_data
-from checks.model import Failed
+from verify.logs import json_object, lines_of, loki_streams
+from verify.metrics import prometheus_data
+from verify.model import Failed
 
 from .context import DrillContext, Reading, not_yet, seen
 

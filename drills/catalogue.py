@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checks.context import DASHBOARD_FILE, ROOT, SERVICE_NAME
-from checks.otlp_json import ERROR_STATUSES, SERVER_KINDS
-from checks.stage2 import FRONTEND_SERVICE
+from verify.context import DASHBOARD_FILE, ROOT, SERVICE_NAME
+from verify.otlp_json import ERROR_STATUSES, SERVER_KINDS
+from verify.stage2 import FRONTEND_SERVICE
 
 from . import timing
 from .alert_probes import (

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-import checks.cli
+import verify.cli
 
 from . import timing
 from .catalogue import DRILLS
@@ -84,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         urls.add_argument(
             option,
             dest=field,
-            type=checks.cli.base_url,
+            type=verify.cli.base_url,
             metavar="URL",
             help=f"{what} (env {env}; default: {getattr(defaults, field)})",
         )
     urls.add_argument(
         "--timeout",
-        type=checks.cli.seconds(0, inclusive=False),
+        type=verify.cli.seconds(0, inclusive=False),
         metavar="SECONDS",
         help=f"limit for each HTTP call (env VERIFY_TIMEOUT; default: {defaults.timeout:g})",
     )
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument(
         "--round",
         dest="round_seconds",
-        type=checks.cli.seconds(1.0, inclusive=False),
+        type=verify.cli.seconds(1.0, inclusive=False),
         metavar="SECONDS",
         help="length of each generator run, which ends with its chi-square verdict "
         f"(default: {defaults.round_seconds:g})",
@@ -134,14 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument(
         "--give-up",
         dest="give_up",
-        type=checks.cli.seconds(0, inclusive=False),
+        type=verify.cli.seconds(0, inclusive=False),
         metavar="SECONDS",
         help="stop waiting for the signals after this long (default: the drill's own, "
         "from its alert's windows: see --list)",
     )
     pace.add_argument(
         "--poll",
-        type=checks.cli.seconds(0, inclusive=False),
+        type=verify.cli.seconds(0, inclusive=False),
         metavar="SECONDS",
         help=f"time between two rounds of probes (default: {defaults.poll:g})",
     )
@@ -199,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--follow applies to the recovery drill only")
     try:
         settings = read_settings(args, os.environ)
-    except checks.cli.UsageError as error:
-        return checks.cli.report_usage_error(parser, error)
+    except verify.cli.UsageError as error:
+        return verify.cli.report_usage_error(parser, error)
     _stop_on_signals()
     try:
         return run_drill(drill, settings)

@@ -1,6 +1,6 @@
 """What every probe can see: the settings, verify's HTTP helpers, the clock, the traffic.
 
-Probes read the stack through the clients `verify` uses (`checks.http.Api`, and the
+Probes read the stack through the clients `verify` uses (`verify.http.Api`, and the
 Prometheus, Loki and Tempo helpers of `checks`), so a component that is down reads
 the same way in both: one `ApiError` naming it and its URL.
 """
@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.context import Context as VerifyContext
-from checks.http import Api, Component
+from verify.context import Context as VerifyContext
+from verify.http import Api, Component
 
 from .settings import DrillSettings
 from .traffic import Traffic

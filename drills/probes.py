@@ -21,12 +21,12 @@ from typing import Any
 from traffic_gen.report import UNLIKELY_P_VALUE
 from traffic_gen.stats import DIE_FACES
 
-from checks.context import JOB
-from checks.logs import SELECTOR, json_object, lines_of, loki_streams
-from checks.metrics import prometheus_data
-from checks.model import Failed
-from checks.otlp_json import spans_of
-from checks.tempo import tempo_trace
+from verify.context import JOB
+from verify.logs import SELECTOR, json_object, lines_of, loki_streams
+from verify.metrics import prometheus_data
+from verify.model import Failed
+from verify.otlp_json import spans_of
+from verify.tempo import tempo_trace
 
 from .context import DrillContext, Reading, not_yet, seen
 from .timing import OBJECTIVE_SERIES

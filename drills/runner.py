@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from checks.context import ROOT
-from checks.http import Api, ApiError, Component
-from checks.model import Failed
+from verify.context import ROOT
+from verify.http import Api, ApiError, Component
+from verify.model import Failed
 
 from .catalogue import Drill, Plan, Signal
 from .context import DrillContext, Reading, not_yet
@@ -93,9 +93,9 @@ def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...]) -> No
     if problems:
         if "frontend" in needs:
             start = "`docker compose --profile stage2 up -d`, or `sudo python3 tasks.py "
-            start += "realstack --stage 2`"
+            start += "nativestack --stage 2`"
         else:
-            start = "`docker compose up -d`, or `sudo python3 tasks.py realstack`"
+            start = "`docker compose up -d`, or `sudo python3 tasks.py nativestack`"
         raise DrillError(
             "cannot start the drill: "
             + "; ".join(problems)

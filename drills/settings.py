@@ -1,7 +1,7 @@
 """Where the stack is, where the flag file is, how to stop and start a service, and how
 hard and how long to drive it.
 
-The URLs are verify's (`checks.cli`): the same options, the same environment
+The URLs are verify's (`verify.cli`): the same options, the same environment
 variables, the same defaults, so a stack that `python3 tasks.py verify` finds, a
 drill finds too. Alertmanager, which verify does not ask, is added the same way.
 """
@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import checks.cli
-from checks.context import ROOT, TRAFFIC_SCRIPT
-from checks.context import Settings as VerifySettings
+import verify.cli
+from verify.context import ROOT, TRAFFIC_SCRIPT
+from verify.context import Settings as VerifySettings
 
 from .outage import START_COMMAND, STOP_COMMAND
 
@@ -41,7 +41,7 @@ _VERIFY = VerifySettings()
 _URLS = ("--service-url", "--frontend-url", "--prometheus-url", "--loki-url", "--tempo-url")
 URL_OPTIONS: dict[str, tuple[str, str, str]] = {
     option: spec
-    for option, spec in checks.cli.URL_OPTIONS.items()
+    for option, spec in verify.cli.URL_OPTIONS.items()
     if option in (*_URLS, "--grafana-url")
 }
 """option: (DrillSettings field, environment variable, what it is), as verify spells them."""
@@ -98,11 +98,11 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Drill
     """Flags first, then environment variables, then the compose stack's defaults."""
     values: dict[str, object] = {}
     for field, env, _ in URL_OPTIONS.values():
-        value = getattr(args, field) or checks.cli.from_env(environ, env, checks.cli.base_url)
+        value = getattr(args, field) or verify.cli.from_env(environ, env, verify.cli.base_url)
         if value is not None:
             values[field] = value
-    timeout = args.timeout or checks.cli.from_env(
-        environ, "VERIFY_TIMEOUT", checks.cli.seconds(0, inclusive=False)
+    timeout = args.timeout or verify.cli.from_env(
+        environ, "VERIFY_TIMEOUT", verify.cli.seconds(0, inclusive=False)
     )
     if timeout is not None:
         values["timeout"] = timeout
@@ -110,7 +110,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Drill
     if flags_file is not None:
         values["flags_file"] = Path(os.path.expanduser(str(flags_file)))
     for field, env in (("stop_command", STOP_COMMAND_ENV), ("start_command", START_COMMAND_ENV)):
-        command = getattr(args, field) or checks.cli.from_env(environ, env, command_line)
+        command = getattr(args, field) or verify.cli.from_env(environ, env, command_line)
         if command is not None:
             values[field] = command
     for field in ("rate", "round_seconds", "give_up", "poll", "follow"):

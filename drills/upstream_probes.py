@@ -26,11 +26,11 @@ import math
 import time
 from typing import Any
 
-from checks.context import JOB, SERVICE_NAME
-from checks.http import Component
-from checks.otlp_json import ERROR_STATUSES, SERVER_KINDS, spans_of
-from checks.stage2 import FRONTEND_CONTAINER, FRONTEND_JOB, FRONTEND_SERVICE
-from checks.tempo import tempo_trace
+from verify.context import JOB, SERVICE_NAME
+from verify.http import Component
+from verify.otlp_json import ERROR_STATUSES, SERVER_KINDS, spans_of
+from verify.stage2 import FRONTEND_CONTAINER, FRONTEND_JOB, FRONTEND_SERVICE
+from verify.tempo import tempo_trace
 
 from .context import DrillContext, Reading, not_yet, seen
 from .probes import (

@@ -14,5 +14,5 @@ of its own so that the host names of the compose network (`loki:3100`, `tempo:43
 - `substitutions`: every change the native run makes to the shipped configs;
 - `stack`: starting, waiting for and stopping all of it.
 
-`python3 tasks.py realstack` runs it; the test suite's `realstack` tests use it too.
+`python3 tasks.py nativestack` runs it; the test suite's `nativestack` tests use it too.
 """

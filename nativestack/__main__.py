@@ -1,4 +1,4 @@
-"""`python3 tasks.py realstack`: the stack as plain processes, until Ctrl-C or SIGTERM."""
+"""`python3 tasks.py nativestack`: the stack as plain processes, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .stack import NativeStackError, build_all, native_stack, stop_on_sigterm
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 tasks.py realstack",
+        prog="python3 tasks.py nativestack",
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
@@ -69,10 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             threading.Event().wait()
     except (BuildError, NetworkError, NativeStackError) as error:
-        print(f"realstack: {error}", file=sys.stderr)
+        print(f"nativestack: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("realstack: stopped", file=sys.stderr)
+        print("nativestack: stopped", file=sys.stderr)
         return 130
     return 0
 

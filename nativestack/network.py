@@ -63,7 +63,7 @@ def require_network_tools() -> None:
     if os.geteuid() != 0:
         raise NetworkError(
             "the native stack makes network namespaces, which needs root: run it as root "
-            "(e.g. `sudo python3 tasks.py realstack`), or use `docker compose up -d`"
+            "(e.g. `sudo python3 tasks.py nativestack`), or use `docker compose up -d`"
         )
     if shutil.which("ip") is None:
         raise NetworkError("`ip` is missing: install iproute2 (`apt-get install -y iproute2`)")

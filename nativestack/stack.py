@@ -353,5 +353,5 @@ def stop_on_sigterm() -> None:
 
 
 def cached_binaries() -> dict[str, bool]:
-    """Which components are built already (`realstack --status`)."""
+    """Which components are built already (`nativestack --status`)."""
     return {service: build.binary_path(service).is_file() for service in build.PROGRAMS}

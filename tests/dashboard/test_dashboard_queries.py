@@ -55,7 +55,7 @@ def test_log_queries_select_labels_alloy_attaches(dashboard: JSON) -> None:
     """Loki keeps only the labels Alloy's relabel rules write (it drops every `__meta`
     label), so a selector on any other label would match no stream at all. That each
     query finds the service's lines in the real Loki, through the real Alloy, is
-    tests/realstack/test_native_stack.py's to show."""
+    tests/nativestack/live/test_native_stack.py's to show."""
     assert ALLOY_CONFIG.is_file(), f"{ALLOY_CONFIG} is missing"
     text = ALLOY_CONFIG.read_text(encoding="utf-8")
     attached = set(re.findall(r'^\s*target_label\s*=\s*"([^"]+)"', text, flags=re.M))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
-from checks.cli import run_checks
-from checks.context import Settings
-from checks.model import GROUPS
 from tests.docs.readme import ROOT
 from tests.support.tools import free_port
+from verify.cli import run_checks
+from verify.context import Settings
+from verify.model import GROUPS
 
 CHECKLIST = ROOT / "docs" / "checklist.md"
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from checks.context import DASHBOARD_FILE
-from checks.dashboard import load_dashboard, panels_of
 from drills.alert_probes import AlertRef, receiver_query
 from drills.catalogue import DRILLS, ERROR_LINES, LOADED_LINES, SLOW_LINES, STAGE2_DASHBOARD
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
 from drills.timing import DRILL_ALERTS
 from drills.upstream_probes import ends_at_frontend
 from tests.support.grammars import parse_errors_batch, require_grammars
+from verify.context import DASHBOARD_FILE
+from verify.dashboard import load_dashboard, panels_of
 
 
 def _panel_titles(path: Path) -> set[str]:

@@ -22,7 +22,7 @@ from drills.timing import FAST_BURN, LATENCY_ALERT
 from nativestack.stack import NativeStack
 from tests.drills.support import run_drill_module, stack_options
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 PACE = ["--rate", "10", "--round", "20", "--poll", "1"]
 """Rounds of 20 s at 10 requests/s: about 100 rolls per die. The native stack's risky die

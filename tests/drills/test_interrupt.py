@@ -16,7 +16,7 @@ from nativestack.stack import NativeStack
 from tests.drills.support import copy_flags, live_generators, stack_options
 from tests.support.paths import ROOT
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 
 def _wait(

@@ -14,9 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from checks.http import Api
-from checks.logs import json_object
-from checks.otlp_json import ERROR_STATUSES
 from drills.alert_probes import (
     AlertRef,
     alertmanager_holds,
@@ -29,10 +26,13 @@ from drills.flagfile import switched_flags
 from drills.probes import Span, flagged_lines, flagged_spans
 from drills.settings import DrillSettings
 from nativestack.stack import NativeStack
-from tests.realstack.conftest import roll
+from tests.nativestack.live.conftest import roll
 from tests.support.native import NATIVE_FLAGS
+from verify.http import Api
+from verify.logs import json_object
+from verify.otlp_json import ERROR_STATUSES
 
-pytestmark = [pytest.mark.realstack]
+pytestmark = [pytest.mark.nativestack]
 
 WAIT = 90.0
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from checks.http import Api
 from drills.alert_probes import (
     AlertRef,
     alert_pending,
@@ -29,6 +28,7 @@ from drills.settings import DrillSettings
 from drills.timing import DRILL_ALERTS, LATENCY_OBJECTIVE
 from tests.support.prometheus import JOB, Prometheus, running_project_prometheus, running_prometheus
 from tests.support.service import running_service
+from verify.http import Api
 
 ROLLS = 120
 """Rolls of each die: enough for every probe to judge (20 for a ratio, 30 for a skew)."""

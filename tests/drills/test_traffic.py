@@ -14,14 +14,14 @@ from traffic_gen.load import RunTiming
 from traffic_gen.report import render_text, summarize
 from traffic_gen.stats import DIE_FACES, Outcome, RunStats
 
-from checks.context import TRAFFIC_SCRIPT
-from checks.http import Api
 from drills.context import DrillContext
 from drills.probes import generator_flags_skew
 from drills.settings import DrillSettings
 from drills.traffic import Round, Traffic
 from tests.drills.support import live_generators
 from tests.support.service import RunningService
+from verify.context import TRAFFIC_SCRIPT
+from verify.http import Api
 
 
 def _rolls(service: RunningService) -> int:

@@ -37,7 +37,7 @@ from tests.drills.support import (
 from tests.support.native import NATIVE_SERVICE_ENV
 from tests.support.paths import ROOT
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 OUTAGE = [
     "The frontend answers 503",

@@ -60,7 +60,7 @@ def test_a_stage_the_native_stack_does_not_run_is_refused_before_anything_starts
         stack.__enter__()
 
 
-def test_realstack_names_the_stages_it_runs_in_its_usage_error() -> None:
+def test_nativestack_names_the_stages_it_runs_in_its_usage_error() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "nativestack", "--stage", "3"],
         cwd=ROOT,

@@ -4,7 +4,7 @@
 module, nativestack/build.py), check the syntax, that every component exists and
 that every reference names a real export. What the pipeline does at run time (the
 containers it keeps, the labels it writes, where lines and spans arrive) is
-tests/realstack's to show. The tests here tie the config's addresses to the other
+tests/nativestack/live's to show. The tests here tie the config's addresses to the other
 containers' settings.
 """
 

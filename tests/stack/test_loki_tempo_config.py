@@ -437,7 +437,7 @@ def test_loki_is_single_binary_on_tsdb_v13() -> None:
 def test_loki_config_shortens_the_ready_delay_to_at_most_5_seconds() -> None:
     """/ready says 503 for min_ready_duration (15 s by default) after start: the stack's
     start-up waits on it through the healthcheck. That the real Loki does turn ready and
-    healthy on this config is tests/realstack/test_native_stack.py's to show."""
+    healthy on this config is tests/nativestack/live/test_native_stack.py's to show."""
     value = load(LOKI_CONFIG)["ingester"]["lifecycler"]["min_ready_duration"]
     assert value.endswith("s") and not value.endswith("ms") and int(value[:-1]) <= 5, value
 

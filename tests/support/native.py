@@ -22,7 +22,7 @@ def built(service: str, program: str | None = None) -> str:
     if not path.is_file():
         pytest.fail(
             f"{path} is missing: run the suite with `python3 tasks.py test`, which builds "
-            "it first (or build it alone: `python3 tasks.py realstack --build-only`)"
+            "it first (or build it alone: `python3 tasks.py nativestack --build-only`)"
         )
     return str(path)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from checks.service import parse_traceresponse
+from verify.service import parse_traceresponse
 
 from .processes import wait_until_ready
 from .tools import free_port

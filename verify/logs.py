@@ -30,7 +30,7 @@ SELECTOR = f'{{container_name="{CONTAINER}"}}'
 HINT_ALLOY = (
     "Alloy collects the logs: `docker compose ps alloy` should say healthy and "
     "`docker compose logs alloy` shows config errors; without Docker, the terminal of "
-    "`python3 tasks.py realstack` shows Alloy's. Edited stack/alloy/config.alloy? "
+    "`python3 tasks.py nativestack` shows Alloy's. Edited stack/alloy/config.alloy? "
     "`make reload` applies it without a restart."
 )
 HINT_DISCOVERY = (
@@ -38,12 +38,12 @@ HINT_DISCOVERY = (
     "among its targets. It only lists running containers of the compose project dice-sandbox "
     "(the filter in stack/alloy/config.alloy) and needs /var/run/docker.sock mounted; start "
     "the service with `docker compose up -d` at the repository root. Without Docker, "
-    "`python3 tasks.py realstack` gives Alloy a stand-in Docker API that lists the service."
+    "`python3 tasks.py nativestack` gives Alloy a stand-in Docker API that lists the service."
 )
 HINT_LOKI = (
     "Lines reach Loki through Alloy: check the two Alloy boxes above, then the logs of Loki "
     "and Alloy (`docker compose logs loki alloy`, or the terminal of "
-    "`python3 tasks.py realstack`). Loki says 503 for a few seconds after it starts. Roll some "
+    "`python3 tasks.py nativestack`). Loki says 503 for a few seconds after it starts. Roll some "
     "dice (`make traffic`, or `.venv/bin/python traffic-gen/generate_traffic.py`) to write "
     "fresh lines."
 )

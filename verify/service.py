@@ -24,7 +24,7 @@ HINT_DOWN = (
     "Is the service running? With Docker, `docker compose ps` should show dice-roller-stage1 "
     "healthy and `docker compose logs dice-roller` says why not; start it with "
     "`docker compose up -d --build`. Without Docker, start it with `python3 tasks.py run` "
-    "(or the whole stack with `python3 tasks.py realstack`); its terminal says why it "
+    "(or the whole stack with `python3 tasks.py nativestack`); its terminal says why it "
     "stopped. Port 8100 taken by another program (`lsof -i :8100`)?"
 )
 HINT_ROLL = (

@@ -10,7 +10,7 @@ way Grafana's backend does: Prometheus queries against a real Prometheus, with
 macros substituted by `tests.support.grafana_macros`, and Loki queries against the
 real Loki (through the scenarios' proxy, so Loki's faults reach the log panels). Its
 answers, errors included, were compared with Grafana's source (see its docstring for
-the files). Like the proxies, it misbehaves on demand: tests/checks/faults.py.
+the files). Like the proxies, it misbehaves on demand: tests/verify/faults.py.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import httpx
 import yaml
 
-from checks.context import DASHBOARD_FILE, ROOT
 from tests.support.grafana_macros import QueryContext, substitute
+from verify.context import DASHBOARD_FILE, ROOT
 
 from .faults import Answer, FaultyServer, Request, json_answer
 

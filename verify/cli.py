@@ -1,4 +1,4 @@
-"""`python -m checks`: parse the options, run every check, print the checklist, exit.
+"""`python -m verify`: parse the options, run every check, print the checklist, exit.
 
 Exit codes: 0 every box ticked, 1 at least one cross, 2 bad usage (a flag or an
 environment variable with a value it cannot take), 130 interrupted.
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print the results as JSON: the summary, and each box with what blocked it "
-        "(shape: checks/report.py)",
+        "(shape: verify/report.py)",
     )
     parser.add_argument("--ascii", action="store_true", help="[x] and [ ] instead of ✅ and ❌")
     return parser

@@ -37,19 +37,19 @@ HINT_TEMPO = (
     "Traces go service → Alloy (OTLP, port 4318) → Tempo. Check "
     "`docker compose logs alloy tempo` for export errors and "
     "`docker compose exec dice-roller env | grep OTEL` for the endpoint; without Docker "
-    "(`python3 tasks.py realstack`), the logs folder it prints has alloy.log and tempo.log. "
+    "(`python3 tasks.py nativestack`), the logs folder it prints has alloy.log and tempo.log. "
     "Tempo's search skips the newest 30 s: after a first `make traffic`, wait half a minute."
 )
 HINT_FRESH = (
     "The request's trace did not reach Tempo in time. The service batches spans for up to "
     "1 s; `docker compose logs dice-roller` shows export failures, `docker compose logs "
     "alloy` what Alloy forwards (without Docker: dice-roller.log and alloy.log in the "
-    "logs folder `python3 tasks.py realstack` prints). Raise --wait on a slow machine."
+    "logs folder `python3 tasks.py nativestack` prints). Raise --wait on a slow machine."
 )
 HINT_ATTRIBUTES = (
     "The roll route sets die.type and die.result on the request's span "
     "(dice-roller/src/dice_roller/app.py); a trace without them comes from another build: "
-    "`docker compose up -d --build`, or restart `python3 tasks.py realstack`."
+    "`docker compose up -d --build`, or restart `python3 tasks.py nativestack`."
 )
 HINT_DURATION = (
     "The server span should cover the whole request, random delay included. A much shorter "
@@ -59,7 +59,7 @@ HINT_DURATION = (
 HINT_LINK = (
     "Grafana's Tempo data source needs tracesToLogsV2 pointing at the Loki data source "
     "(stack/grafana/provisioning/datasources/). After editing it, `make reload` with "
-    "Docker (`python3 tasks.py realstack` runs no Grafana yet)."
+    "Docker (`python3 tasks.py nativestack` runs no Grafana yet)."
 )
 HINT_LOGS = (
     "The link's query must select the service's stream (container_name label set in "

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from checks.cli import main
-from checks.context import ROOT
+from verify.cli import main
+from verify.context import ROOT
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_bad_environment_exits_2_naming_the_variable(
 
 def test_the_command_line_itself_exits_2_without_a_traceback() -> None:
     finished = subprocess.run(
-        [sys.executable, "-m", "checks", "--prometheus-url", "prometheus"],
+        [sys.executable, "-m", "verify", "--prometheus-url", "prometheus"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -23,19 +23,19 @@ import pytest
 import yaml
 
 from nativestack.pins import pin
-from tests.realstack.conftest import RealStack, eventually
+from tests.nativestack.live.conftest import LiveStack, eventually
 from tests.support.paths import ROOT
 from tests.support.prometheus import load_config, running_prometheus
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 ALERTMANAGER_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 RECEIVER = '{compose_service="alert-receiver", stream="stdout"}'
 NOT_ENDED = "0001-01-01T00:00:00Z"
 
 
-def test_alertmanager_runs_the_pinned_release_on_the_shipped_route(real: RealStack) -> None:
-    status = httpx.get(f"{real.native.alertmanager_url}/api/v2/status", timeout=10).json()
+def test_alertmanager_runs_the_pinned_release_on_the_shipped_route(live: LiveStack) -> None:
+    status = httpx.get(f"{live.native.alertmanager_url}/api/v2/status", timeout=10).json()
     assert status["versionInfo"]["version"] == pin("alertmanager").tag.removeprefix("v")
     loaded = yaml.safe_load(status["config"]["original"])
     shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
@@ -46,15 +46,15 @@ def test_alertmanager_runs_the_pinned_release_on_the_shipped_route(real: RealSta
     assert status["cluster"]["status"] == "disabled", "one instance, no gossip"
 
 
-def test_alertmanager_without_its_web_ui_says_so(real: RealStack) -> None:
-    page = httpx.get(f"{real.native.alertmanager_url}/", timeout=10)
+def test_alertmanager_without_its_web_ui_says_so(live: LiveStack) -> None:
+    page = httpx.get(f"{live.native.alertmanager_url}/", timeout=10)
     assert page.status_code == 200
     assert "without its web UI" in page.text
 
 
-def test_prometheus_sends_to_the_alertmanager_by_its_compose_name(real: RealStack) -> None:
+def test_prometheus_sends_to_the_alertmanager_by_its_compose_name(live: LiveStack) -> None:
     def active() -> list[str]:
-        data = real.prometheus("", "/api/v1/alertmanagers")
+        data = live.prometheus("", "/api/v1/alertmanagers")
         return [entry["url"] for entry in data["activeAlertmanagers"]]
 
     assert eventually(active, "Prometheus found no Alertmanager") == [
@@ -62,8 +62,8 @@ def test_prometheus_sends_to_the_alertmanager_by_its_compose_name(real: RealStac
     ]
 
 
-def test_prometheus_loads_the_alerts_with_their_pending_times(real: RealStack) -> None:
-    groups = real.prometheus("", "/api/v1/rules", type="alert")["groups"]
+def test_prometheus_loads_the_alerts_with_their_pending_times(live: LiveStack) -> None:
+    groups = live.prometheus("", "/api/v1/rules", type="alert")["groups"]
     durations = {rule["name"]: rule["duration"] for g in groups for rule in g["rules"]}
     assert durations == {
         "DiceErrorBudgetFastBurn": 60,
@@ -84,21 +84,21 @@ def _rule_file(path: Path, run: str, firing: bool) -> None:
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
 
 
-def _alerting_to(real: RealStack) -> dict[str, Any]:
+def _alerting_to(live: LiveStack) -> dict[str, Any]:
     """The shipped `alerting:` block, its compose host names replaced by the native
     stack's addresses (this Prometheus runs on the host, outside the namespaces)."""
     alerting: dict[str, Any] = load_config()["alerting"]
     for manager in alerting["alertmanagers"]:
         for static in manager["static_configs"]:
             static["targets"] = [
-                f"{real.native.network.addresses[host]}:{port}"
+                f"{live.native.network.addresses[host]}:{port}"
                 for host, port in (target.split(":") for target in static["targets"])
             ]
     return alerting
 
 
 def test_an_alert_reaches_the_receiver_and_loki_then_resolves(
-    real: RealStack, tmp_path: Path
+    live: LiveStack, tmp_path: Path
 ) -> None:
     run = uuid.uuid4().hex[:12]
     rules = tmp_path / "test.rules.yml"
@@ -106,20 +106,20 @@ def test_an_alert_reaches_the_receiver_and_loki_then_resolves(
     config = {
         "global": {"evaluation_interval": "1s"},
         "rule_files": [str(rules)],
-        "alerting": _alerting_to(real),
+        "alerting": _alerting_to(live),
     }
 
     def printed(status: str) -> dict[str, Any] | None:
         ours = [
             line
-            for line in real.native.receiver_lines()
+            for line in live.native.receiver_lines()
             if line["labels"].get("run") == run and line["status"] == status
         ]
         return ours[0] if ours else None
 
     def in_loki(line: dict[str, Any]) -> bool:
         query = f'{RECEIVER} |= "{run}" | json | status="{line["status"]}"'
-        found = [json.loads(text) for s in real.loki(query) for _, text in s["values"]]
+        found = [json.loads(text) for s in live.loki(query) for _, text in s["values"]]
         return line in found
 
     with running_prometheus(yaml.safe_dump(config)) as prometheus:
@@ -138,5 +138,5 @@ def test_an_alert_reaches_the_receiver_and_loki_then_resolves(
         assert resolved["endsAt"] not in (NOT_ENDED, firing["endsAt"])
         eventually(lambda: in_loki(resolved), "the resolved line never reached Loki")
 
-    streams = real.loki(f'{RECEIVER} |= "{run}"')
+    streams = live.loki(f'{RECEIVER} |= "{run}"')
     assert {s["stream"]["container_name"] for s in streams} == {"dice-sandbox-alert-receiver-1"}

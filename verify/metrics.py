@@ -22,14 +22,14 @@ HINT_TARGET = (
     "job is in stack/prometheus/prometheus.yml; after editing it, `make reload` applies it "
     "(no restart). DOWN? The service must be running where Prometheus scrapes it: on the "
     "compose network (`docker compose ps`, `docker compose logs dice-roller`), or, without "
-    "Docker, started with Prometheus by `python3 tasks.py realstack`. Scrapes run every 5 s."
+    "Docker, started with Prometheus by `python3 tasks.py nativestack`. Scrapes run every 5 s."
 )
 HINT_SERIES = (
     "No series yet: roll some dice (`make traffic`, or without Docker "
     "`.venv/bin/python traffic-gen/generate_traffic.py`) and wait a scrape (5 s). If the "
     "target is UP but the series are missing, compare http://localhost:8100/metrics with the "
     "query; Prometheus's log (`docker compose logs prometheus`, or the terminal of "
-    "`python3 tasks.py realstack`) shows scrape errors."
+    "`python3 tasks.py nativestack`) shows scrape errors."
 )
 HINT_EXEMPLARS = (
     "Exemplars need Prometheus's --enable-feature=exemplar-storage (stack/compose.yml) and the "

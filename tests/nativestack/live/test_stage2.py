@@ -22,34 +22,34 @@ import pytest
 import yaml
 from playwright.sync_api import expect
 
-from checks.cli import run_checks
-from checks.context import Settings
-from checks.stage2 import GROUP, chain_of
 from nativestack.stack import native_stack
 from tests.dashboard.model import DATASOURCES_DIR, STAGE2_DASHBOARD_PATH, load_dashboard, panels
-from tests.realstack.conftest import RealStack, eventually, roll
+from tests.nativestack.live.conftest import LiveStack, eventually, roll
 from tests.support.browser import chromium
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.native import native_service_env
 from tests.support.tools import free_port
+from verify.cli import run_checks
+from verify.context import Settings
+from verify.stage2 import GROUP, chain_of
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 BROWSER = "frontend-web"
 
 
 @dataclass
 class Stage2:
-    real: RealStack
+    live: LiveStack
     clicked: list[str]
     """The trace ids of the rolls the browser clicked, as the page's link names them."""
 
     @property
     def frontend_url(self) -> str:
-        return self.real.native.frontend_url
+        return self.live.native.frontend_url
 
     def trace(self, trace_id: str) -> Any:
-        return _trace(self.real.native.tempo_url, trace_id)
+        return _trace(self.live.native.tempo_url, trace_id)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def stage2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage2]:
         # The dashboard's failed-calls queries need a failed call: roll on until one is.
         while not any(r.status == 502 for r in rolls) and len(rolls) < 100:
             rolls += roll(f"{native.frontend_url}/api", ["risky"] * 5)
-        yield Stage2(RealStack(native, rolls, native.started), clicked)
+        yield Stage2(LiveStack(native, rolls, native.started), clicked)
 
 
 def test_a_click_is_one_trace_from_the_browser_to_the_die_in_tempo(stage2: Stage2) -> None:
@@ -114,7 +114,7 @@ def test_the_service_graph_has_both_edges_in_prometheus(stage2: Stage2) -> None:
     for client, server in ((BROWSER, "frontend"), ("frontend", "dice-roller")):
         query = f'traces_service_graph_request_total{{client="{client}", server="{server}"}} > 0'
         eventually(
-            lambda query=query: stage2.real.prometheus(query)["result"],  # type: ignore[misc]
+            lambda query=query: stage2.live.prometheus(query)["result"],  # type: ignore[misc]
             f"no service-graph edge {client} -> {server}",
         )
 
@@ -127,14 +127,14 @@ def test_trace_to_logs_finds_both_services_lines(stage2: Stage2) -> None:
         query = template.replace("$${__trace.traceId}", trace_id)
 
         def containers(query: str = query) -> set[str] | None:
-            found = {s["stream"]["container_name"] for s in stage2.real.loki(query)}
+            found = {s["stream"]["container_name"] for s in stage2.live.loki(query)}
             return found if {"frontend", "dice-roller-stage1"} <= found else None
 
         eventually(containers, f"{query} did not find both services' lines")
 
 
 def test_every_line_of_the_frontend_is_json_with_its_trace(stage2: Stage2) -> None:
-    lines = [json.loads(line) for line in stage2.real.native.frontend_lines()]
+    lines = [json.loads(line) for line in stage2.live.native.frontend_lines()]
     rolls = [line for line in lines if line.get("route") == "/api/roll"]
     assert len(rolls) >= 13, "3 clicks and 10 API rolls, a line each"
     assert all(re.fullmatch("[0-9a-f]{32}", line["trace_id"]) for line in rolls)
@@ -143,22 +143,22 @@ def test_every_line_of_the_frontend_is_json_with_its_trace(stage2: Stage2) -> No
 
 def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> None:
     """Each Prometheus and Loki panel over the run, as Grafana would ask."""
-    real = stage2.real
+    live = stage2.live
     sample = 'timestamp(frontend_upstream_request_duration_seconds_count{outcome="success"})'
-    first = eventually(lambda: real.prometheus(sample)["result"], "the frontend never scraped")
+    first = eventually(lambda: live.prometheus(sample)["result"], "the frontend never scraped")
     # rate() needs two samples: wait for a later scrape than the one seen, after the
     # rolls (Alloy scrapes every 5 s and remote-writes in batches).
     seen = max(float(point["value"][1]) for point in first)
     for _ in range(2):
         later = eventually(
-            lambda seen=seen: real.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
+            lambda seen=seen: live.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
             "no later scrape of the frontend",
         )
         seen = max(float(point["value"][1]) for point in later)
     end = time.time()
     context = QueryContext(
         interval=timedelta(seconds=5),
-        time_range=timedelta(seconds=end - real.started + 60),
+        time_range=timedelta(seconds=end - live.started + 60),
         scrape_interval=timedelta(seconds=5),
     )
     empty = []
@@ -167,10 +167,10 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
             kind = (target.get("datasource") or panel["datasource"])["type"]
             if kind == "prometheus":
                 expr = substitute(target["expr"], context)
-                data = real.prometheus(
+                data = live.prometheus(
                     expr,
                     "/api/v1/query_range",
-                    start=str(real.started - 60),
+                    start=str(live.started - 60),
                     end=str(end),
                     step="5",
                 )
@@ -178,13 +178,13 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
                     empty.append(panel["title"])
             elif kind == "loki":
                 expr = substitute(target["expr"].replace("$trace_id", stage2.clicked[0]), context)
-                if not real.loki(expr):
+                if not live.loki(expr):
                     empty.append(panel["title"])
     assert empty == []
 
 
 def test_verify_ticks_every_stage2_box(stage2: Stage2) -> None:
-    native = stage2.real.native
+    native = stage2.live.native
     settings = Settings(
         service_url=native.service_url,
         frontend_url=native.frontend_url,

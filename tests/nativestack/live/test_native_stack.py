@@ -2,7 +2,7 @@
 
 Each test names one thing a user's `docker compose up` must get right, and checks it
 against the real components at the pinned versions, on the shipped configs (see
-tests/realstack/conftest.py and docs/native-stack.md for what stands in for Docker
+tests/nativestack/live/conftest.py and docs/native-stack.md for what stands in for Docker
 and for Tempo).
 """
 
@@ -19,24 +19,24 @@ import httpx
 import pytest
 import yaml
 
-from checks.cli import run_checks
-from checks.context import Settings
 from nativestack.build import binary_path
 from nativestack.pins import pin
 from nativestack.substitutions import compose_service
 from tests.dashboard.model import DATASOURCES_DIR, load_dashboard, panels, queries
-from tests.realstack.conftest import CONTAINER, RealStack, eventually
+from tests.nativestack.live.conftest import CONTAINER, LiveStack, eventually
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.native import DECOY, NATIVE_FLAGS
 from tests.support.tools import free_port
+from verify.cli import run_checks
+from verify.context import Settings
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 SELECTOR = f'{{container_name="{CONTAINER}"}}'
 
 
-def test_each_component_runs_the_release_compose_pins(real: RealStack) -> None:
-    native = real.native
+def test_each_component_runs_the_release_compose_pins(live: LiveStack) -> None:
+    native = live.native
     prometheus = httpx.get(f"{native.prometheus_url}/api/v1/status/buildinfo", timeout=10)
     assert prometheus.json()["data"]["version"] == pin("prometheus").tag.removeprefix("v")
     loki = httpx.get(f"{native.loki_url}/loki/api/v1/status/buildinfo", timeout=10)
@@ -47,9 +47,9 @@ def test_each_component_runs_the_release_compose_pins(real: RealStack) -> None:
     assert alertmanager["versionInfo"]["version"] == pin("alertmanager").tag.removeprefix("v")
 
 
-def test_components_start_in_composes_dependency_order(real: RealStack) -> None:
+def test_components_start_in_composes_dependency_order(live: LiveStack) -> None:
     """Each process starts after every service compose makes it wait for."""
-    started = list(real.native.components)
+    started = list(live.native.components)
     for name in started:
         spec, _ = compose_service(name)
         for dependency in spec.get("depends_on") or {}:
@@ -59,7 +59,7 @@ def test_components_start_in_composes_dependency_order(real: RealStack) -> None:
 
 
 @pytest.mark.parametrize("service", ["loki", "alloy"])
-def test_the_compose_healthcheck_turns_healthy(real: RealStack, service: str) -> None:
+def test_the_compose_healthcheck_turns_healthy(live: LiveStack, service: str) -> None:
     """Compose's own healthcheck command, run where the component runs."""
     test = compose_service(service)[0]["healthcheck"]["test"]
     assert test[0] == "CMD"
@@ -68,7 +68,7 @@ def test_the_compose_healthcheck_turns_healthy(real: RealStack, service: str) ->
     ]
     command = [part.replace("$$", "$") for part in command]  # compose's escape for `$`
     result = subprocess.run(
-        [*real.native.network.exec_prefix(service), *command],
+        [*live.native.network.exec_prefix(service), *command],
         capture_output=True,
         text=True,
         timeout=30,
@@ -76,8 +76,8 @@ def test_the_compose_healthcheck_turns_healthy(real: RealStack, service: str) ->
     assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
 
 
-def _discovered(real: RealStack) -> list[dict[str, str]]:
-    url = f"{real.native.alloy_url}/api/v0/web/components/discovery.docker.containers"
+def _discovered(live: LiveStack) -> list[dict[str, str]]:
+    url = f"{live.native.alloy_url}/api/v0/web/components/discovery.docker.containers"
     detail = httpx.get(url, timeout=10).json()
     [targets] = [export for export in detail["exports"] if export["name"] == "targets"]
     return [
@@ -86,9 +86,9 @@ def _discovered(real: RealStack) -> list[dict[str, str]]:
     ]
 
 
-def test_alloy_discovers_the_projects_containers_and_not_other_projects(real: RealStack) -> None:
+def test_alloy_discovers_the_projects_containers_and_not_other_projects(live: LiveStack) -> None:
     names = eventually(
-        lambda: {t["__meta_docker_container_name"] for t in _discovered(real)},
+        lambda: {t["__meta_docker_container_name"] for t in _discovered(live)},
         "Alloy's docker discovery found no container",
     )
     assert names == {f"/{CONTAINER}", "/dice-sandbox-alert-receiver-1"}, (
@@ -96,31 +96,31 @@ def test_alloy_discovers_the_projects_containers_and_not_other_projects(real: Re
     )
 
 
-def test_the_service_logs_reach_loki_with_the_labels_of_the_alloy_config(real: RealStack) -> None:
-    streams = eventually(lambda: real.loki(SELECTOR), "no line of the service in Loki")
+def test_the_service_logs_reach_loki_with_the_labels_of_the_alloy_config(live: LiveStack) -> None:
+    streams = eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki")
     labels = streams[0]["stream"]
     assert labels["container_name"] == CONTAINER
     assert labels["compose_service"] == "dice-roller"
     assert labels["stream"] == "stdout"
 
 
-def test_every_line_the_service_printed_is_in_loki_unchanged(real: RealStack) -> None:
-    printed = {line.rstrip("\n") for line in real.native.service_lines()}
+def test_every_line_the_service_printed_is_in_loki_unchanged(live: LiveStack) -> None:
+    printed = {line.rstrip("\n") for line in live.native.service_lines()}
     assert printed
     # The shared stack has served every test before this one: from its first line on.
     first = min(datetime.fromisoformat(json.loads(line)["timestamp"]) for line in printed)
 
     def arrived() -> bool:
-        return printed <= real.loki_lines(SELECTOR, since=first.timestamp() - 5)
+        return printed <= live.loki_lines(SELECTOR, since=first.timestamp() - 5)
 
     eventually(arrived, "some lines the service printed never reached Loki")
 
 
-def test_no_line_of_another_project_reaches_loki(real: RealStack) -> None:
-    eventually(lambda: real.loki(SELECTOR), "no line of the service in Loki")
+def test_no_line_of_another_project_reaches_loki(live: LiveStack) -> None:
+    eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki")
     other = DECOY.name.lstrip("/")
-    assert real.loki(f'{{container_name="{other}"}}') == []
-    assert real.loki('{compose_service="web"}') == []
+    assert live.loki(f'{{container_name="{other}"}}') == []
+    assert live.loki('{compose_service="web"}') == []
 
 
 def _trace_to_logs_query(trace_id: str) -> str:
@@ -131,11 +131,11 @@ def _trace_to_logs_query(trace_id: str) -> str:
     return query.replace("$${__trace.traceId}", trace_id)
 
 
-def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(real: RealStack) -> None:
-    for roll in real.rolls:
+def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(live: LiveStack) -> None:
+    for roll in live.rolls:
         query = _trace_to_logs_query(roll.trace_id)
         streams = eventually(
-            lambda query=query: real.loki(query),  # type: ignore[misc]
+            lambda query=query: live.loki(query),  # type: ignore[misc]
             f"the trace-to-logs query found no line of trace {roll.trace_id}",
         )
         records = [json.loads(line) for s in streams for _, line in s["values"]]
@@ -143,26 +143,26 @@ def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(real: RealStack)
         assert any(r.get("die_type") == roll.die for r in records), records
 
 
-def test_a_rolls_flags_are_fields_that_logql_can_filter_on(real: RealStack) -> None:
+def test_a_rolls_flags_are_fields_that_logql_can_filter_on(live: LiveStack) -> None:
     """The failed risky rolls carry the flag that made them fail half the time; after
     `| json`, Loki names the nested field `feature_flags_risky_failure_rate`."""
     [(key, variant)] = NATIVE_FLAGS.items()
     field = "feature_flags_" + key.replace("-", "_")
     query = f'{SELECTOR} | json | {field}="{variant}"'
-    failed = {roll.trace_id for roll in real.rolls if roll.die == "risky" and roll.status == 500}
+    failed = {roll.trace_id for roll in live.rolls if roll.die == "risky" and roll.status == 500}
     assert failed, "half the risky rolls fail: some of the 15 did"
 
     def rolls_found() -> list[dict[str, str]]:
-        labels = [s["stream"] for s in real.loki(query) if "die_type" in s["stream"]]
+        labels = [s["stream"] for s in live.loki(query) if "die_type" in s["stream"]]
         return labels if {label["trace_id"] for label in labels} >= failed else []
 
     labels = eventually(rolls_found, f"{query} found the failed risky rolls")
     assert {label["die_type"] for label in labels} == {"risky"}, "fair rolls: no such flag"
 
 
-def test_prometheus_scrapes_the_service_by_its_compose_name(real: RealStack) -> None:
+def test_prometheus_scrapes_the_service_by_its_compose_name(live: LiveStack) -> None:
     up = eventually(
-        lambda: real.prometheus('up{job="dice-roller-stage1", instance="dice-roller:8000"} == 1')[
+        lambda: live.prometheus('up{job="dice-roller-stage1", instance="dice-roller:8000"} == 1')[
             "result"
         ],
         "Prometheus never scraped dice-roller:8000",
@@ -170,14 +170,14 @@ def test_prometheus_scrapes_the_service_by_its_compose_name(real: RealStack) -> 
     assert len(up) == 1
 
 
-def test_exemplars_reach_prometheus_with_the_rolls_trace_ids(real: RealStack) -> None:
-    ours = {roll.trace_id for roll in real.rolls}
+def test_exemplars_reach_prometheus_with_the_rolls_trace_ids(live: LiveStack) -> None:
+    ours = {roll.trace_id for roll in live.rolls}
 
     def exemplar_ids() -> set[str]:
-        data = real.prometheus(
+        data = live.prometheus(
             "dice_roll_duration_seconds_bucket",
             "/api/v1/query_exemplars",
-            start=str(real.started),
+            start=str(live.started),
             end=str(time.time() + 5),
         )
         return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]} & ours
@@ -185,11 +185,11 @@ def test_exemplars_reach_prometheus_with_the_rolls_trace_ids(real: RealStack) ->
     eventually(exemplar_ids, "no exemplar with a trace id of our rolls")
 
 
-def test_spans_reach_tempo_through_alloy(real: RealStack) -> None:
-    for roll in real.rolls[:5]:
+def test_spans_reach_tempo_through_alloy(live: LiveStack) -> None:
+    for roll in live.rolls[:5]:
 
         def spans(trace_id: str = roll.trace_id) -> list[dict[str, Any]]:
-            body = httpx.get(f"{real.native.tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()
+            body = httpx.get(f"{live.native.tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()
             return [
                 span
                 for resource in body["trace"].get("resourceSpans", [])
@@ -201,29 +201,29 @@ def test_spans_reach_tempo_through_alloy(real: RealStack) -> None:
         assert any(span["kind"] == "SPAN_KIND_SERVER" for span in found)
 
 
-def test_every_logql_query_of_the_dashboard_returns_lines_from_loki(real: RealStack) -> None:
-    eventually(lambda: real.loki(f'{SELECTOR} |= "ERROR"'), "no error line in Loki")
+def test_every_logql_query_of_the_dashboard_returns_lines_from_loki(live: LiveStack) -> None:
+    eventually(lambda: live.loki(f'{SELECTOR} |= "ERROR"'), "no error line in Loki")
     context = QueryContext(interval=timedelta(seconds=15), time_range=timedelta(hours=1))
     logql = [q for q in queries(load_dashboard()) if q.language == "logql"]
     assert logql
     for query in logql:
         text = substitute(query.text, context)
-        assert real.loki(text), f"{query.panel} ({query.source}): no line for {text}"
+        assert live.loki(text), f"{query.panel} ({query.source}): no line for {text}"
 
 
-def test_every_promql_panel_returns_data_from_prometheus(real: RealStack) -> None:
+def test_every_promql_panel_returns_data_from_prometheus(live: LiveStack) -> None:
     """Each Prometheus panel over the run, as Grafana would ask (a range query).
 
     Trace Count reads Tempo's span metrics; with the Tempo stand-in nothing writes
     them (docs/native-stack.md), so it is the one panel expected empty then."""
     risky = 'timestamp(dice_rolls_total{die_type="risky"})'
-    first = eventually(lambda: real.prometheus(risky)["result"], "no scrape")
+    first = eventually(lambda: live.prometheus(risky)["result"], "no scrape")
     # increase() needs two samples: wait for a scrape after the one seen (every 5 s),
     # where a fixed 6 s sleep could end before a busy machine's late scrape.
     scraped_at = max(float(sample["value"][1]) for sample in first)
-    eventually(lambda: real.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape")
+    eventually(lambda: live.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape")
     end = time.time()
-    span = timedelta(seconds=end - real.started + 60)
+    span = timedelta(seconds=end - live.started + 60)
     context = QueryContext(
         interval=timedelta(seconds=5), time_range=span, scrape_interval=timedelta(seconds=5)
     )
@@ -234,21 +234,21 @@ def test_every_promql_panel_returns_data_from_prometheus(real: RealStack) -> Non
             if datasource["type"] != "prometheus":
                 continue
             expr = substitute(target["expr"], context)
-            data = real.prometheus(
+            data = live.prometheus(
                 expr,
                 "/api/v1/query_range",
-                start=str(real.started - 60),
+                start=str(live.started - 60),
                 end=str(end),
                 step="5",
             )
             if not data["result"]:
                 empty.append(panel["title"])
-    expected = {"Trace Count"} if real.native.tempo_standin else set()
+    expected = {"Trace Count"} if live.native.tempo_standin else set()
     assert set(empty) == expected
 
 
-def test_verify_ticks_every_box_that_needs_no_grafana(real: RealStack) -> None:
-    native = real.native
+def test_verify_ticks_every_box_that_needs_no_grafana(live: LiveStack) -> None:
+    native = live.native
     settings = Settings(
         service_url=native.service_url,
         prometheus_url=native.prometheus_url,

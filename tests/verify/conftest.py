@@ -4,7 +4,7 @@
   fixture of tests/conftest.py, nativestack/): the real service, real Loki 3.7.6 and
   Alloy 1.18.1 on the shipped configs, and the Tempo stand-in. The service's stdout
   travels through real Alloy into real Loki, its spans through Alloy to Tempo.
-- The checks reach Loki, Tempo and Alloy through proxies (tests/checks/proxies.py)
+- The checks reach Loki, Tempo and Alloy through proxies (tests/verify/proxies.py)
   that pass the real answers on unless a scenario sets a fault or a knob.
 - Prometheus is this package's own, not `native.prometheus_url`: a real Prometheus
   scraping the native service (its namespace address, reachable from the host) every
@@ -14,7 +14,7 @@
   stand-in writes none (docs/native-stack.md), so against the native Prometheus that
   box could never tick. The 1 s scrapes also keep each test's wait for its traffic to
   be scraped short (the shipped config scrapes every 5 s).
-- Grafana is `FakeGrafana` (tests/checks/fake_grafana.py), since no Grafana can run
+- Grafana is `FakeGrafana` (tests/verify/fake_grafana.py), since no Grafana can run
   here; it runs its Loki queries against the real Loki (through the proxy), its
   Prometheus queries against this package's Prometheus, and passes its Alertmanager
   data source's requests to the native stack's real Alertmanager.
@@ -40,16 +40,16 @@ import httpx
 import pytest
 import yaml
 
-from checks.context import CONTAINER, DASHBOARD_FILE, DATASOURCES_DIR, JOB, Settings
-from checks.dashboard import load_dashboard
-from checks.provisioning import provisioned_datasources
-from checks.service import parse_traceresponse
 from nativestack.docker_api import STDERR
 from nativestack.stack import NativeStack
 from tests.support.http_server import serving
 from tests.support.processes import eventually as wait_for
 from tests.support.prometheus import Prometheus, running_prometheus
 from tests.support.tools import free_port
+from verify.context import CONTAINER, DASHBOARD_FILE, DATASOURCES_DIR, JOB, Settings
+from verify.dashboard import load_dashboard
+from verify.provisioning import provisioned_datasources
+from verify.service import parse_traceresponse
 
 from .fake_grafana import FakeGrafana
 from .proxies import AlloyProxy, LokiProxy, TempoProxy
@@ -69,7 +69,7 @@ groups:
 SELECTOR = f'{{container_name="{CONTAINER}"}}'
 NEWEST_READ = 500
 """How many of the newest lines of the last hour the Log Collection boxes read
-(checks/logs.py): a line further back no longer crosses them."""
+(verify/logs.py): a line further back no longer crosses them."""
 ARRIVAL = 60.0
 """Seconds to wait for data to travel through the native stack (usually one or two)."""
 TIMEOUT = 10.0
@@ -208,7 +208,7 @@ class Stack:
 
         Loki keeps a line for a week and cannot be made to forget it at once, and the
         native stack is the whole session's: a line that is not JSON would cross "JSON
-        parsing works" for every later run of the checks against it (tests/realstack's
+        parsing works" for every later run of the checks against it (tests/nativestack/live's
         included) for as long as it is among the newest `NEWEST_READ` lines of the last
         hour. Real rolls push it out, as they would on a user's stack.
         """

@@ -1,4 +1,4 @@
-"""`python3 tasks.py realstack` stops everything it started, on SIGTERM and on Ctrl-C."""
+"""`python3 tasks.py nativestack` stops everything it started, on SIGTERM and on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-pytestmark = [pytest.mark.realstack, pytest.mark.slow]
+pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 
 def namespaces_of(pid: int) -> list[str]:

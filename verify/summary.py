@@ -15,7 +15,7 @@ __all__ = ["HOW_TO_START", "summary_lines"]
 
 HOW_TO_START = (
     "To start them: with Docker, `docker compose up -d --build` (the service and the whole "
-    "stack); without Docker, `python3 tasks.py realstack`, as root (the service and the "
+    "stack); without Docker, `python3 tasks.py nativestack`, as root (the service and the "
     "stack as plain processes; docs/native-stack.md says which components it runs) or "
     "`python3 tasks.py run` (the service alone). Running elsewhere? Give verify their URLs "
     "(--service-url, --prometheus-url, ...; see --help)."

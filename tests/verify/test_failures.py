@@ -1,7 +1,7 @@
 """A sick stack: each failure crosses its own boxes, with a hint, and nothing else.
 
 Every scenario breaks one thing (a component answering empty, 404, 500, broken JSON
-or not at all, through the proxies of tests/checks/proxies.py; a span without an
+or not at all, through the proxies of tests/verify/proxies.py; a span without an
 attribute; a container Alloy doesn't see; a line in the service's log that is not
 JSON; a component that isn't running) and checks the exact set of crossed boxes: the
 broken part's boxes fail with a message saying what was seen, every other box still
@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from checks.cli import main, run_checks
-from checks.context import CONTAINER, JOB, Settings
-from checks.model import Result, Run
-from tests.checks.conftest import Stack, closed_url, prometheus_config
 from tests.support.prometheus import running_prometheus
+from tests.verify.conftest import Stack, closed_url, prometheus_config
+from verify.cli import main, run_checks
+from verify.context import CONTAINER, JOB, Settings
+from verify.model import Result, Run
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ SCENARIOS = [
         ("JSON parsing works",),
         "JSONParserErr",
     ),
-    # Tempo HTTP API, as Tempo 3.0.3 answers it (tests/checks/proxies.py, TempoProxy)
+    # Tempo HTTP API, as Tempo 3.0.3 answers it (tests/verify/proxies.py, TempoProxy)
     Scenario(
         "tempo-trace-never-arrives",
         _fail("tempo", "/api", "empty"),

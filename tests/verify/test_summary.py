@@ -9,10 +9,10 @@ from types import ModuleType
 
 import pytest
 
-from checks import dashboard, logs, metrics, service, traces, traffic
-from checks.cli import main, run_checks
-from checks.summary import summary_lines
-from tests.checks.conftest import Stack, closed_url
+from tests.verify.conftest import Stack, closed_url
+from verify import dashboard, logs, metrics, service, traces, traffic
+from verify.cli import main, run_checks
+from verify.summary import summary_lines
 
 COMPONENTS = {
     "service": "the dice roller",
@@ -47,7 +47,7 @@ def test_nothing_running_is_said_once_at_the_top(capsys: pytest.CaptureFixture[s
         assert any(line.startswith(f"  - {what} is unreachable at {urls[name]}") for line in top)
     said = " ".join(top)
     assert "`docker compose up -d --build`" in said
-    assert "`python3 tasks.py realstack`" in said and "`python3 tasks.py run`" in said
+    assert "`python3 tasks.py nativestack`" in said and "`python3 tasks.py run`" in said
 
     below = lines[len(top) :]
     crosses = [line for line in below if line.startswith("❌")]

@@ -7,13 +7,13 @@ import math
 
 import pytest
 
-from checks.context import DATASOURCES_DIR
-from checks.dashboard import _values, interpolate
-from checks.model import Failed
-from checks.otlp_json import spans_of
-from checks.service import parse_traceresponse
-from checks.tempo import read_trace_answer
-from checks.trace_link import link_query, tempo_link_settings
+from verify.context import DATASOURCES_DIR
+from verify.dashboard import _values, interpolate
+from verify.model import Failed
+from verify.otlp_json import spans_of
+from verify.service import parse_traceresponse
+from verify.tempo import read_trace_answer
+from verify.trace_link import link_query, tempo_link_settings
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"

@@ -49,14 +49,14 @@ HINT_DASHBOARD = (
     "Grafana loads grafana-dashboards/stage1-dashboard.json through "
     "stack/grafana/provisioning/dashboards/. After changing either, `make reload`; "
     "`docker compose logs grafana` names provisioning errors. Without Docker, "
-    "docs/native-stack.md says whether `python3 tasks.py realstack` runs Grafana; any Grafana "
+    "docs/native-stack.md says whether `python3 tasks.py nativestack` runs Grafana; any Grafana "
     "provisioned from stack/grafana/provisioning/ will do (--grafana-url)."
 )
 HINT_DATASOURCE = (
     "Grafana cannot reach this data source from where it runs: is the component up "
     "(`docker compose ps`, or the summary at the top)? Data sources are in "
     "stack/grafana/provisioning/datasources/; `make reload` applies changes (without Docker, "
-    "restart the Grafana that `python3 tasks.py realstack` or you started)."
+    "restart the Grafana that `python3 tasks.py nativestack` or you started)."
 )
 HINT_PANEL = (
     "No data in the dashboard's time range: generate traffic (`make traffic`, "

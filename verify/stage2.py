@@ -7,7 +7,7 @@ frontend's server span, its client span, and the dice-roller's server span under
 parent by parent; in Prometheus, the service-graph edge Alloy counted from that pair
 of spans, and the frontend's own metrics, scraped by Alloy; in Loki, the lines of both
 services carrying the trace id. A browser adds a span above the frontend's (the
-page's fetch): the browser test (tests/realstack) follows that one from a real click.
+page's fetch): the browser test (tests/nativestack/live) follows that one from a real click.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ EDGE = f'traces_service_graph_request_total{{client="{FRONTEND_SERVICE}", server
 HINT_FRONTEND = (
     "Is stage 2 running? With Docker: `docker compose --profile stage2 up -d --build`, and "
     "`docker compose logs frontend` says why not. Without Docker: "
-    "`sudo python3 tasks.py realstack --stage 2`. See docs/stages.md."
+    "`sudo python3 tasks.py nativestack --stage 2`. See docs/stages.md."
 )
 HINT_TRACE = (
     "The frontend's call must carry the trace on: its httpx client is instrumented "

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from checks.service import parse_traceresponse
 from nativestack.stack import NativeStack
 from tests.support.processes import eventually as wait_for
+from verify.service import parse_traceresponse
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class Roll:
 
 
 @dataclass
-class RealStack:
+class LiveStack:
     native: NativeStack
     rolls: list[Roll]
     started: float
@@ -121,7 +121,7 @@ def roll(url: str, dice: list[str]) -> list[Roll]:
 
 
 @pytest.fixture(scope="package")
-def real(native: NativeStack) -> RealStack:
+def live(native: NativeStack) -> LiveStack:
     """The session's native stack, and some rolls of each die made through it."""
     rolls = roll(native.service_url, ["fair", "risky"] * 15)
-    return RealStack(native, rolls, native.started)
+    return LiveStack(native, rolls, native.started)

@@ -3,7 +3,7 @@
 The checks' tests run against the real components (nativestack/), which answer
 truthfully and cannot be told to break. Each proxy forwards every request to its
 component and hands back the real answer unchanged, unless a scenario sets a fault
-(`fail[prefix] = mode`, tests/checks/faults.py) or one of the proxy's knobs. Then
+(`fail[prefix] = mode`, tests/verify/faults.py) or one of the proxy's knobs. Then
 the real answer is replaced (500, 404, malformed JSON, hang) or transformed:
 
 - `LokiProxy`: "empty" keeps the answer and drops its `data.result`;

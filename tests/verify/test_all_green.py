@@ -10,11 +10,11 @@ import sys
 import httpx
 import pytest
 
-from checks.cli import main, run_checks
-from checks.context import ROOT
-from checks.model import GROUPS
 from nativestack.pins import pin
-from tests.checks.conftest import Stack
+from tests.verify.conftest import Stack
+from verify.cli import main, run_checks
+from verify.context import ROOT
+from verify.model import GROUPS
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,7 @@ def test_a_trace_that_arrives_a_second_late_ticks_its_boxes(live: Stack) -> None
 def test_json_output_from_the_command_line(live: Stack) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     finished = subprocess.run(
-        [sys.executable, "-m", "checks", "--json", *live.argv()],
+        [sys.executable, "-m", "verify", "--json", *live.argv()],
         capture_output=True,
         text=True,
         timeout=120,
