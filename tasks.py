@@ -9,13 +9,15 @@
     python3 tasks.py verify     # check a running stack, box by box (see README)
     python3 tasks.py drill NAME # break the running service on purpose (--list; docs/drills.md)
     python3 tasks.py audit      # known vulnerabilities in the locked dependencies (pip-audit)
+    python3 tasks.py compose ACTION  # the Docker stack: up, stack, traffic, ps, logs, reload,
+                                     # grafana-password, down, clean (compose --help says each)
 
-Each command first makes sure uv is there (installing it with pip if not) and that
-the virtual environment matches uv.lock, so there is no separate set-up step. `test`
-also installs what the suite runs for real: Debian's wrk, iproute2, make and chromium (as
-root), the query grammars from npm, the page's tracing bundle (built with npm, as
-`nativestack --stage 2` does too), and the Go builds of Prometheus, Alertmanager, Loki and
-Alloy.
+`COMMAND --help` says more about each. Each command but `compose` first makes sure uv is
+there (installing it with pip if not) and that the virtual environment matches uv.lock, so
+there is no separate set-up step. `test` also installs what the suite runs for real:
+Debian's wrk, iproute2 and chromium (as root), the query grammars from npm, the page's
+tracing bundle (built with npm, as `nativestack --stage 2` does too), and the Go builds of
+Prometheus, Alertmanager, Loki and Alloy.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+PROG = "python3 tasks.py"
+"""How the commands are run, as their usage lines say."""
+PROG_VARIABLE = "SANDBOX_PROG"
+"""Where a command this file runs finds the name to give in its usage line: `python3
+tasks.py verify`, rather than `python -m verify` (sandbox_telemetry's run_service, verify,
+drills, bench and nativestack read it)."""
 FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
 GRAMMARS = ROOT / "tests" / "grammars"
 WEB = ROOT / "frontend" / "web"
@@ -50,12 +58,17 @@ def main(argv: list[str]) -> int:
         "verify": verify,
         "drill": drill,
         "audit": audit,
+        "compose": compose,
     }
+    usage = f"usage: {PROG} COMMAND [ARGS ...]\n\n{__doc__.strip()}"
     if argv and argv[0] in RENAMED:
         print(f"`tasks.py {argv[0]}` is now `tasks.py {RENAMED[argv[0]]}`", file=sys.stderr)
         argv = [RENAMED[argv[0]], *argv[1:]]
+    if argv[:1] in (["help"], ["-h"], ["--help"]):
+        print(usage)
+        return 0
     if not argv or argv[0] not in commands:
-        print(__doc__.strip(), file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
     try:
@@ -76,11 +89,15 @@ def run(args: list[str]) -> int:
     """
     uv = ensure_environment()
     os.environ.setdefault("DICE_FLAGS_FILE", str(FLAGS_FILE))
-    return call([uv, "run", "--frozen", "dice-roller", *args])
+    return call([uv, "run", "--frozen", "dice-roller", *args], prog=f"{PROG} run")
 
 
 def test(args: list[str]) -> int:
     """Set up everything the suite runs for real, then run it: nothing may skip."""
+    if "-h" in args or "--help" in args:
+        print(f"usage: {PROG} test [PYTEST_ARGS ...]\n\n{test.__doc__}")
+        print("PYTEST_ARGS go to pytest as they are (`uv run pytest --help` lists them).")
+        return 0
     uv = ensure_environment()
     if os.name == "posix" and os.geteuid() != 0:
         raise SetupError(
@@ -107,7 +124,9 @@ def nativestack(args: list[str]) -> int:
     uv = ensure_environment()
     if _nativestack_stage(args) >= 2:  # the frontend serves the bundle
         build_browser_bundle()
-    return call([uv, "run", "--frozen", "python", "-m", "nativestack", *args])
+    return call(
+        [uv, "run", "--frozen", "python", "-m", "nativestack", *args], prog=f"{PROG} nativestack"
+    )
 
 
 def _nativestack_stage(args: list[str]) -> int:
@@ -121,13 +140,17 @@ def _nativestack_stage(args: list[str]) -> int:
     return 0 if known.build_only else int(known.stage)
 
 
-PACKAGES = ("dice-roller", "frontend", "telemetry", "traffic-gen")
-"""The workspace members that ship: each declares exactly what it imports."""
+PACKAGES = ("dice-roller", "frontend", "telemetry", "traffic-gen", "alert-receiver")
+"""The workspace members, pyproject.toml's [tool.uv.workspace]: each declares exactly what
+it imports (the alert-receiver: nothing, the standard library only)."""
 
 
 def lint(args: list[str]) -> int:
     """ruff, strict mypy, and deptry on each shipped package: every import declared,
     every declared dependency used."""
+    import argparse
+
+    argparse.ArgumentParser(prog=f"{PROG} lint", description=lint.__doc__).parse_args(args)
     uv = ensure_environment()
     checks = [
         [uv, "run", "--frozen", "ruff", "check", "."],
@@ -143,17 +166,131 @@ def lint(args: list[str]) -> int:
 
 def bench(args: list[str]) -> int:
     uv = ensure_environment()
-    return call([uv, "run", "--frozen", "python", "-m", "bench", *args])
+    return call([uv, "run", "--frozen", "python", "-m", "bench", *args], prog=f"{PROG} bench")
 
 
 def verify(args: list[str]) -> int:
     uv = ensure_environment()
-    return call([uv, "run", "--frozen", "python", "-m", "verify", *args])
+    return call([uv, "run", "--frozen", "python", "-m", "verify", *args], prog=f"{PROG} verify")
 
 
 def drill(args: list[str]) -> int:
     uv = ensure_environment()
-    return call([uv, "run", "--frozen", "python", "-m", "drills", *args])
+    return call([uv, "run", "--frozen", "python", "-m", "drills", *args], prog=f"{PROG} drill")
+
+
+COMPOSE_ACTIONS = {
+    "up": "build and start the dice roller with the whole stack",
+    "stack": "start the observability stack alone (stack/compose.yml: Prometheus, Loki, "
+    "Tempo, Alloy, Grafana, Alertmanager, alert-receiver)",
+    "traffic": "run the traffic generator once, in a container, against the dice roller",
+    "ps": "show the containers and their health",
+    "logs": "follow the logs of every container",
+    "reload": "apply config changes without restarting: Prometheus, Alloy, Alertmanager, "
+    "Grafana's provisioning",
+    "grafana-password": "print Grafana's admin password (user admin; anonymous access needs none)",
+    "down": "stop and remove the containers (data volumes are kept)",
+    "clean": "stop everything and delete the stored metrics, logs, traces and Grafana state",
+}
+COMPOSE_ARGUMENTS = {
+    "up": ["up", "-d", "--build"],
+    "stack": ["-f", "stack/compose.yml", "up", "-d", "--build"],
+    "traffic": ["--profile", "traffic", "run", "--rm", "--build", "traffic-gen"],
+    "ps": ["ps"],
+    "logs": ["logs", "-f", "--tail=50"],
+    "down": ["--profile", "traffic", "down"],
+    "clean": ["--profile", "traffic", "down", "-v"],
+}
+GRAFANA_PASSWORD_FILE = "/var/lib/grafana/admin-password"
+"""Grafana's admin password, as grafana-init wrote it (stack/compose.yml): the
+GRAFANA_ADMIN_PASSWORD the stack was first started with, or a random one."""
+
+
+def compose(args: list[str]) -> int:
+    """Docker Compose's everyday commands for the sandbox (Docker only: no uv, no sync).
+
+    COMPOSE names another compose command (default `docker compose`). The ports listen on
+    SANDBOX_BIND (stack/compose.yml, default 127.0.0.1), where `reload` sends its requests
+    (to 127.0.0.1 when bound to 0.0.0.0).
+    """
+    import argparse
+    import inspect
+    import shlex
+    import textwrap
+
+    actions = (
+        textwrap.fill(what, 88, initial_indent=f"  {name:<18}", subsequent_indent=" " * 20)
+        for name, what in COMPOSE_ACTIONS.items()
+    )
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} compose",
+        description=inspect.cleandoc(compose.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="actions:\n" + "\n".join(actions),
+    )
+    parser.add_argument("action", choices=COMPOSE_ACTIONS, metavar="ACTION", help="see below")
+    parser.add_argument(
+        "-n", "--dry-run", action="store_true", help="print what it would run, and run nothing"
+    )
+    options = parser.parse_args(args)
+    docker = shlex.split(os.environ.get("COMPOSE") or "docker compose")
+    read_password = [*docker, "exec", "-T", "grafana", "cat", GRAFANA_PASSWORD_FILE]
+    if options.action in COMPOSE_ARGUMENTS:
+        command = [*docker, *COMPOSE_ARGUMENTS[options.action]]
+        if options.dry_run:
+            print(shlex.join(command))
+            return 0
+        # In this process group: `run` and `logs -f` use the terminal, and a Ctrl-C there
+        # reaches docker as it would without tasks.py.
+        return subprocess.run(command, cwd=ROOT).returncode
+    if options.action == "grafana-password":
+        if options.dry_run:
+            print(shlex.join(read_password))
+            return 0
+        done = subprocess.run(read_password, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if done.returncode == 0:
+            print(done.stdout.strip())
+        return done.returncode
+    return _reload(read_password, options.dry_run)
+
+
+def _reload(read_password: list[str], dry_run: bool) -> int:
+    """POST to each reload endpoint; Grafana's with the admin password its container has."""
+    import base64
+    import shlex
+    import urllib.request
+
+    bind = os.environ.get("SANDBOX_BIND") or "127.0.0.1"
+    host = "127.0.0.1" if bind == "0.0.0.0" else bind
+    plain = [f"http://{host}:{port}/-/reload" for port in (9090, 12345, 9093)]
+    grafana = [
+        f"http://{host}:3000/api/admin/provisioning/{kind}/reload"
+        for kind in ("datasources", "dashboards")
+    ]
+    if dry_run:
+        print("\n".join(f"POST {url}" for url in plain))
+        print(f"{shlex.join(read_password)}  # the admin password, for:")
+        print("\n".join(f"POST {url} (user admin)" for url in grafana))
+        return 0
+
+    def post(url: str, headers: dict[str, str]) -> bool:
+        request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                print(f"reloaded: {url} ({response.status})")
+                return True
+        except OSError as error:  # URLError and HTTPError are OSErrors
+            print(f"{PROG} compose reload: {url}: {error}", file=sys.stderr)
+            return False
+
+    if not all(post(url, {}) for url in plain):
+        return 1
+    done = subprocess.run(read_password, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        print(f"{PROG} compose reload: could not read Grafana's password", file=sys.stderr)
+        return done.returncode
+    token = base64.b64encode(f"admin:{done.stdout.strip()}".encode()).decode()
+    return 0 if all(post(url, {"Authorization": f"Basic {token}"}) for url in grafana) else 1
 
 
 PYPI_PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
@@ -172,7 +309,7 @@ def audit(args: list[str]) -> int:
     import tempfile
     import urllib.request
 
-    parser = argparse.ArgumentParser(prog="tasks.py audit", description=audit.__doc__)
+    parser = argparse.ArgumentParser(prog=f"{PROG} audit", description=audit.__doc__)
     parser.add_argument(
         "--dev", action="store_true", help="audit the dev tools too, not only what images ship"
     )
@@ -326,7 +463,6 @@ def _install_uv() -> str:
 DEBIAN_PACKAGES = {
     "wrk": "wrk",
     "ip": "iproute2",
-    "make": "make",
     "npm": "npm",
     "node": "nodejs",
     "chromium": "chromium",  # the browser tests/frontend drives with Playwright
@@ -401,14 +537,16 @@ def build_browser_bundle() -> None:
             raise SetupError(f"`npm {step[0]}` failed in frontend/web (its error is above)")
 
 
-def call(command: list[str]) -> int:
-    """Run `command` until it ends, passing on SIGINT, SIGTERM and SIGHUP.
+def call(command: list[str], prog: str | None = None) -> int:
+    """Run `command` until it ends, passing on SIGINT, SIGTERM and SIGHUP; `prog`, when
+    given, is the name its usage line gives (PROG_VARIABLE).
 
     The child gets a process group of its own, so a Ctrl-C in the terminal reaches it
     once, through here, and a signal sent to this process alone (an IDE's stop button,
     `kill`) reaches it too: nothing started here outlives this process.
     """
-    process = subprocess.Popen(command, cwd=ROOT, process_group=0)
+    env = {**os.environ, PROG_VARIABLE: prog} if prog else None
+    process = subprocess.Popen(command, cwd=ROOT, process_group=0, env=env)
 
     def forward(signum: int, frame: object) -> None:
         if process.poll() is None:

@@ -14,6 +14,7 @@ Figures are compared only with a baseline measured in the same run: on a shared
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
@@ -69,7 +70,8 @@ QUICK_PLANS = Plans(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
+        # How it was run: `python3 tasks.py bench` names itself in SANDBOX_PROG.
+        prog=os.environ.pop("SANDBOX_PROG", "") or "python -m bench",
         description="Benchmarks of the dice-roller: telemetry overhead, concurrency, memory, "
         "time to visible, traffic generator accuracy, and the frontend's hop in front of it. "
         "Needs wrk.",

@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from stackclient import wait_until
+
 __all__ = ["BenchReceiver", "bench_receiver"]
 
 _REPLY = ExportTraceServiceResponse().SerializeToString()
@@ -66,9 +68,7 @@ class BenchReceiver:
 
     def wait_for_spans(self, count: int, timeout: float) -> int:
         """Wait until `count` spans have arrived, or `timeout` seconds; the count then."""
-        deadline = time.monotonic() + timeout
-        while self.span_count() < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: self.span_count() >= count or None, timeout, interval=0.02)
         return self.span_count()
 
     def arrival_of(self, trace_id: str) -> float | None:

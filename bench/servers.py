@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from stackclient import answers, free_port, wait_until
 
 from .receiver import BenchReceiver, bench_receiver
 
@@ -178,7 +176,7 @@ def start_servers(
 
 
 def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
-    port = _free_port()
+    port = free_port()
     output_path = output_dir / f"{build}-{port}.log"
     if build in SERVICE_BUILDS:
         command = [sys.executable, "-m", "dice_roller", "--host", "127.0.0.1", "--port", str(port)]
@@ -196,17 +194,14 @@ def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
 
 
 def _wait_until_ready(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool | None:
         if server.process.poll() is not None:
             output = server.output_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the {server.build} build exited at start-up:\n{output}")
-        try:
-            if httpx.get(server.roll_url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+        return answers(server.roll_url)
+
+    if wait_until(ready, timeout, interval=0.05):
+        return
     raise RuntimeError(f"the {server.build} build was not ready after {timeout:g} s")
 
 
@@ -218,9 +213,3 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from stackclient import wait_until
+
 from .report import Report
 from .servers import start_full_service
 
@@ -58,9 +60,11 @@ def run_visibility(report: Report, plan: VisibilityPlan, output_dir: Path) -> No
             scrape_seconds.append(time.perf_counter() - started)
             for family in in_scrape:
                 in_scrape[family] += _exemplar_in(scrape.text, family, trace_id)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(receiver.arrival_of(t) is None for t in answered):
-            time.sleep(0.01)
+
+        def all_arrived() -> bool | None:
+            return all(receiver.arrival_of(t) is not None for t in answered) or None
+
+        wait_until(all_arrived, 5.0, interval=0.01)
         arrivals = {t: receiver.arrival_of(t) for t in answered}
 
     delays = [arrived - answered[t] for t, arrived in arrivals.items() if arrived is not None]

@@ -20,9 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from verify.logs import json_object, lines_of, loki_streams
-from verify.metrics import prometheus_data
-from verify.model import Failed
+from verify.logs import json_object, lines_of
 
 from .context import DrillContext, Reading, not_yet, seen
 
@@ -67,11 +65,7 @@ class AlertRef:
 
 def prometheus_alerts(ctx: DrillContext) -> list[dict[str, Any]]:
     """Every alert Prometheus holds now (pending or firing)."""
-    data = prometheus_data(ctx.verify, "/api/v1/alerts", {})
-    alerts = data.get("alerts") if isinstance(data, dict) else None
-    if not isinstance(alerts, list):
-        raise Failed(f"Prometheus answered /api/v1/alerts without an alerts list: {data!r:.120}")
-    return [alert for alert in alerts if isinstance(alert, dict)]
+    return [alert for alert in ctx.verify.prometheus.alerts() if isinstance(alert, dict)]
 
 
 def _states(ctx: DrillContext, ref: AlertRef) -> set[str]:
@@ -84,9 +78,7 @@ def _states(ctx: DrillContext, ref: AlertRef) -> set[str]:
 
 def rule_hold_seconds(ctx: DrillContext, name: str) -> float | None:
     """The `for:` of the alerting rules called `name`, in seconds (None: no such rule)."""
-    data = prometheus_data(ctx.verify, "/api/v1/rules", {"type": "alert"})
-    groups = data.get("groups") if isinstance(data, dict) else None
-    for group in groups if isinstance(groups, list) else []:
+    for group in ctx.verify.prometheus.rule_groups("alert"):
         for rule in group.get("rules", []) if isinstance(group, dict) else []:
             if isinstance(rule, dict) and rule.get("name") == name:
                 return float(rule.get("duration") or 0)
@@ -120,12 +112,10 @@ def prometheus_resolved(ctx: DrillContext, ref: AlertRef) -> Reading:
 
 
 def _alertmanager_alerts(ctx: DrillContext, ref: AlertRef) -> list[dict[str, Any]]:
-    body = ctx.api.get_json(
-        ctx.alertmanager, "/api/v2/alerts", {"filter": f'alertname="{ref.name}"'}
-    )
-    if not isinstance(body, list):
-        raise Failed(f"Alertmanager answered /api/v2/alerts with {body!r:.120}, not a list")
-    return [alert for alert in body if isinstance(alert, dict) and ref.matches(alert.get("labels"))]
+    alerts = ctx.alertmanager.alerts(ref.name)
+    return [
+        alert for alert in alerts if isinstance(alert, dict) and ref.matches(alert.get("labels"))
+    ]
 
 
 def alertmanager_holds(ctx: DrillContext, ref: AlertRef) -> Reading:
@@ -150,7 +140,7 @@ def receiver_query(ref: AlertRef, status: str) -> str:
 def receiver_line(ctx: DrillContext, ref: AlertRef, status: str) -> Reading:
     """The receiver logged a notification of `ref` with `status` since the drill began."""
     query = receiver_query(ref, status)
-    lines = lines_of(loki_streams(ctx.verify, query, ctx.started, time.time() + 1, 100))
+    lines = lines_of(ctx.verify.loki.streams(query, ctx.started, time.time() + 1, 100))
     for line in lines:
         record = json_object(line)
         if record is not None and ref.matches(

@@ -34,7 +34,8 @@ from .settings import settings_from as read_settings
 __all__ = ["build_parser", "main"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-PROG = "python3 tasks.py drill"
+PROG = "python -m drills"
+"""How it was run, unless a wrapper names itself in SANDBOX_PROG (`python3 tasks.py drill`)."""
 
 
 def positive(what: str, minimum: float = 0.0) -> Callable[[str], float]:
@@ -63,7 +64,7 @@ def alert_name(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     defaults = DrillSettings()
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=os.environ.pop("SANDBOX_PROG", "") or PROG,
         description=(
             "Break the running service on purpose through its feature flags (or stop it), "
             "drive traffic at it, say where to look, and check that each signal (metrics, "
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     drill = DRILLS.get(args.name)
     if drill is None:
         print(
-            f"{PROG}: error: no drill {args.name!r}; the drills are: {', '.join(DRILLS)}",
+            f"{parser.prog}: error: no drill {args.name!r}; the drills are: {', '.join(DRILLS)}",
             file=sys.stderr,
         )
         return EXIT_USAGE

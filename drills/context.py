@@ -1,8 +1,8 @@
 """What every probe can see: the settings, verify's HTTP helpers, the clock, the traffic.
 
-Probes read the stack through the clients `verify` uses (`verify.http.Api`, and the
-Prometheus, Loki and Tempo helpers of `checks`), so a component that is down reads
-the same way in both: one `ApiError` naming it and its URL.
+Probes read the stack through the clients `verify` uses (`stackclient`'s, and
+verify's readers of their answers), so a component that is down reads the same way
+in both: one `ApiError` naming it and its URL.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackclient import Alertmanager, Api
 from verify.context import Context as VerifyContext
-from verify.http import Api, Component
 
 from .settings import DrillSettings
 from .traffic import Traffic
@@ -52,11 +52,11 @@ class DrillContext:
     verify: VerifyContext = field(init=False)
 
     def __post_init__(self) -> None:
-        self.verify = VerifyContext(self.settings.to_verify(), self.api)
+        self.verify = VerifyContext(self.settings, self.api)
 
     @property
-    def alertmanager(self) -> Component:
-        return Component("Alertmanager", self.settings.alertmanager_url)
+    def alertmanager(self) -> Alertmanager:
+        return Alertmanager(self.api, self.settings.alertmanager_url)
 
     def elapsed(self) -> float:
         return time.time() - self.started

@@ -22,8 +22,7 @@ from traffic_gen.report import UNLIKELY_P_VALUE
 from traffic_gen.stats import DIE_FACES
 
 from verify.context import JOB
-from verify.logs import SELECTOR, json_object, lines_of, loki_streams
-from verify.metrics import prometheus_data
+from verify.logs import SELECTOR, json_object, lines_of
 from verify.model import Failed
 from verify.otlp_json import spans_of
 from verify.tempo import tempo_trace
@@ -66,11 +65,7 @@ Span = dict[str, Any]
 
 def prometheus_vector(ctx: DrillContext, expr: str) -> list[dict[str, Any]]:
     """The instant vector `expr` evaluates to now."""
-    data = prometheus_data(ctx.verify, "/api/v1/query", {"query": expr})
-    result = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(result, list):
-        raise Failed(f"Prometheus answered {expr} without a result list: {data!r:.120}")
-    return result
+    return ctx.verify.prometheus.query(expr)
 
 
 def sample_value(sample: dict[str, Any]) -> float:
@@ -207,7 +202,7 @@ def flagged_lines(ctx: DrillContext, key: str, queries: Mapping[str, str]) -> Re
     found: dict[str, list[str]] = ctx.found.setdefault(key, {})
     parts, responded = [], True
     for label, query in queries.items():
-        lines = lines_of(loki_streams(ctx.verify, query, ctx.started, time.time() + 1, 50))
+        lines = lines_of(ctx.verify.loki.streams(query, ctx.started, time.time() + 1, 50))
         records = [record for line in lines if (record := json_object(line)) is not None]
         found[label] = [r["trace_id"] for r in records if isinstance(r.get("trace_id"), str)]
         if lines:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from stackclient import Api, ApiError, Component, wait_until
 from verify.context import ROOT
-from verify.http import Api, ApiError, Component
 from verify.model import Failed
 
 from .catalogue import Drill, Plan, Signal
@@ -181,9 +181,11 @@ def wait_for(signals: list[Signal], ctx: DrillContext, give_up: float, say: Prin
     pending = list(signals)
     responded: list[tuple[Signal, Reading, float]] = []
     last: dict[str, str] = {signal.name: "not probed yet" for signal in signals}
-    deadline = time.monotonic() + give_up
     next_status = time.monotonic() + STATUS_EVERY
-    while True:
+
+    def probe_round() -> bool | None:
+        """True once every signal has responded."""
+        nonlocal next_status
         ctx.api.retry_unreachable()
         for signal in list(pending):
             reading = _probe(signal, ctx)
@@ -194,13 +196,13 @@ def wait_for(signals: list[Signal], ctx: DrillContext, give_up: float, say: Prin
             else:
                 last[signal.name] = reading.detail
         now = time.monotonic()
-        if not pending or now >= deadline:
-            break
-        if now >= next_status:
+        if pending and now >= next_status:
             names = ", ".join(signal.name for signal in pending)
             say(f"  {say.dots} {say.clock()}  waiting for: {names}")
             next_status = now + STATUS_EVERY
-        time.sleep(min(ctx.settings.poll, max(deadline - now, 0.0)))
+        return None if pending else True
+
+    wait_until(probe_round, give_up, ctx.settings.poll)
     missing = [(signal, last[signal.name]) for signal in pending]
     return Outcome(responded, missing, ctx.elapsed())
 

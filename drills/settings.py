@@ -1,9 +1,10 @@
 """Where the stack is, where the flag file is, how to stop and start a service, and how
 hard and how long to drive it.
 
-The URLs are verify's (`verify.cli`): the same options, the same environment
-variables, the same defaults, so a stack that `python3 tasks.py verify` finds, a
-drill finds too. Alertmanager, which verify does not ask, is added the same way.
+A drill's settings are verify's (`verify.context.Settings`: where the stack is, and
+the HTTP timeout) and its own. Its URL options are those of `stackclient.URL_OPTIONS`
+that the drills call: the same options, environment variables and defaults as
+verify's, so a stack that `python3 tasks.py verify` finds, a drill finds too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import stackclient
 import verify.cli
-from verify.context import ROOT, TRAFFIC_SCRIPT
+from verify.context import ROOT
 from verify.context import Settings as VerifySettings
 
 from .outage import START_COMMAND, STOP_COMMAND
@@ -37,30 +39,17 @@ FLAGS_FILE = ROOT / "stack" / "flags" / "flags.json"
 FLAGS_FILE_ENV = "DRILL_FLAGS_FILE"
 STOP_COMMAND_ENV, START_COMMAND_ENV = "DRILL_STOP_COMMAND", "DRILL_START_COMMAND"
 
-_VERIFY = VerifySettings()
-_URLS = ("--service-url", "--frontend-url", "--prometheus-url", "--loki-url", "--tempo-url")
-URL_OPTIONS: dict[str, tuple[str, str, str]] = {
-    option: spec
-    for option, spec in verify.cli.URL_OPTIONS.items()
-    if option in (*_URLS, "--grafana-url")
+URL_OPTIONS = {
+    option: spec for option, spec in stackclient.URL_OPTIONS.items() if option != "--alloy-url"
 }
-"""option: (DrillSettings field, environment variable, what it is), as verify spells them."""
-URL_OPTIONS["--alertmanager-url"] = ("alertmanager_url", "VERIFY_ALERTMANAGER_URL", "Alertmanager")
+"""option: (DrillSettings field, environment variable, what it is); no probe asks Alloy."""
 
 
 @dataclass(frozen=True)
-class DrillSettings:
-    """Everything a drill run needs to know; `cli` builds it from flags and env vars."""
+class DrillSettings(VerifySettings):
+    """Everything a drill run needs to know; `cli` builds it from flags and env vars.
+    Being verify's settings too, it is what the probes hand to verify's readers."""
 
-    service_url: str = _VERIFY.service_url
-    frontend_url: str = _VERIFY.frontend_url
-    prometheus_url: str = _VERIFY.prometheus_url
-    loki_url: str = _VERIFY.loki_url
-    tempo_url: str = _VERIFY.tempo_url
-    grafana_url: str = _VERIFY.grafana_url
-    alertmanager_url: str = "http://localhost:9093"
-    timeout: float = _VERIFY.timeout
-    """Seconds for any single HTTP call."""
     flags_file: Path = FLAGS_FILE
     """The file the running service reads (its DICE_FLAGS_FILE, seen from this machine)."""
     stop_command: str = STOP_COMMAND
@@ -78,20 +67,6 @@ class DrillSettings:
     """Seconds between two rounds of probes."""
     follow: tuple[str, ...] = ()
     """recovery: the alerts to follow back to resolved (empty: every drill alert)."""
-    traffic_script: Path = TRAFFIC_SCRIPT
-
-    def to_verify(self) -> VerifySettings:
-        """verify's settings for the same stack, for its HTTP helpers."""
-        return replace(
-            VerifySettings(),
-            service_url=self.service_url,
-            frontend_url=self.frontend_url,
-            prometheus_url=self.prometheus_url,
-            loki_url=self.loki_url,
-            tempo_url=self.tempo_url,
-            grafana_url=self.grafana_url,
-            timeout=self.timeout,
-        )
 
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> DrillSettings:

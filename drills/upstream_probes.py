@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 from verify.context import JOB, SERVICE_NAME
-from verify.http import Component
 from verify.otlp_json import ERROR_STATUSES, SERVER_KINDS, spans_of
 from verify.stage2 import FRONTEND_CONTAINER, FRONTEND_JOB, FRONTEND_SERVICE
 from verify.tempo import tempo_trace
@@ -102,10 +101,9 @@ def _keep_trace(ctx: DrillContext, trace_id: object) -> None:
 def frontend_answers_503(ctx: DrillContext) -> Reading:
     """A roll of the drill's own through the frontend: a quick 503 naming the dice-roller
     unreachable (its trace id is kept for `trace_ends_at_frontend`)."""
-    frontend = Component("the frontend", ctx.settings.frontend_url)
     began = time.monotonic()
     response = ctx.api.request(
-        frontend, "GET", "/api/roll", params={"die": "fair"}, ok=tuple(range(200, 600))
+        ctx.verify.frontend, "GET", "/api/roll", params={"die": "fair"}, ok=tuple(range(200, 600))
     )
     milliseconds = (time.monotonic() - began) * 1000
     try:
@@ -242,8 +240,7 @@ def callers_graph(ctx: DrillContext) -> Reading:
 
 def dice_roller_answers(ctx: DrillContext) -> Reading:
     """The dice-roller answers `GET /` again (unreachable reads as "not yet")."""
-    service = Component("the dice roller", ctx.settings.service_url)
-    response = ctx.api.request(service, "GET", "/")
+    response = ctx.api.request(ctx.verify.service, "GET", "/")
     return seen(f"GET / answered HTTP {response.status_code}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from .stack import NativeStackError, build_all, native_stack, stop_on_sigterm
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 tasks.py nativestack",
+        # How it was run: `python3 tasks.py nativestack` names itself in SANDBOX_PROG.
+        prog=os.environ.pop("SANDBOX_PROG", "") or "python -m nativestack",
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
+from stackclient import answers, wait_until
 
 from . import build
 from .docker_api import STDERR, STDOUT, Container, DockerApi, serving_docker_api
@@ -191,20 +191,17 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
 
 
 def _wait_ready(component: Component, url: str, timeout: float, expect: int = 200) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool | None:
         if component.process.poll() is not None:
             raise NativeStackError(
                 f"{component.name} exited with code {component.process.returncode} while "
                 f"starting: `{' '.join(component.command)}`\n  last lines of "
                 f"{component.log_path}:\n{component.log_tail()}"
             )
-        try:
-            if httpx.get(url, timeout=2).status_code == expect:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+        return answers(url, expect)
+
+    if wait_until(ready, timeout, interval=0.25):
+        return
     raise NativeStackError(
         f"{component.name} was not ready within {timeout:.0f} s ({url}): "
         f"`{' '.join(component.command)}`\n  last lines of {component.log_path}:\n"

@@ -16,9 +16,11 @@ from dataclasses import replace
 
 import httpx
 
+import stackclient
+
+from . import sources
 from .context import Context, Settings
 from .dashboard import run_dashboard_checks
-from .http import Api
 from .logs import run_log_checks
 from .metrics import run_metrics_checks
 from .model import Run
@@ -35,15 +37,11 @@ STAGES = ("1", "2")
 ASCII_SPELLINGS = str.maketrans({"→": "->", "…": "...", "—": "-"})
 
 URL_OPTIONS = {
-    # option: (Settings field, environment variable, what it is)
-    "--service-url": ("service_url", "VERIFY_SERVICE_URL", "the dice roller"),
-    "--frontend-url": ("frontend_url", "VERIFY_FRONTEND_URL", "the frontend (stage 2)"),
-    "--prometheus-url": ("prometheus_url", "VERIFY_PROMETHEUS_URL", "Prometheus"),
-    "--loki-url": ("loki_url", "VERIFY_LOKI_URL", "Loki"),
-    "--tempo-url": ("tempo_url", "VERIFY_TEMPO_URL", "Tempo"),
-    "--alloy-url": ("alloy_url", "VERIFY_ALLOY_URL", "Alloy"),
-    "--grafana-url": ("grafana_url", "VERIFY_GRAFANA_URL", "Grafana"),
+    option: spec
+    for option, spec in stackclient.URL_OPTIONS.items()
+    if option != "--alertmanager-url"  # no box asks Alertmanager itself (Grafana does)
 }
+"""option: (Settings field, environment variable, what it is)"""
 
 
 class UsageError(Exception):
@@ -92,7 +90,8 @@ def stage_number(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python3 tasks.py verify",
+        # How it was run: `python3 tasks.py verify` names itself in SANDBOX_PROG.
+        prog=os.environ.pop("SANDBOX_PROG", "") or "python -m verify",
         description=(
             "Check a running stack against the checklist of docs/checklist.md, through each "
             "component's HTTP API, and print each box ticked or crossed, with a fix hint "
@@ -208,7 +207,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 def run_checks(settings: Settings) -> Run:
     """Every check, in an order where each finds what it needs from the earlier ones."""
     run = Run()
-    api = Api(timeout=settings.timeout)
+    api = stackclient.Api(timeout=settings.timeout, answered=sources.answered)
     ctx = Context(settings, api)
     try:
         if settings.with_traffic:
@@ -218,10 +217,10 @@ def run_checks(settings: Settings) -> Run:
         run_metrics_checks(ctx, run)
         run_log_checks(ctx, run)
         # The trace boxes follow the fresh request of the service checks through Tempo.
-        with run.relying_on(ctx.service, ctx.tempo):
+        with run.relying_on(ctx.service, ctx.tempo.component):
             run_trace_checks(ctx, run)
             run_trace_to_logs_checks(ctx, run)
-        with run.relying_on(ctx.grafana):  # the panels are read from Grafana's dashboard
+        with run.relying_on(ctx.grafana.component):  # the panels are read from Grafana's dashboard
             run_dashboard_checks(ctx, run)
         if settings.stage >= 2:
             with run.relying_on(ctx.frontend):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .http import Api, Component
+from stackclient import Addresses, Api, Component, Grafana, Loki, Prometheus, Tempo, wait_until
 
 __all__ = ["ROOT", "Context", "FreshRequest", "Settings", "poll"]
 
@@ -35,18 +35,11 @@ SERVICE_NAME = "dice-roller"
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(Addresses):
     """Where the stack is and how patient to be; see `cli.py` for flags and env vars."""
 
-    service_url: str = "http://localhost:8100"
-    frontend_url: str = "http://localhost:8200"
     stage: int = 1
     """Which stage's boxes to check too (docs/stages.md): 2 adds Across Services."""
-    prometheus_url: str = "http://localhost:9090"
-    loki_url: str = "http://localhost:3100"
-    tempo_url: str = "http://localhost:3200"
-    alloy_url: str = "http://localhost:12345"
-    grafana_url: str = "http://localhost:3000"
     grafana_user: str | None = None
     grafana_password: str | None = None
     timeout: float = 10.0
@@ -103,24 +96,24 @@ class Context:
         return Component("the frontend", self.settings.frontend_url)
 
     @property
-    def prometheus(self) -> Component:
-        return Component("Prometheus", self.settings.prometheus_url)
+    def prometheus(self) -> Prometheus:
+        return Prometheus(self.api, self.settings.prometheus_url)
 
     @property
-    def loki(self) -> Component:
-        return Component("Loki", self.settings.loki_url)
+    def loki(self) -> Loki:
+        return Loki(self.api, self.settings.loki_url)
 
     @property
-    def tempo(self) -> Component:
-        return Component("Tempo", self.settings.tempo_url)
+    def tempo(self) -> Tempo:
+        return Tempo(self.api, self.settings.tempo_url)
 
     @property
     def alloy(self) -> Component:
         return Component("Alloy", self.settings.alloy_url)
 
     @property
-    def grafana(self) -> Component:
-        return Component("Grafana", self.settings.grafana_url)
+    def grafana(self) -> Grafana:
+        return Grafana(self.api, self.settings.grafana_url)
 
 
 def poll(ctx: Context, attempt: Callable[[], T | None]) -> T | None:
@@ -132,9 +125,4 @@ def poll(ctx: Context, attempt: Callable[[], T | None]) -> T | None:
     that is up but empty costs that long once, not once per box. An `ApiError` is not
     retried: a component that is down fails at once.
     """
-    while True:
-        found = attempt()
-        remaining = ctx.deadline - time.monotonic()
-        if found is not None or remaining <= 0:
-            return found
-        time.sleep(min(ctx.settings.poll_interval, remaining))
+    return wait_until(attempt, ctx.deadline - time.monotonic(), ctx.settings.poll_interval)

@@ -32,8 +32,9 @@ from typing import Any
 
 import httpx
 
+from stackclient import ApiError
+
 from .context import Context, poll
-from .http import ApiError
 from .model import Failed, Run
 from .provisioning import provisioned_datasources
 
@@ -158,7 +159,7 @@ def _raise(message: str) -> str:
 
 
 def _dashboard_listed(ctx: Context, uid: str, title: str) -> str:
-    found = ctx.api.get_json(ctx.grafana, "/api/search", {"type": "dash-db", "query": title})
+    found = ctx.grafana.get_json("/api/search", {"type": "dash-db", "query": title})
     if not isinstance(found, list):
         raise Failed(f"expected a list from /api/search, got {found!r:.120}")
     hits = [hit for hit in found if isinstance(hit, dict) and hit.get("uid") == uid]
@@ -172,7 +173,7 @@ def _dashboard_listed(ctx: Context, uid: str, title: str) -> str:
 
 def _served_dashboard(ctx: Context, uid: str) -> dict[str, Any]:
     if ctx.grafana_dashboard is None:
-        body = ctx.api.get_json(ctx.grafana, f"/api/dashboards/uid/{uid}")
+        body = ctx.grafana.get_json(f"/api/dashboards/uid/{uid}")
         dashboard = body.get("dashboard") if isinstance(body, dict) else None
         if not isinstance(dashboard, dict):
             raise Failed(f"expected {{'dashboard': {{...}}}}, got {body!r:.120}")
@@ -191,7 +192,7 @@ def _datasource_health(ctx: Context, uid: str, kind: str) -> str:
     if kind == "alertmanager":
         return _alertmanager_through_grafana(ctx, uid)
     # 400 is how Grafana reports a failed health check; its body still says why.
-    body = ctx.api.get_json(ctx.grafana, f"/api/datasources/uid/{uid}/health", ok=(200, 400))
+    body = ctx.grafana.get_json(f"/api/datasources/uid/{uid}/health", ok=(200, 400))
     if not isinstance(body, dict) or "status" not in body:
         raise Failed(f"expected {{'status', 'message'}}, got {body!r:.120}")
     if body["status"] != "OK":
@@ -202,7 +203,7 @@ def _datasource_health(ctx: Context, uid: str, kind: str) -> str:
 def _alertmanager_through_grafana(ctx: Context, uid: str) -> str:
     """What Grafana's "Save & test" does for a Prometheus Alertmanager: its status,
     through the data source proxy."""
-    body = ctx.api.get_json(ctx.grafana, f"/api/datasources/proxy/uid/{uid}/api/v2/status")
+    body = ctx.grafana.get_json(f"/api/datasources/proxy/uid/{uid}/api/v2/status")
     version = body.get("versionInfo", {}).get("version") if isinstance(body, dict) else None
     if not isinstance(version, str):
         raise Failed(f"expected Alertmanager's status with versionInfo, got {body!r:.120}")
@@ -298,7 +299,7 @@ def _query_panel(
 ) -> tuple[int, list[float]]:
     """Send the panel's queries through Grafana; how many values came back, and the numbers."""
     try:
-        answer = ctx.api.post_json(ctx.grafana, "/api/ds/query", body, ok=(200, 207))
+        answer = ctx.grafana.post_json("/api/ds/query", body, ok=(200, 207))
     except ApiError as error:
         raise Failed(_query_error(error)) from None
     results = answer.get("results") if isinstance(answer, dict) else None

@@ -18,11 +18,12 @@ import re
 import time
 from typing import Any
 
+from stackclient import ApiError
+
 from .context import CONTAINER, Context, poll
-from .http import ApiError
 from .model import Failed, Run
 
-__all__ = ["json_object", "lines_of", "loki_streams", "run_log_checks"]
+__all__ = ["json_object", "lines_of", "run_log_checks"]
 
 GROUP = "Log Collection"
 SELECTOR = f'{{container_name="{CONTAINER}"}}'
@@ -61,28 +62,6 @@ HINT_JSON = (
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
-
-
-def loki_streams(ctx: Context, query: str, start: float, end: float, limit: int) -> list[Any]:
-    """The streams `query` selects between `start` and `end` (Unix seconds)."""
-    body = ctx.api.get_json(
-        ctx.loki,
-        "/loki/api/v1/query_range",
-        {
-            "query": query,
-            "start": str(int(start * 1e9)),
-            "end": str(int(end * 1e9)),
-            "limit": str(limit),
-            "direction": "backward",
-        },
-    )
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-        raise Failed(f"Loki answered without data.result: {body!r:.160}")
-    result: list[Any] = data["result"]
-    if data.get("resultType") != "streams":
-        raise Failed(f"expected log streams, Loki answered {data.get('resultType')!r}")
-    return result
 
 
 def lines_of(streams: list[Any]) -> list[str]:
@@ -180,7 +159,7 @@ def _recent_lines(ctx: Context) -> list[str]:
 
         def attempt() -> list[str] | None:
             now = time.time()
-            return lines_of(loki_streams(ctx, SELECTOR, now - 3600, now, 500)) or None
+            return lines_of(ctx.loki.streams(SELECTOR, now - 3600, now, 500)) or None
 
         ctx.facts["loki_lines"] = poll(ctx, attempt) or []
     lines: list[str] = ctx.facts["loki_lines"]
@@ -222,7 +201,7 @@ def _ids(ctx: Context, field: str, pattern: re.Pattern[str]) -> str:
 
 def _json_parses(ctx: Context) -> str:
     now = time.time()
-    streams = loki_streams(ctx, f"{SELECTOR} | json", now - 3600, now, 500)
+    streams = ctx.loki.streams(f"{SELECTOR} | json", now - 3600, now, 500)
     if not streams:
         raise Failed(f"no lines for {SELECTOR} | json in the last hour")
     failed = [s for s in streams if "__error__" in (s.get("stream") or {})]

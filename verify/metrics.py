@@ -1,7 +1,6 @@
 """Metrics Collection: Prometheus scrapes the service and stores its series and exemplars.
 
-Follows Prometheus's HTTP API v1 (`/api/v1/...`, stable since Prometheus 2.0): every
-answer is `{"status": "success"|"error", "data": ..., "error": ...}`.
+Read through `stackclient.Prometheus` (Prometheus's HTTP API v1).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 from .context import JOB, Context, poll
 from .model import Failed, Run
 
-__all__ = ["prometheus_data", "run_metrics_checks"]
+__all__ = ["run_metrics_checks"]
 
 GROUP = "Metrics Collection"
 
@@ -46,16 +45,6 @@ SERIES = (
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def prometheus_data(ctx: Context, path: str, params: dict[str, str]) -> Any:
-    """`data` of a Prometheus API answer; its `error` text when it reports one."""
-    body = ctx.api.get_json(ctx.prometheus, path, params, ok=(200, 400, 422, 503))
-    if not isinstance(body, dict) or "status" not in body:
-        raise Failed(f"Prometheus answered {path} without a status: {body!r:.120}")
-    if body["status"] != "success":
-        raise Failed(f"Prometheus: {body.get('errorType', 'error')}: {body.get('error', '?')}")
-    return body.get("data")
-
-
 def run_metrics_checks(ctx: Context, run: Run) -> None:
     up = run.check(
         GROUP,
@@ -79,7 +68,7 @@ def run_metrics_checks(ctx: Context, run: Run) -> None:
 
 
 def _target_up(ctx: Context) -> str:
-    data = prometheus_data(ctx, "/api/v1/targets", {"state": "active"})
+    data = ctx.prometheus.targets()
     targets = [
         target
         for target in (data or {}).get("activeTargets", [])
@@ -99,11 +88,7 @@ def _target_up(ctx: Context) -> str:
 
 def _has_series(ctx: Context, query: str, wait: bool) -> str:
     def attempt() -> list[Any] | None:
-        data = prometheus_data(ctx, "/api/v1/query", {"query": query})
-        result = (data or {}).get("result")
-        if not isinstance(result, list):
-            raise Failed(f"Prometheus answered without a result list: {data!r:.120}")
-        return result or None
+        return ctx.prometheus.query(query) or None
 
     result = poll(ctx, attempt) if wait else attempt()
     if not result:
@@ -114,13 +99,7 @@ def _has_series(ctx: Context, query: str, wait: bool) -> str:
 def _exemplars(ctx: Context, wait: bool) -> str:
     def attempt() -> list[str] | None:
         now = time.time()
-        data = prometheus_data(
-            ctx,
-            "/api/v1/query_exemplars",
-            {"query": f'{{job="{JOB}"}}', "start": f"{now - 3600:.3f}", "end": f"{now:.3f}"},
-        )
-        if not isinstance(data, list):
-            raise Failed(f"Prometheus answered without a list of exemplars: {data!r:.120}")
+        data = ctx.prometheus.exemplars(f'{{job="{JOB}"}}', now - 3600, now)
         ids = [
             str(exemplar.get("labels", {}).get("trace_id", ""))
             for series in data

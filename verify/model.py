@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .http import ApiError, Component
+from stackclient import ApiError, Component
+
 from .sources import recording
 
 __all__ = ["GROUPS", "Failed", "Result", "Run"]

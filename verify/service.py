@@ -12,8 +12,9 @@ import time
 
 import httpx
 
+from stackclient import decode_json
+
 from .context import Context, FreshRequest
-from .http import decode_json
 from .model import Failed, Run
 
 __all__ = ["parse_traceresponse", "run_service_checks"]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from stackclient import decode_json
+
 from .context import CONTAINER, SERVICE_NAME, Context, FreshRequest, poll
-from .http import decode_json
-from .logs import lines_of, loki_streams
-from .metrics import prometheus_data
+from .logs import lines_of
 from .model import Failed, Run
 from .otlp_json import spans_of
 from .service import parse_traceresponse
@@ -73,7 +73,7 @@ def run_stage2_checks(ctx: Context, run: Run) -> None:
         HINT_FRONTEND,
         lambda: _roll(ctx),
     )
-    with run.relying_on(ctx.frontend, ctx.tempo):
+    with run.relying_on(ctx.frontend, ctx.tempo.component):
         run.check(
             GROUP,
             "One trace crosses both services: frontend server → client → dice-roller server",
@@ -166,8 +166,7 @@ def _complete(ctx: Context, trace_id: str) -> Any:
 
 def _edge(ctx: Context) -> str:
     def attempt() -> float | None:
-        data = prometheus_data(ctx, "/api/v1/query", {"query": f"sum({EDGE})"})
-        result = data.get("result") if isinstance(data, dict) else None
+        result = ctx.prometheus.query(f"sum({EDGE})")
         return float(result[0]["value"][1]) if result else None
 
     value = poll(ctx, attempt)
@@ -179,9 +178,7 @@ def _edge(ctx: Context) -> str:
 def _scraped(ctx: Context) -> str:
     def attempt() -> list[Any] | None:
         query = f'up{{job="{FRONTEND_JOB}"}} == 1'
-        data = prometheus_data(ctx, "/api/v1/query", {"query": query})
-        result = data.get("result") if isinstance(data, dict) else None
-        return result or None
+        return ctx.prometheus.query(query) or None
 
     found = poll(ctx, attempt)
     if not found:
@@ -197,7 +194,7 @@ def _both_logs(ctx: Context) -> str:
     )
 
     def attempt() -> dict[str, int] | None:
-        streams = loki_streams(ctx, query, roll.started - 60, time.time() + 5, 100)
+        streams = ctx.loki.streams(query, roll.started - 60, time.time() + 5, 100)
         counts: dict[str, int] = {}
         for stream in streams:
             name = str(stream.get("stream", {}).get("container_name", "?"))

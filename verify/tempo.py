@@ -1,4 +1,5 @@
-"""Tempo's HTTP API, as the trace checks call it: one trace by id, and a TraceQL search.
+"""What Tempo's answers mean to the trace checks, which ask through `stackclient.Tempo`:
+one trace by id, and a TraceQL search.
 
 Answers as Tempo 3.0.3, the version the stack runs, gives them (seen on a real 3.0.3
 built from source, on stack/tempo/config.yaml):
@@ -18,14 +19,13 @@ built from source, on stack/tempo/config.yaml):
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from .context import Context
 from .model import Failed
 from .otlp_json import spans_of
 
-__all__ = ["read_trace_answer", "tempo_search", "tempo_trace"]
+__all__ = ["read_trace_answer", "tempo_trace"]
 
 
 def read_trace_answer(body: Any) -> dict[str, Any] | None:
@@ -44,20 +44,4 @@ def read_trace_answer(body: Any) -> dict[str, Any] | None:
 
 def tempo_trace(ctx: Context, trace_id: str) -> dict[str, Any] | None:
     """Tempo's trace for `trace_id` (`{"resourceSpans": [...]}`), or None while not there yet."""
-    return read_trace_answer(ctx.api.get_json(ctx.tempo, f"/api/v2/traces/{trace_id}"))
-
-
-def tempo_search(ctx: Context, traceql: str, seconds: int, limit: int) -> list[Any]:
-    """The traces matching `traceql` in the last `seconds` (at most `limit` of them)."""
-    now = time.time()
-    params = {
-        "q": traceql,
-        "start": str(int(now - seconds)),
-        "end": str(int(now) + 1),
-        "limit": str(limit),
-    }
-    body = ctx.api.get_json(ctx.tempo, "/api/search", params)
-    traces = body.get("traces", []) if isinstance(body, dict) else None
-    if not isinstance(traces, list):
-        raise Failed(f"expected {{'traces': [...]}} from /api/search, got {body!r:.120}")
-    return traces
+    return read_trace_answer(ctx.tempo.trace(trace_id))

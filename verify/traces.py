@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from stackclient import ApiError
+
 from .context import CONTAINER, SERVICE_NAME, Context, FreshRequest, poll
-from .http import ApiError
-from .logs import json_object, lines_of, loki_streams
+from .logs import json_object, lines_of
 from .model import Failed, Run
 from .otlp_json import server_span, spans_of
-from .tempo import tempo_search, tempo_trace
+from .tempo import tempo_trace
 from .trace_link import link_query, span_link, tempo_link_settings
 
 __all__ = ["run_trace_checks", "run_trace_to_logs_checks"]
@@ -160,7 +161,11 @@ def _fresh_trace(ctx: Context) -> str:
 
 
 def _search(ctx: Context) -> str:
-    traces = poll(ctx, lambda: tempo_search(ctx, TRACEQL, SEARCH_SECONDS, SEARCH_LIMIT) or None)
+    def attempt() -> list[Any] | None:
+        now = int(time.time())
+        return ctx.tempo.search(TRACEQL, now - SEARCH_SECONDS, now + 1, SEARCH_LIMIT) or None
+
+    traces = poll(ctx, attempt)
     if not traces:
         raise Failed(f"no trace matches {TRACEQL} in the last hour (newest 30 s excluded)")
     first = traces[0] if isinstance(traces[0], dict) else {}
@@ -231,7 +236,7 @@ def _link_filters(ctx: Context) -> str:
         raise Failed(f"the query does not mention trace {fresh.trace_id}: {query}")
     if CONTAINER not in query:
         raise Failed(f"the query does not select the {CONTAINER} stream: {query}")
-    loki_streams(ctx, query, start, end, 100)  # a parse error would be a 400 here
+    ctx.loki.streams(query, start, end, 100)  # a parse error would be a 400 here
     return query
 
 
@@ -240,7 +245,7 @@ def _linked_logs(ctx: Context) -> str:
     query, start, end = _link(ctx)
 
     def attempt() -> list[str] | None:
-        return lines_of(loki_streams(ctx, query, start, end, 100)) or None
+        return lines_of(ctx.loki.streams(query, start, end, 100)) or None
 
     try:
         lines = poll(ctx, attempt) or []

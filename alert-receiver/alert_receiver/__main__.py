@@ -1,7 +1,7 @@
-"""`python -m alert_receiver`."""
+"""`python -m alert_receiver`, the same as the `alert-receiver` command."""
 
 import sys
 
 from .cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m alert_receiver"))

@@ -1,4 +1,4 @@
-"""`python -m alert_receiver`: listen until SIGTERM or Ctrl-C.
+"""`alert-receiver` (or `python -m alert_receiver`): listen until SIGTERM or Ctrl-C.
 
 The address comes from `--host`/`--port`, else ALERT_RECEIVER_HOST and
 ALERT_RECEIVER_PORT, else 127.0.0.1:9099 (the image sets the host to 0.0.0.0).
@@ -23,9 +23,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9099
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "alert-receiver") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m alert_receiver",
+        prog=prog,
         description=(
             "Receive Alertmanager's webhook notifications on POST /alerts and print one "
             "JSON line per alert on stdout."
@@ -46,8 +46,9 @@ def _port(value: str, source: str) -> int:
     return int(value)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "alert-receiver") -> int:
+    """The command; `prog` names it in its usage line: `python -m` passes its own."""
+    args = build_parser(prog).parse_args(argv)
     host = args.host or os.environ.get("ALERT_RECEIVER_HOST") or DEFAULT_HOST
     from_env = os.environ.get("ALERT_RECEIVER_PORT")
     try:

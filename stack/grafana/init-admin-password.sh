@@ -21,7 +21,7 @@ if [ -s "$file" ]; then
     if [ -n "${GRAFANA_ADMIN_PASSWORD:-}" ]; then
         echo "grafana-init: $file already holds the admin password;" \
             "GRAFANA_ADMIN_PASSWORD is ignored (Grafana reads it only when it creates" \
-            "its database: change the password in Grafana, or start afresh with make clean)" >&2
+            "its database: change the password in Grafana, or start afresh with python3 tasks.py compose clean)" >&2
     fi
     echo "grafana-init: keeping the admin password in $file"
     exit 0
@@ -30,7 +30,7 @@ fi
 if [ -e "$directory/grafana.db" ]; then
     echo "grafana-init: Grafana's database already exists, so it keeps the admin password" \
         "it was created with, not the one written now; change it in Grafana" \
-        "(or start afresh with make clean)" >&2
+        "(or start afresh with python3 tasks.py compose clean)" >&2
 fi
 
 # Only the owner (Grafana's user) may read it. Write aside, then rename: Grafana never
@@ -52,4 +52,4 @@ if [ ! -s "$partial" ]; then
     exit 1
 fi
 mv -f "$partial" "$file"
-echo "grafana-init: wrote $source to $file (make grafana-password prints it)"
+echo "grafana-init: wrote $source to $file (python3 tasks.py compose grafana-password prints it)"

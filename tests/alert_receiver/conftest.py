@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.alert_receiver.running import Receiver, start, stop, wait_ready
+from tests.support.alert_receiver import Receiver, start, stop, wait_ready
 from tests.support.tools import free_port
 
 

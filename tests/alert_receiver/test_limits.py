@@ -26,9 +26,9 @@ from alert_receiver.limits import (
     TIMEOUT_SECONDS,
 )
 
-from tests.alert_receiver.payloads import alert, payload
-from tests.alert_receiver.running import Receiver, raw_request, start, stop, wait_ready
-from tests.reliability.support import report
+from tests.support.alert_receiver import Receiver, raw_request, start, stop, wait_ready
+from tests.support.alertmanager_payloads import alert, payload
+from tests.support.figures import report
 from tests.support.processes import eventually
 from tests.support.sockets import unread_connections
 from tests.support.tools import free_port

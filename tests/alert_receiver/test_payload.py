@@ -10,7 +10,7 @@ import pytest
 from alert_receiver.limits import MAX_FIELD_CHARS, MAX_LABELS_CHARS, MAX_NESTING
 from alert_receiver.payload import PayloadError, alert_lines, parse_payload
 
-from tests.alert_receiver.payloads import GENERATOR_URL, NOT_ENDED, alert, payload
+from tests.support.alertmanager_payloads import GENERATOR_URL, NOT_ENDED, alert, payload
 
 RECEIVED = datetime(2026, 12, 3, 8, 12, 40, 512000, tzinfo=UTC)
 

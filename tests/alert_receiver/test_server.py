@@ -11,15 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.alert_receiver.payloads import alert, payload
-from tests.alert_receiver.running import (
-    PACKAGE_DIR,
-    Receiver,
-    raw_request,
-    start,
-    stop,
-    wait_ready,
-)
+from tests.support.alert_receiver import PACKAGE_DIR, Receiver, raw_request, start, stop, wait_ready
+from tests.support.alertmanager_payloads import alert, payload
 from tests.support.tools import free_port
 
 

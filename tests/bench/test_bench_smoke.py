@@ -14,7 +14,7 @@ import pytest
 
 from bench.cli import PARTS
 from bench.wrk import WrkError, parse_wrk
-from tests.bench.running import positive, run_bench
+from tests.support.bench import positive, run_bench
 from tests.support.tools import require_tool
 
 WRK_OUTPUT = """\

@@ -16,7 +16,7 @@ from dice_roller.settings import Settings
 from opentelemetry.sdk.trace import TracerProvider
 
 from bench.hop import rolls_counted
-from tests.bench.running import positive, run_bench
+from tests.support.bench import positive, run_bench
 from tests.support.tools import require_tool
 
 LOADS = ("connections_1", "connections_50")

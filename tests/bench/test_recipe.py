@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from bench.receiver import bench_receiver
 from bench.recipe import RECIPE, RecipeJsonFormatter, build_recipe_app, log
 from bench.servers import start_server
-from tests.bench.asgi import roll_and_scrape
+from tests.support.bench import roll_and_scrape
 
 SETTINGS = Settings(max_delay_seconds=0.0, seed=1)
 

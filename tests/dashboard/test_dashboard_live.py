@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard.model import (
+from tests.support.dashboard_model import (
     JSON,
     ROOT,
     load_dashboard,

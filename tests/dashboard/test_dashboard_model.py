@@ -1,10 +1,11 @@
-"""The readers in `model.py` that the other checks rely on, on small known inputs.
+"""The readers in `tests/support/dashboard_model.py` that the other checks rely on, on
+small known inputs.
 
 (The Alloy relabel reader they use is checked in tests/stack/test_alloy_config.py.)"""
 
 from __future__ import annotations
 
-from tests.dashboard.model import rows
+from tests.support.dashboard_model import rows
 
 
 def test_rows_group_the_panels_that_follow_them() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from tests.dashboard.model import (
+from tests.support.dashboard_model import (
     ALLOY_CONFIG,
     COMPOSE_FILE,
     JSON,

@@ -9,7 +9,7 @@ from itertools import combinations
 import pytest
 from dice_roller.metrics import ROLL_VALUE_BUCKETS
 
-from tests.dashboard.model import (
+from tests.support.dashboard_model import (
     DATASOURCES_DIR,
     JSON,
     load_dashboard,

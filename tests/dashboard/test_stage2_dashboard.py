@@ -26,7 +26,7 @@ from frontend.settings import Settings
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from tests.dashboard.model import (
+from tests.support.dashboard_model import (
     ALLOY_CONFIG,
     COMPOSE_FILE,
     DASHBOARD_PATH,
@@ -44,6 +44,7 @@ from tests.dashboard.model import (
 )
 from tests.support.grafana_macros import QueryContext, dashboard_variables, substitute
 from tests.support.grammars import parse_batch, require_grammars
+from tests.support.metrics import OPENMETRICS
 
 # Rows and panels, written out apart from the generator: (row, [(panel, type)]).
 EXPECTED_LAYOUT: list[tuple[str, list[tuple[str, str]]]] = [
@@ -85,7 +86,6 @@ SERVICE_GRAPH_METRICS = {
 SERVICE_GRAPH_LABELS = {"client", "server", "connection_type"}
 SCRAPE_LABELS = {"job", "instance"}  # added by the scrape, not by the service
 SAMPLE_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 GRID_COLUMNS = 24
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from tests.docs.readme import ROOT
-from tests.support.tools import free_port
+from tests.support.paths import ROOT
+from tests.support.tools import closed_url
+from tests.support.verify_stack import nothing_running
 from verify.cli import run_checks
-from verify.context import Settings
 from verify.model import GROUPS
 
 CHECKLIST = ROOT / "docs" / "checklist.md"
@@ -33,17 +33,8 @@ def documented_boxes() -> dict[str, list[str]]:
 
 
 def checked_boxes() -> dict[str, list[str]]:
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings = Settings(
-        service_url=dead,
-        prometheus_url=dead,
-        loki_url=dead,
-        tempo_url=dead,
-        alloy_url=dead,
-        grafana_url=dead,
-        timeout=1.0,
-        wait=0.0,
-        frontend_url=dead,
+    settings = nothing_running(
+        frontend_url=closed_url(),
         stage=2,
         with_traffic=True,
         traffic_args=("--users", "1", "--rolls", "1"),

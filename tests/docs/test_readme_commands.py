@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.docs.readme import ROOT, shell_lines
+from tests.support.paths import ROOT
+from tests.support.readme import shell_lines
 from tests.support.service import RunningService
 
 BARE_PATH = "/usr/bin:/bin"

@@ -25,8 +25,9 @@ from sandbox_telemetry.tracing import (
     traces_exporter_names,
 )
 
-from tests.docs.readme import ROOT, code_spans, readme_text, table
-from tests.stack.compose import ROOT_COMPOSE, load_project
+from tests.support.compose import ROOT_COMPOSE, load_project
+from tests.support.paths import ROOT
+from tests.support.readme import code_spans, readme_text, table
 
 ELLIPSIS = "…"
 

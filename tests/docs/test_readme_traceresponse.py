@@ -11,7 +11,7 @@ import re
 
 import httpx
 
-from tests.docs.readme import code_spans, readme_text, table
+from tests.support.readme import code_spans, readme_text, table
 from tests.support.service import RunningService
 
 PROMISE = re.compile(r"Every answer except (.+?) names its trace in a \[W3C `traceresponse`")

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from tests.docs.readme import ROOT
+from tests.support.paths import ROOT
 
 README = ROOT / "dice-roller" / "README.md"
 LIMIT = 650

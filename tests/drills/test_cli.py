@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drills.catalogue import DRILLS
-from tests.drills.support import copy_flags, run_drill_module
+from tests.support.drills import copy_flags, run_drill_module
 from tests.support.paths import ROOT
 from tests.support.tools import free_port
 
@@ -82,7 +82,7 @@ def test_a_bad_option_is_argparse_s_one_line_error(args: list[str], expected: st
     result = run_drill_module(args)
     assert result.returncode == 2
     last = result.stderr.splitlines()[-1]
-    assert last.startswith("python3 tasks.py drill: error: ")
+    assert last.startswith("python -m drills: error: ")
     assert expected in last
     _no_traceback(result)
 

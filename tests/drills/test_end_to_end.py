@@ -20,7 +20,7 @@ import pytest
 from drills.catalogue import DRILLS
 from drills.timing import FAST_BURN, LATENCY_ALERT
 from nativestack.stack import NativeStack
-from tests.drills.support import run_drill_module, stack_options
+from tests.support.drills import run_drill_module, stack_options
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 

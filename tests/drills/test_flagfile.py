@@ -24,7 +24,7 @@ from drills.flagfile import (
     switched_flags,
     write_atomically,
 )
-from tests.drills.support import SHIPPED_FLAGS, copy_flags
+from tests.support.drills import SHIPPED_FLAGS, copy_flags
 
 # Odd spacing and key order on purpose: only the original bytes count as "put back".
 HAND_WRITTEN = (

@@ -6,15 +6,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nativestack.stack import NativeStack
-from tests.drills.support import copy_flags, live_generators, stack_options
+from tests.support.drills import copy_flags, live_generators, stack_options
 from tests.support.paths import ROOT
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
@@ -22,14 +22,16 @@ pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 def _wait(
     condition: Callable[[], object], what: str, timeout: float, process: subprocess.Popen[str]
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+
+    def met() -> bool | None:
+        if condition():
+            return True
         if process.poll() is not None:
             out, err = process.communicate()
             pytest.fail(f"the drill ended ({process.returncode}) before {what}:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
-        time.sleep(0.1)
+        return None
+
+    eventually(met, what, timeout, interval=0.1)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

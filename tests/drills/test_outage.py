@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from drills.outage import CommandControl, OutageError, stopped_service
+from tests.support.drills import python_command
 
 
 @dataclass
@@ -78,14 +78,12 @@ def test_a_failed_start_is_reported() -> None:
         pass
 
 
-def _python(code: str) -> str:
-    return shlex.join([sys.executable, "-c", code])
-
-
 def test_commands_run_in_their_folder_with_the_service_named(tmp_path: Path) -> None:
     write = "import pathlib, sys; pathlib.Path(sys.argv[1] + '.' + sys.argv[2]).touch()"
     control = CommandControl(
-        _python(write) + " stopped {service}", _python(write) + " started {service}", tmp_path
+        python_command(write) + " stopped {service}",
+        python_command(write) + " started {service}",
+        tmp_path,
     )
     assert control.describe("stop", "dice-roller").endswith(" stopped dice-roller`")
     with stopped_service(control, "dice-roller"):
@@ -98,7 +96,7 @@ def test_commands_run_in_their_folder_with_the_service_named(tmp_path: Path) -> 
 
 def test_a_command_that_fails_is_one_message_with_what_it_said() -> None:
     fails = (
-        _python(
+        python_command(
             "import sys; print('no such service: ' + sys.argv[1], file=sys.stderr); sys.exit(3)"
         )
         + " {service}"
@@ -134,7 +132,7 @@ def test_a_service_started_while_signals_are_held_can_be_stopped(tmp_path: Path)
     mask = tmp_path / "mask"
     report = "import pathlib, signal, sys; "
     report += "pathlib.Path(sys.argv[1]).write_text(repr(signal.pthread_sigmask(0, [])))"
-    control = CommandControl("true", _python(report) + f" {shlex.quote(str(mask))}")
+    control = CommandControl("true", python_command(report) + f" {shlex.quote(str(mask))}")
     with stopped_service(control, "dice-roller"):
         pass
     assert mask.read_text() == "set()"

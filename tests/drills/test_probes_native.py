@@ -24,11 +24,11 @@ from drills.catalogue import ERROR_LINES
 from drills.context import DrillContext, Reading
 from drills.flagfile import switched_flags
 from drills.probes import Span, flagged_lines, flagged_spans
-from drills.settings import DrillSettings
 from nativestack.stack import NativeStack
-from tests.nativestack.live.conftest import roll
+from stackclient import Api, wait_until
+from tests.support.drills import stack_settings
+from tests.support.live_stack import roll
 from tests.support.native import NATIVE_FLAGS
-from verify.http import Api
 from verify.logs import json_object
 from verify.otlp_json import ERROR_STATUSES
 
@@ -37,34 +37,26 @@ pytestmark = [pytest.mark.nativestack]
 WAIT = 90.0
 
 
-def settings(native: NativeStack) -> DrillSettings:
-    return DrillSettings(
-        service_url=native.service_url,
-        prometheus_url=native.prometheus_url,
-        loki_url=native.loki_url,
-        tempo_url=native.tempo_url,
-        alertmanager_url=native.alertmanager_url,
-    )
-
-
 @pytest.fixture
 def ctx(native: NativeStack) -> Iterator[DrillContext]:
     api = Api(timeout=10)
     try:
-        yield DrillContext(settings(native), api)
+        yield DrillContext(stack_settings(native), api)
     finally:
         api.close()
 
 
 def until_responded(probe: Callable[[], Reading], what: str) -> Reading:
     """Ask `probe` until its signal responds, as the runner does; fail after `WAIT`."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        reading = probe()
-        if reading.responded or time.monotonic() > deadline:
-            assert reading.responded, f"{what}: {reading.detail}"
-            return reading
-        time.sleep(1)
+    readings: list[Reading] = []
+
+    def responded() -> Reading | None:
+        readings.append(probe())
+        return readings[-1] if readings[-1].responded else None
+
+    wait_until(responded, WAIT, interval=1)
+    assert readings[-1].responded, f"{what}: {readings[-1].detail}"
+    return readings[-1]
 
 
 def _flag_changes(native: NativeStack) -> list[dict[str, str]]:

@@ -26,9 +26,9 @@ from drills.context import DrillContext
 from drills.probes import error_ratio, latency_objective, p99_above, value_skew
 from drills.settings import DrillSettings
 from drills.timing import DRILL_ALERTS, LATENCY_OBJECTIVE
+from stackclient import Api
 from tests.support.prometheus import JOB, Prometheus, running_project_prometheus, running_prometheus
 from tests.support.service import running_service
-from verify.http import Api
 
 ROLLS = 120
 """Rolls of each die: enough for every probe to judge (20 for a ratio, 30 for a skew)."""

@@ -4,7 +4,6 @@ generator's own chi-square verdict read the way its summary prints it."""
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 from traffic_gen.cli import parse_settings
@@ -18,10 +17,10 @@ from drills.context import DrillContext
 from drills.probes import generator_flags_skew
 from drills.settings import DrillSettings
 from drills.traffic import Round, Traffic
-from tests.drills.support import live_generators
+from stackclient import Api, wait_until
+from tests.support.drills import live_generators
 from tests.support.service import RunningService
 from verify.context import TRAFFIC_SCRIPT
-from verify.http import Api
 
 
 def _rolls(service: RunningService) -> int:
@@ -35,9 +34,7 @@ def test_rounds_follow_each_other_and_stop_leaves_no_generator(
     traffic = Traffic(TRAFFIC_SCRIPT, dice_service.url, rate=20, round_seconds=2)
     traffic.start()
     try:
-        deadline = time.monotonic() + 60
-        while len(traffic.finished_rounds()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: len(traffic.finished_rounds()) >= 2 or None, 60)
     finally:
         traffic.stop()
     rounds = traffic.finished_rounds()
@@ -55,9 +52,7 @@ def test_stopping_mid_round_ends_the_generator_at_once(dice_service: RunningServ
     traffic = Traffic(TRAFFIC_SCRIPT, dice_service.url, rate=5, round_seconds=600)
     rolls_before = _rolls(dice_service)
     traffic.start()
-    deadline = time.monotonic() + 30
-    while _rolls(dice_service) < rolls_before + 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: _rolls(dice_service) >= rolls_before + 3 or None, 30, interval=0.1)
     assert live_generators(dice_service.url), "the generator is not sending"
     traffic.stop()
     assert live_generators(dice_service.url) == []

@@ -15,8 +15,6 @@ import io
 import shlex
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,15 +25,18 @@ from drills.catalogue import DRILLS
 from drills.runner import EXIT_OK, run_drill
 from drills.settings import DrillSettings
 from nativestack.stack import NativeStack, native_stack
-from tests.drills.support import (
+from tests.support.drills import (
     NativeControl,
     drill_command,
     live_generators,
+    python_command,
     signals_responded,
     stack_options,
+    stack_settings,
 )
 from tests.support.native import NATIVE_SERVICE_ENV
 from tests.support.paths import ROOT
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
@@ -62,17 +63,7 @@ def stage2() -> Iterator[tuple[NativeStack, NativeControl]]:
 
 def settings(stack: NativeStack) -> DrillSettings:
     """Every URL of the stack, and a shorter pace: rounds of 20 s, a probe a second."""
-    return DrillSettings(
-        service_url=stack.service_url,
-        frontend_url=stack.frontend_url,
-        prometheus_url=stack.prometheus_url,
-        loki_url=stack.loki_url,
-        tempo_url=stack.tempo_url,
-        alertmanager_url=stack.alertmanager_url,
-        rate=5,
-        round_seconds=20,
-        poll=1,
-    )
+    return stack_settings(stack, frontend_url=stack.frontend_url, rate=5, round_seconds=20, poll=1)
 
 
 @pytest.mark.timeout(900)
@@ -101,10 +92,6 @@ def test_the_outage_shows_in_the_frontend_s_signals_and_the_return_in_its_rolls(
     assert rolled.status_code == 200, rolled.text
 
 
-def _python(code: str, *args: str) -> str:
-    return shlex.join([sys.executable, "-c", code, *args])
-
-
 @pytest.mark.timeout(300)
 def test_ctrl_c_runs_the_start_command_and_stops_the_traffic(
     stage2: tuple[NativeStack, NativeControl], tmp_path: Path
@@ -116,8 +103,8 @@ def test_ctrl_c_runs_the_start_command_and_stops_the_traffic(
     stopped = stack.components["dice-roller"].process
     pid = str(stopped.pid)
     started = tmp_path / "started"
-    stop = _python("import os, signal, sys; os.kill(int(sys.argv[1]), signal.SIGTERM)", pid)
-    start = _python("import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])")
+    stop = python_command("import os, signal, sys; os.kill(int(sys.argv[1]), signal.SIGTERM)", pid)
+    start = python_command("import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])")
     start += f" {shlex.quote(str(started))} {{service}}"
     command = drill_command(
         "upstream-down",
@@ -140,11 +127,12 @@ def test_ctrl_c_runs_the_start_command_and_stops_the_traffic(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not live_generators(stack.frontend_url):
+
+        def sending() -> bool | None:
             assert drill.poll() is None, drill.communicate()
-            assert time.monotonic() < deadline, "no traffic within 120 s"
-            time.sleep(0.1)
+            return bool(live_generators(stack.frontend_url)) or None
+
+        eventually(sending, "no traffic", 120, interval=0.1)
         drill.send_signal(signal.SIGINT)
         out, err = drill.communicate(timeout=60)
     finally:

@@ -11,8 +11,10 @@ import pytest
 from frontend.settings import Settings
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from tests.frontend.support import OPENMETRICS, StandInDiceRoller, in_process_frontend
+from tests.support.frontend import in_process_frontend
 from tests.support.http_server import serving
+from tests.support.metrics import OPENMETRICS
+from tests.support.stand_in_dice_roller import StandInDiceRoller
 
 ALLOWED = ["fair", "risky"]
 HOSTILE = '<script>alert("rolled")</script>'

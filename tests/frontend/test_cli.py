@@ -31,7 +31,7 @@ def test_bad_settings_are_all_reported_with_exit_code_2_and_no_traceback() -> No
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0] == "frontend: invalid configuration:"
+    assert lines[0] == "python -m frontend: invalid configuration:"
     problems = [line.strip() for line in lines[1:]]
     assert len(problems) == 3, problems
     port, url, timeout = problems  # in the order of the settings
@@ -68,7 +68,7 @@ def test_a_bad_otel_variable_stops_it_too() -> None:
 def test_help_names_the_command_and_its_settings() -> None:
     result = run_frontend("--help")
     assert result.returncode == 0
-    assert result.stdout.startswith("usage: frontend ")
+    assert result.stdout.startswith("usage: python -m frontend ")
     for name in ("--host", "--port", "FRONTEND_DICE_ROLLER_URL", "FRONTEND_GRAFANA_URL"):
         assert name in result.stdout
     assert "default 8200" in result.stdout
@@ -78,4 +78,4 @@ def test_an_unknown_flag_is_a_usage_error() -> None:
     result = run_frontend("--dice-roller", "http://x")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("usage: frontend ")
+    assert result.stderr.startswith("usage: python -m frontend ")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from frontend.settings import Settings, load_settings
 
-from tests.frontend.support import in_process_frontend
+from tests.support.frontend import in_process_frontend
 
 
 class PageParts(HTMLParser):

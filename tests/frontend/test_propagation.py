@@ -18,8 +18,9 @@ from frontend.settings import Settings
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-from tests.frontend.support import StandInDiceRoller, hex_id, in_process_frontend
+from tests.support.frontend import in_process_frontend
 from tests.support.http_server import serving
+from tests.support.stand_in_dice_roller import StandInDiceRoller
 
 
 @pytest.fixture
@@ -41,6 +42,11 @@ def roll(
             return response, frontend.spans()
 
     return asyncio.run(scenario())
+
+
+def hex_id(value: int, digits: int) -> str:
+    """A span or trace id as logs, headers and exemplars write it: lower-case hex."""
+    return format(value, f"0{digits}x")
 
 
 def context_of(span: ReadableSpan) -> SpanContext:

@@ -23,7 +23,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from tests.frontend.support import InProcessFrontend, in_process_frontend
+from tests.support.frontend import InProcessFrontend, in_process_frontend
 from tests.support.http_server import LocalHTTPServer, QuietHandler, serving
 from tests.support.otlp import otlp_receiver
 from tests.support.tools import free_port

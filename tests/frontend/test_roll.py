@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.frontend.support import log_records, scrape
 from tests.support.frontend import RunningFrontend, running_frontend
+from tests.support.metrics import scrape
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.support.processes import eventually
 from tests.support.service import RunningService, running_service, trace_of
@@ -89,7 +89,7 @@ def test_a_roll_writes_one_line_roll_served_with_its_ids_and_http_fields(
     trace_id, span_id = trace_of(response.headers)
     scrape(frontend.url)  # a later request: the roll's request is over by its end
 
-    records = log_records(frontend.output())
+    records = frontend.log_records()
     lines = [r for r in records if r.get("trace_id") == trace_id]
     assert len(lines) == 1, lines
     line = lines[0]

@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.frontend.support import Metrics, StandInDiceRoller, log_records, scrape
 from tests.support.frontend import RunningFrontend, running_frontend
 from tests.support.http_server import serving
+from tests.support.metrics import Metrics, scrape
 from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.support.processes import eventually
 from tests.support.service import trace_of
+from tests.support.stand_in_dice_roller import StandInDiceRoller
 from tests.support.tcp_server import serving_tcp
 from tests.support.tools import free_port
 
@@ -79,7 +80,7 @@ def failed_roll(frontend: RunningFrontend, receiver: OtlpReceiver, die: str = "f
     trace_id, span_id = trace_of(response.headers)
     after = scrape(frontend.url)  # a later request: the roll's is over by its end
 
-    lines = [r for r in log_records(frontend.output()) if r.get("trace_id") == trace_id]
+    lines = [r for r in frontend.log_records() if r.get("trace_id") == trace_id]
     assert len(lines) == 1, lines  # the roll's own line, no "Request failed" beside it
 
     def server_span() -> ReceivedSpan | None:

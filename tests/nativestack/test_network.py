@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from nativestack.network import private_network, remove_stale
+from stackclient import wait_until
 
 
 def namespaces() -> str:
@@ -27,16 +28,20 @@ def test_hosts_reach_each_other_by_name_and_the_host_reaches_them(tmp_path: Path
         try:
             (tmp_path / "hello.txt").write_text("hello")
             fetch = "import urllib.request; print(urllib.request.urlopen('http://web:8000/hello.txt').read().decode())"
-            deadline = time.monotonic() + 20
-            while True:
-                inside = subprocess.run(
-                    [*network.exec_prefix("client"), sys.executable, "-c", fetch],
-                    capture_output=True,
-                    text=True,
+            tries: list[subprocess.CompletedProcess[str]] = []
+
+            def fetched() -> bool | None:
+                tries.append(
+                    subprocess.run(
+                        [*network.exec_prefix("client"), sys.executable, "-c", fetch],
+                        capture_output=True,
+                        text=True,
+                    )
                 )
-                if inside.returncode == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+                return tries[-1].returncode == 0 or None
+
+            wait_until(fetched, 20)
+            inside = tries[-1]
             assert inside.stdout.strip() == "hello", inside.stderr
             url = f"http://{network.addresses['web']}:8000/hello.txt"
             assert httpx.get(url, timeout=5).text == "hello"

@@ -18,18 +18,16 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.reliability.support import (
+from tests.support.figures import broken_log_lines, metric_series, report
+from tests.support.otlp import otlp_receiver
+from tests.support.raw_http import (
     LEGITIMATE_TARGETS,
     STANDARD_METHODS,
     LoadResult,
-    broken_log_lines,
-    metric_series,
-    report,
     request_bytes,
     run_load,
     warm_up_requests,
 )
-from tests.support.otlp import otlp_receiver
 from tests.support.service import RunningService, running_service
 
 # Tokens that uvicorn's HTTP parser (llhttp, via httptools) accepts as methods besides

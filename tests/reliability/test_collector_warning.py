@@ -10,11 +10,10 @@ written.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
-from tests.reliability.support import report
+from stackclient import wait_until
+from tests.support.figures import report
 from tests.support.service import running_service
 from tests.support.tools import free_port
 
@@ -53,9 +52,7 @@ def test_collector_down_is_reported_after_hostile_trace_headers() -> None:
                 for i in range(HOSTILE)
             }
         early_export_warning = '"opentelemetry.exporter' in service.output()
-        deadline = time.monotonic() + 30
-        while '"opentelemetry.exporter' not in service.output() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: '"opentelemetry.exporter' in service.output() or None, 30)
         service.stop()
         records = service.log_records()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import report
+from tests.support.figures import report
 from tests.support.service import running_service
 from tests.support.tools import require_tool
 

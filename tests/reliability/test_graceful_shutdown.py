@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.reliability.support import LoadResult, exchange, report, request_bytes, send_all
+from tests.support.figures import report
 from tests.support.otlp import otlp_receiver
+from tests.support.raw_http import LoadResult, exchange, request_bytes, send_all
 from tests.support.service import RunningService, running_service, trace_of
 from tests.support.sockets import unread_connections
 

@@ -13,12 +13,11 @@ SECURITY.md explains each default and how to change it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.stack.compose import (
+from tests.support.compose import (
     ROOT_COMPOSE,
     Project,
     Service,
@@ -27,6 +26,7 @@ from tests.stack.compose import (
     mounts,
     ports,
 )
+from tests.support.dockerfile import Instruction, instructions
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_DOCKERFILE = REPO / "dice-roller" / "Dockerfile"
@@ -45,24 +45,6 @@ BUILD_TOOLS = re.compile(
     r"\b(apt-get|apt|apk|yum|dnf|pip|pip3|uv|poetry|gcc|g\+\+|cc|make|cmake|cargo|"
     r"build-essential|git|curl|wget)\b"
 )
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-
-
-def instructions(dockerfile: Path) -> list[Instruction]:
-    """The Dockerfile's instructions, with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, arguments = line.partition(" ")
-            found.append(Instruction(keyword.upper(), arguments.strip()))
-    return found
 
 
 def final_stage(dockerfile: Path) -> list[Instruction]:

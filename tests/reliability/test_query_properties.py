@@ -18,17 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.support import (
-    RawResponse,
-    SeriesKey,
-    broken_log_lines,
-    exchange,
-    metric_series,
-    report,
-    request_bytes,
-    run_load,
-    warm_up_requests,
-)
+from tests.support.figures import SeriesKey, broken_log_lines, metric_series, report
+from tests.support.raw_http import RawResponse, exchange, request_bytes, run_load, warm_up_requests
 from tests.support.service import RunningService, running_service
 
 DICE = ("fair", "risky")

@@ -17,9 +17,10 @@ import httpx
 import pytest
 from playwright.sync_api import Route
 
-from tests.reliability.support import exchange, report
 from tests.support.browser import chromium
+from tests.support.figures import report
 from tests.support.frontend import running_frontend
+from tests.support.raw_http import exchange
 from tests.support.service import running_service
 from tests.support.tools import free_port
 

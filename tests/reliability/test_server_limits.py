@@ -33,16 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import (
-    RawResponse,
-    broken_log_lines,
-    exchange,
-    open_fds,
-    report,
-    request_bytes,
-    rss_bytes,
-)
+from tests.support.figures import broken_log_lines, open_fds, report, rss_bytes
 from tests.support.processes import wait_until_ready
+from tests.support.raw_http import RawResponse, exchange, request_bytes
 from tests.support.service import DEFAULT_TEST_ENV, RunningService, service_command
 from tests.support.tools import free_port
 

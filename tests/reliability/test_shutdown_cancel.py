@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from tests.reliability.support import RawResponse, report, request_bytes, send_all
+from tests.support.figures import report
+from tests.support.raw_http import RawResponse, request_bytes, send_all
 from tests.support.service import RunningService, running_service
 from tests.support.sockets import unread_connections
 

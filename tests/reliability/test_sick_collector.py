@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import report, request_bytes, rss_bytes, run_load
+from stackclient import wait_until
+from tests.support.figures import report, rss_bytes
 from tests.support.otlp import Behaviour, otlp_receiver
+from tests.support.raw_http import request_bytes, run_load
 from tests.support.service import RunningService, running_service, trace_of
 from tests.support.tools import free_port
 
@@ -147,11 +149,11 @@ def test_spans_flow_again_when_the_collector_recovers(sickness: Behaviour) -> No
             recovered_at = time.monotonic()
             after = run_load(service.port, roll_requests(100), concurrency=10)
             after_ids = {trace_of(r.headers)[0] for r in after.responses if r}
-            deadline = recovered_at + 15
-            while time.monotonic() < deadline:
-                if after_ids <= {s.trace_id for s in receiver.spans}:
-                    break
-                time.sleep(0.05)
+            wait_until(
+                lambda: after_ids <= {s.trace_id for s in receiver.spans} or None,
+                recovered_at + 15 - time.monotonic(),
+                interval=0.05,
+            )
             recovery_seconds = time.monotonic() - recovered_at
             exit_code = service.stop()
         received = {s.trace_id for s in receiver.spans}

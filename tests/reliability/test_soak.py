@@ -20,16 +20,10 @@ import time
 
 import pytest
 
-from tests.reliability.support import (
-    broken_log_lines,
-    metric_series,
-    open_fds,
-    report,
-    rss_bytes,
-)
+from tests.support.figures import broken_log_lines, metric_series, open_fds, report, rss_bytes
 from tests.support.otlp import otlp_receiver
 from tests.support.service import running_service
-from tests.traffic.helpers import gen_command
+from tests.support.traffic_gen import gen_command
 
 MiB = 1024 * 1024
 RATE = 50

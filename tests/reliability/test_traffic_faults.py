@@ -1,10 +1,10 @@
 """The traffic generator against a service that answers garbage, dies, or comes back.
 
-`tests/traffic/test_failures.py` (the generator's own tests) covers a service down at
-start, hanging, failing with 500s, dying once, and Ctrl-C. This adds what a broken
-or restarting service can do besides: answers that are not HTTP, not JSON or not a
-roll, connections cut mid-answer, and a service killed and restarted under a
-running generator. Each is counted and summarised, and nothing ends in a traceback.
+`tests/traffic/test_sick_service_and_ctrl_c.py` (the generator's own tests) covers a
+service down at start, hanging, failing with 500s, dying once, and Ctrl-C. This adds
+what a broken or restarting service can do besides: answers that are not HTTP, not
+JSON or not a roll, connections cut mid-answer, and a service killed and restarted
+under a running generator. Each is counted and summarised, and nothing ends in a traceback.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from typing import Any
 
 import httpx
 
-from tests.reliability.support import report
+from stackclient import wait_until
+from tests.support.figures import report
+from tests.support.metrics import dice_rolls_total
 from tests.support.service import running_service, service_command
 from tests.support.tcp_server import serving_tcp
 from tests.support.tools import free_port
-from tests.traffic.helpers import dice_rolls_total, gen_command, roll_lines, run_gen
+from tests.support.traffic_gen import gen_command, roll_lines, run_gen
 
 ROOT_ANSWER = b'{"service": "dice-roller", "version": "0.1.0", "endpoints": {}}'
 
@@ -131,14 +133,15 @@ def test_garbage_answers_are_counted_never_a_crash() -> None:
 
 def wait_for_rolls(url: str, at_least: int, timeout: float = 60) -> None:
     """Until the service has counted `at_least` rolls (however slow the machine is today)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def counted() -> bool | None:
         try:
-            if sum(dice_rolls_total(url).values()) >= at_least:
-                return
+            return sum(dice_rolls_total(url).values()) >= at_least or None
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+            return None
+
+    if wait_until(counted, timeout):
+        return
     raise AssertionError(f"no {at_least} rolls at {url} within {timeout} s")
 
 

@@ -21,9 +21,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from sandbox_telemetry import current_exemplar
 
+from tests.support.metrics import OPENMETRICS
+
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 VALID = SpanContext(TRACE_ID, SPAN_ID, is_remote=False, trace_flags=TraceFlags(1))
 
 

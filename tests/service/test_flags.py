@@ -1,8 +1,8 @@
 """The fault flags, evaluated by the real OpenFeature SDK and flagd's file provider.
 
-No mock of OpenFeature anywhere: each test writes a flag file, lets flagd's watcher
-find the change, and reads what a roll would get. Waits poll for the change with a
-limit, never assert how long it took.
+No mock of OpenFeature anywhere: each test writes a flag file, lets the service's
+watcher (flag_file.py) find the change, and reads what a roll would get. Waits poll
+for the change with a limit, never assert how long it took.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def test_a_bad_file_is_reported_once_and_the_last_good_values_stay(
             write_raw(path, edit)
         else:
             edit_flags(path, edit)
-        # flagd's watcher retries the bad file every poll: three errors, one line.
+        # the watcher reports the bad file again every poll: three errors, one line.
         eventually(lambda: len(errors) >= 3, f"three polls of the {case} file", WAIT)
         flags.client.remove_handler(ProviderEvent.PROVIDER_ERROR, errors.append)
         value = value_of(flags, RISKY_FAILURE_RATE, DieType.RISKY)

@@ -8,9 +8,8 @@ import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from tests.support.metrics import OPENMETRICS
 from tests.support.service import RunningService, running_service, trace_of
-
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def scrape(service: RunningService, accept: str | None = None) -> str:

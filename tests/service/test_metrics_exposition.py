@@ -7,9 +7,8 @@ import gzip
 
 import httpx
 
+from tests.support.metrics import OPENMETRICS
 from tests.support.service import RunningService
-
-OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def get_metrics(service: RunningService, **headers: str) -> httpx.Response:

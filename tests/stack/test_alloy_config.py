@@ -14,7 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.stack.compose import (
+from tests.support.compose import (
     ROOT,
     ROOT_COMPOSE,
     STACK_COMPOSE,

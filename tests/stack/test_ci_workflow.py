@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from tests.stack.compose import ROOT, ROOT_COMPOSE, load_project
+from tests.support.compose import ROOT, ROOT_COMPOSE, load_project
 
 WORKFLOW = ROOT / ".github" / "workflows" / "stack.yml"
 AUDIT_WORKFLOW = ROOT / ".github" / "workflows" / "audit.yml"
@@ -61,12 +61,12 @@ def test_workflow_signs_in_with_the_generated_admin_password() -> None:
     assert "GRAFANA_ADMIN_PASSWORD" not in WORKFLOW.read_text(encoding="utf-8")
     assert "env" not in document and all("env" not in job for job in document["jobs"].values())
     commands = [step.get("run", "") for step in steps()]
-    (check,) = [c for c in commands if "make -s grafana-password" in c]
+    (check,) = [c for c in commands if "python3 tasks.py compose grafana-password" in c]
     assert '-u "admin:$password"' in check and "/api/admin/" in check
     assert "-u admin:admin" in check and '"$refused" = 401' in check
     sign_in = commands.index(check)
     assert any("docker compose up" in c for c in commands[:sign_in])
-    assert "make reload" in commands[sign_in + 1 :]
+    assert "python3 tasks.py compose reload" in commands[sign_in + 1 :]
 
 
 def test_workflow_sees_an_alert_reach_the_receivers_stream_in_loki() -> None:

@@ -8,6 +8,7 @@ from the repository, or that a healthcheck runs `curl` in an image that has none
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.stack.compose import (
+from tests.support.compose import (
     COMPOSE_FILES,
     ROOT,
     ROOT_COMPOSE,
@@ -33,11 +34,10 @@ from tests.stack.compose import (
 )
 from tests.support.native import built
 from tests.support.prometheus import parse_duration
-from tests.support.tools import require_tool
 
 PROJECTS = {
     "docker-compose.yml": ROOT_COMPOSE,  # `docker compose up` at the root
-    "stack/compose.yml": STACK_COMPOSE,  # `make stack`
+    "stack/compose.yml": STACK_COMPOSE,  # `python3 tasks.py compose stack`
 }
 
 
@@ -74,7 +74,7 @@ IMAGES = {
     # and tzdata added: bash and coreutils, no curl, no wget.
     "grafana/alloy": ImageKind("v1.18.1", "ubuntu", frozenset({"/bin/alloy", "bash", "sh"})),
     # grafana/grafana: Alpine-based (busybox wget; curl added by grafana/grafana#65547).
-    # Busybox also gives grafana-init's od, tr, mv and rm, and `make grafana-password`'s cat.
+    # Busybox also gives grafana-init's od, tr, mv and rm, and `compose grafana-password`'s cat.
     "grafana/grafana": ImageKind(
         "13.2.0",
         "alpine",
@@ -124,8 +124,8 @@ def test_the_root_file_includes_the_stack() -> None:
 
 
 def test_both_files_share_one_project_name() -> None:
-    """`make stack` then `docker compose up` at the root must reuse the stack's containers,
-    not start a second stack fighting for the same ports."""
+    """`python3 tasks.py compose stack` then `docker compose up` at the root must reuse the
+    stack's containers, not start a second stack fighting for the same ports."""
     declared = {str(path.relative_to(ROOT)): load_yaml(path).get("name") for path in COMPOSE_FILES}
     assert None not in declared.values(), f"a file without `name:` {declared}"
     assert len(set(declared.values())) == 1, declared
@@ -423,11 +423,11 @@ def test_the_alert_receiver_is_hardened_like_the_service() -> None:
     assert "container_name" not in spec, "compose's own name: dice-sandbox-alert-receiver-1"
 
 
-def make_dry_run(target: str, **env: str) -> list[str]:
-    """The commands `make -n TARGET` would run, one per line."""
-    make = require_tool("make")
+def compose_dry_run(action: str, **env: str) -> list[str]:
+    """What `python3 tasks.py compose -n ACTION` would run, one command or request a line,
+    on a machine with neither uv nor Docker (the command needs neither to say it)."""
     result = subprocess.run(
-        [make, "--no-print-directory", "-n", target],
+        [sys.executable, "tasks.py", "compose", "--dry-run", action],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -436,49 +436,64 @@ def make_dry_run(target: str, **env: str) -> list[str]:
         env={"PATH": "/usr/bin:/bin", **env},
     )
     assert result.returncode == 0, result.stderr
-    return [line.strip() for line in result.stdout.replace("\\\n", " ").splitlines()]
+    return result.stdout.splitlines()
 
 
-def test_make_stack_starts_the_stack_file_alone() -> None:
+def test_compose_stack_starts_the_stack_file_alone() -> None:
     """With --build: the stack file builds the alert-receiver's image."""
-    assert make_dry_run("stack") == ["docker compose -f stack/compose.yml up -d --build"]
+    assert compose_dry_run("stack") == ["docker compose -f stack/compose.yml up -d --build"]
 
 
-def test_make_up_builds_and_starts_everything() -> None:
-    assert make_dry_run("up") == ["docker compose up -d --build"]
+def test_compose_up_builds_and_starts_everything() -> None:
+    assert compose_dry_run("up") == ["docker compose up -d --build"]
 
 
-def test_make_reload_reaches_each_reload_endpoint() -> None:
-    commands = " ".join(make_dry_run("reload"))
-    assert "-X POST http://127.0.0.1:9090/-/reload" in commands
-    assert "-X POST http://127.0.0.1:12345/-/reload" in commands
-    assert "-X POST http://127.0.0.1:9093/-/reload" in commands
-    assert "http://127.0.0.1:3000/api/admin/provisioning/datasources/reload" in commands
-    assert "http://127.0.0.1:3000/api/admin/provisioning/dashboards/reload" in commands
+def test_compose_commands_honour_compose() -> None:
+    assert compose_dry_run("down", COMPOSE="podman compose") == [
+        "podman compose --profile traffic down"
+    ]
+
+
+def test_compose_reload_reaches_each_reload_endpoint() -> None:
+    lines = compose_dry_run("reload")
+    for url in (
+        "http://127.0.0.1:9090/-/reload",
+        "http://127.0.0.1:12345/-/reload",
+        "http://127.0.0.1:9093/-/reload",
+        "http://127.0.0.1:3000/api/admin/provisioning/datasources/reload",
+        "http://127.0.0.1:3000/api/admin/provisioning/dashboards/reload",
+    ):
+        assert any(line.startswith(f"POST {url}") for line in lines), (url, lines)
     # A specific bind address is where the ports are; 0.0.0.0 includes loopback.
-    assert "http://10.1.2.3:9090/-/reload" in " ".join(
-        make_dry_run("reload", SANDBOX_BIND="10.1.2.3")
+    assert "POST http://10.1.2.3:9090/-/reload" in compose_dry_run(
+        "reload", SANDBOX_BIND="10.1.2.3"
     )
-    assert "http://127.0.0.1:9090/-/reload" in " ".join(
-        make_dry_run("reload", SANDBOX_BIND="0.0.0.0")
+    assert "POST http://127.0.0.1:9090/-/reload" in compose_dry_run(
+        "reload", SANDBOX_BIND="0.0.0.0"
     )
 
 
-def test_make_help_lists_every_target() -> None:
-    make = require_tool("make")
-    result = subprocess.run(
-        [make, "--no-print-directory", "help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
-    makefile = (ROOT / "Makefile").read_text()
-    declared = set(re.findall(r"(?m)^([a-z][\w-]*):", makefile))
-    assert {"stack", "up", "down", "reload", "help"} <= listed
-    assert listed == declared, f"targets without a ## description: {declared - listed}"
+MAKE_TARGET = re.compile(r"(?m)^([a-z][\w-]*):")
+
+
+def compose_actions() -> set[str]:
+    """The actions `python3 tasks.py compose` knows."""
+    spec = importlib.util.spec_from_file_location("tasks_for_compose", ROOT / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    return set(tasks.COMPOSE_ACTIONS)
+
+
+def test_the_makefile_forwards_each_target_to_tasks_py() -> None:
+    """`make X` still works for those used to it, and does nothing tasks.py does not."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    (compose_targets,) = re.findall(r"(?m)^COMPOSE_TARGETS := (.*)$", makefile)
+    assert set(compose_targets.split()) == compose_actions()
+    assert "$(COMPOSE_TARGETS):\n\t@python3 tasks.py compose $@\n" in makefile
+    recipes = re.findall(r"(?m)^\t(.*)$", makefile)
+    assert all(recipe.startswith("@python3 tasks.py ") for recipe in recipes), recipes
+    assert set(MAKE_TARGET.findall(makefile)) == {"help", "verify", "drill"}
 
 
 GRAFANA_INIT = "grafana-init"
@@ -582,20 +597,21 @@ def test_grafana_init_script_uses_only_what_its_image_has() -> None:
     assert used <= available, f"not in {init.spec['image']}: {sorted(used - available)}"
 
 
-def test_make_grafana_password_prints_the_file_grafana_reads() -> None:
-    (command,) = make_dry_run("grafana-password")
-    assert command == f"docker compose exec -T grafana cat {grafana_password_file()} && echo"
+def test_compose_grafana_password_prints_the_file_grafana_reads() -> None:
+    (command,) = compose_dry_run("grafana-password")
+    assert command == f"docker compose exec -T grafana cat {grafana_password_file()}"
     assert "cat" in IMAGES["grafana/grafana"].executables
 
 
-def test_make_reload_signs_in_with_the_stacks_password() -> None:
+def test_compose_reload_signs_in_with_the_stacks_password() -> None:
     """No password of its own: it asks Grafana's container for the one grafana-init wrote."""
-    commands = " ".join(make_dry_run("reload"))
-    read = f'password="$(docker compose exec -T grafana cat {grafana_password_file()})"'
-    assert read in commands
-    assert commands.count('-u "admin:$password"') == 2
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert not re.search(r"(?m)^GRAFANA_ADMIN_PASSWORD\s*[?:]?=", makefile)
+    lines = compose_dry_run("reload", GRAFANA_ADMIN_PASSWORD="not-this-one")
+    read = f"docker compose exec -T grafana cat {grafana_password_file()}"
+    (asked,) = [i for i, line in enumerate(lines) if line.startswith(read)]
+    grafana = [line for line in lines[asked + 1 :] if ":3000/" in line]
+    assert len(grafana) == 2 and all(line.endswith("(user admin)") for line in grafana)
+    tasks_py = (ROOT / "tasks.py").read_text(encoding="utf-8")
+    assert not re.search(r"[\"']GRAFANA_ADMIN_PASSWORD[\"']", tasks_py), "never read"
 
 
 # The admin password this project used to publish: it must not come back anywhere.

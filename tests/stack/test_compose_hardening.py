@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.stack import container_hardening
-from tests.stack.compose import (
+from tests.support.compose import (
     ROOT,
     ROOT_COMPOSE,
     Service,
@@ -456,7 +456,9 @@ def test_the_stack_workflow_checks_the_running_containers_and_their_logs() -> No
     assert imports <= standard
     # Once everything has run: nothing was refused a write to its root filesystem.
     (logs,) = [c for c in commands if "read-only file system" in c]
-    assert "docker compose logs" in logs and commands.index(logs) > commands.index("make reload")
+    assert "docker compose logs" in logs and commands.index(logs) > commands.index(
+        "python3 tasks.py compose reload"
+    )
     # Grafana's data sources work with their plugins on a read-only root.
     (grafana,) = [c for c in commands if "/api/datasources/uid/" in c]
     for uid in ("prometheus", "loki", "tempo"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.compose import ROOT
+from tests.support.compose import ROOT
 
 SCRIPT = ROOT / "stack" / "grafana" / "init-admin-password.sh"
 
@@ -79,7 +79,8 @@ def test_honours_grafana_admin_password(password_file: Path, chosen: str) -> Non
 
 def test_keeps_the_password_grafana_was_created_with(password_file: Path) -> None:
     """A restart, or a later GRAFANA_ADMIN_PASSWORD, must not change the file: Grafana
-    read it once, when it created its database, and `make grafana-password` prints it."""
+    read it once, when it created its database, and `tasks.py compose grafana-password` prints
+    it."""
     assert run_init(password_file).returncode == 0
     first = password_file.read_text()
     assert run_init(password_file).returncode == 0

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.stack.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts, ports
+from tests.support.compose import ROOT, ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts, ports
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.grammars import parse_batch, require_grammars
 from tests.support.paths import ALLOY_CONFIG

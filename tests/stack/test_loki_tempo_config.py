@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.stack.compose import ROOT, STACK_COMPOSE, load_project, mounts, ports
+from tests.support.compose import ROOT, STACK_COMPOSE, load_project, mounts, ports
 
 LOKI_CONFIG = ROOT / "stack" / "loki" / "config.yaml"
 TEMPO_CONFIG = ROOT / "stack" / "tempo" / "config.yaml"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.stack.compose import ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts, ports
+from tests.support.compose import ROOT_COMPOSE, STACK_COMPOSE, load_project, mounts, ports
 from tests.support.prometheus import (
     CONFIG,
     OPENMETRICS_FIRST,

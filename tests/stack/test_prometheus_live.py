@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from stackclient import wait_until
 from tests.support.prometheus import JOB, RULES_DIR, Prometheus, running_project_prometheus
 from tests.support.service import running_service
 
@@ -64,11 +65,14 @@ def test_every_recording_rule_records_the_services_real_series() -> None:
         running_project_prometheus({JOB: [f"127.0.0.1:{service.port}"]}) as prometheus,
     ):
         missing = set(recorded_series())
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while missing and time.monotonic() < deadline:
+
+        def all_recorded() -> bool | None:
+            nonlocal missing
             roll_both_dice(service.url, rounds=5)
             missing = {name for name in missing if not has_series(prometheus, name)}
-            time.sleep(1)
+            return not missing or None
+
+        wait_until(all_recorded, DEADLINE_SECONDS, interval=1)
         assert not missing, f"recording rules still without series after traffic: {missing}"
 
         rules = rules_evaluated(prometheus)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.stack.compose import ROOT, ROOT_COMPOSE, image_reference, load_project, ports
+from tests.support.compose import ROOT, ROOT_COMPOSE, image_reference, load_project, ports
 
 README = ROOT / "stack" / "README.md"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from stackclient import wait_until
 
 from .http_server import LocalHTTPServer, QuietHandler, serving
 
@@ -79,12 +80,11 @@ class OtlpReceiver(LocalHTTPServer):
         }
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def enough() -> bool | None:
             with self._lock:
-                if len(self.spans) >= count:
-                    return list(self.spans)
-            time.sleep(0.05)
+                return len(self.spans) >= count or None
+
+        wait_until(enough, timeout, interval=0.05)
         with self._lock:
             return list(self.spans)
 

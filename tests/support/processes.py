@@ -10,13 +10,13 @@ says why with what the process printed, instead of timing out on a dead server.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
+
+from stackclient import answers, wait_until
 
 T = TypeVar("T")
 
@@ -36,16 +36,14 @@ def wait_until_ready(
 
     `output` reads what the process printed so far, for the error message.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool | None:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited early:\n{output()}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(interval)
+        return answers(url, timeout=1.0)
+
+    if wait_until(ready, timeout, interval):
+        return
     raise RuntimeError(f"{name} not ready after {timeout} s:\n{output()}")
 
 
@@ -55,14 +53,10 @@ def eventually(
     """Poll `probe` until it returns something truthy; fail saying `what` never happened
     within `timeout` seconds. For data that travels through a pipeline (a line to Loki,
     a span to Tempo): every wait has a limit."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
-        time.sleep(interval)
+    found = wait_until(lambda: probe() or None, timeout, interval)
+    if found is None:
+        pytest.fail(f"{what} within {timeout:.0f} s")
+    return found
 
 
 def command_lines() -> dict[str, str]:

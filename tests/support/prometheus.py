@@ -25,12 +25,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
+
+import stackclient
 
 from .native import built
 from .paths import ROOT
@@ -44,7 +44,6 @@ __all__ = [
     "PROMETHEUS_DIR",
     "RULES_DIR",
     "Prometheus",
-    "PrometheusError",
     "load_config",
     "local_config",
     "parse_duration",
@@ -127,69 +126,34 @@ def scrape_interval_seconds(job: str = JOB) -> float:
 # --- A running Prometheus and its HTTP API --------------------------------------------
 
 
-class PrometheusError(AssertionError):
-    """Prometheus answered a request with an error: the test fails with its message."""
+class Prometheus(stackclient.Prometheus):
+    """A running Prometheus, queried through the project's client (whose `ApiError`
+    fails the test with Prometheus' own message)."""
 
-
-@dataclass
-class Prometheus:
-    """A running Prometheus and the parts of its HTTP API the tests use."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+        super().__init__(stackclient.Api(timeout=30), url)
+        self.process = process
+        self.log_path = log_path
 
     def log(self) -> str:
         """What Prometheus printed so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def _get(self, path: str, **params: str | float) -> Any:
-        response = httpx.get(self.url + path, params=params, timeout=30)
-        body = response.json()
-        if body.get("status") != "success":
-            raise PrometheusError(f"{path} {params}: {body.get('error', response.text)}")
-        return body["data"]
-
     def _check_running(self) -> None:
         if self.process.poll() is not None:
             raise RuntimeError(f"prometheus exited:\n{self.log()}")
 
-    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        """Instant query at time `at` (Unix seconds; now if None): the vector or matrix."""
-        params: dict[str, str | float] = {"query": expr}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        result: list[dict[str, Any]] = self._get("/api/v1/query", **params)["result"]
-        return result
-
-    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        data = self._get(
-            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=step
-        )
-        result: list[dict[str, Any]] = data["result"]
-        return result
-
-    def exemplars(self, expr: str, start: float, end: float) -> list[dict[str, Any]]:
-        data = self._get(
-            "/api/v1/query_exemplars", query=expr, start=f"{start:.3f}", end=f"{end:.3f}"
-        )
-        result: list[dict[str, Any]] = data
-        return result
-
-    def rule_groups(self) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = self._get("/api/v1/rules")["groups"]
-        return groups
-
     def wait_for(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
         """Wait until `expr` has a result now (e.g. until a first scrape arrived)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def result() -> list[dict[str, Any]] | None:
             self._check_running()
-            result = self.query(expr)
-            if result:
-                return result
-            time.sleep(0.2)
-        raise TimeoutError(f"no result for {expr} within {timeout} s:\n{self.log()}")
+            return self.query(expr) or None
+
+        found = stackclient.wait_until(result, timeout)
+        if found is None:
+            raise TimeoutError(f"no result for {expr} within {timeout} s:\n{self.log()}")
+        return found
 
     def scrape_times(self, job: str, until: float) -> list[float]:
         """Timestamps of every scrape of `job` so far (the samples of its `up` series)."""
@@ -198,13 +162,15 @@ class Prometheus:
 
     def wait_for_scrape_after(self, job: str, moment: float, timeout: float = 60) -> float:
         """Wait until `job` has been scraped after `moment`; that scrape's timestamp."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def scraped() -> float | None:
             self._check_running()
             later = [t for t in self.scrape_times(job, time.time()) if t > moment]
-            if later:
-                return later[0]
-            time.sleep(0.25)
+            return later[0] if later else None
+
+        found = stackclient.wait_until(scraped, timeout, interval=0.25)
+        if found is not None:
+            return found
         raise TimeoutError(f"no scrape of {job} after {moment} within {timeout} s")
 
 
@@ -261,6 +227,7 @@ def _running(
         )
         yield server
     finally:
+        server.api.close()
         process.terminate()
         try:
             process.wait(timeout=20)

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
 
-__all__ = ["free_port", "in_ci", "require_tool"]
+from stackclient import free_port  # the benches start servers too
+
+__all__ = ["closed_url", "free_port", "in_ci", "require_tool"]
+
+
+def closed_url() -> str:
+    """A URL where nothing listens (a port that was free a moment ago)."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def in_ci() -> bool:
@@ -30,10 +36,3 @@ def require_tool(name: str, why: str = "") -> str:
             "`python3 tasks.py test`, which installs it first"
         )
     return path
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

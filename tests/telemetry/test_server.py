@@ -27,7 +27,7 @@ from sandbox_telemetry.server import (
     connection_limit,
 )
 
-from tests.stack.compose import ROOT_COMPOSE, load_project
+from tests.support.compose import ROOT_COMPOSE, load_project
 
 
 def served_with(monkeypatch: pytest.MonkeyPatch, *args: str) -> dict[str, Any]:

@@ -6,13 +6,13 @@ import re
 import subprocess
 import sys
 
-from tests.traffic.helpers import REPO
+from tests.support.paths import ROOT
 
 
 def test_benchmark_runs_and_prints_its_figures() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.traffic_gen_accuracy", "--seconds", "2", "--rate", "50"],
-        cwd=REPO,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,28 +14,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.support.dockerfile import instructions
+from tests.support.paths import ROOT
 from tests.support.service import RunningService
 from tests.support.tools import require_tool
-from tests.traffic.helpers import REPO, roll_lines
+from tests.support.traffic_gen import roll_lines
 
-DOCKERFILE = REPO / "traffic-gen" / "Dockerfile"
-
-
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            pairs.append((keyword.upper(), rest.strip()))
-    return pairs
+DOCKERFILE = ROOT / "traffic-gen" / "Dockerfile"
 
 
 def stages() -> list[list[tuple[str, str]]]:
     result: list[list[tuple[str, str]]] = []
-    for keyword, rest in instructions():
+    for keyword, rest in instructions(DOCKERFILE):
         if keyword == "FROM":
             result.append([])
         result[-1].append((keyword, rest))
@@ -43,7 +33,7 @@ def stages() -> list[list[tuple[str, str]]]:
 
 
 def test_images_are_pinned_and_the_user_is_not_root() -> None:
-    bases = [rest.split()[0] for keyword, rest in instructions() if keyword == "FROM"]
+    bases = [rest.split()[0] for keyword, rest in instructions(DOCKERFILE) if keyword == "FROM"]
     assert bases
     for base in bases:
         assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-[a-z]+", base), base
@@ -55,11 +45,11 @@ def test_images_are_pinned_and_the_user_is_not_root() -> None:
 
 def test_copied_paths_exist_from_the_repository_root() -> None:
     """Compose builds with the repository root as context; every COPY source must be there."""
-    for keyword, rest in instructions():
+    for keyword, rest in instructions(DOCKERFILE):
         if keyword == "COPY" and not rest.startswith("--from"):
             *sources, _ = rest.split()
             for source in sources:
-                assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
 
 
 def test_compose_can_run_the_spec_script_in_the_image() -> None:
@@ -90,22 +80,22 @@ def test_build_steps_replayed_give_a_working_generator(
             *sources, dest = rest.split()
             for source in sources:
                 target = workdir / dest
-                if (REPO / source).is_dir():
+                if (ROOT / source).is_dir():
                     shutil.copytree(
-                        REPO / source,
+                        ROOT / source,
                         target,
                         ignore=shutil.ignore_patterns("__pycache__", ".venv"),
                         dirs_exist_ok=True,
                     )
                 else:
                     target.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(REPO / source, target)
+                    shutil.copy(ROOT / source, target)
         elif keyword == "RUN" and rest.startswith("uv "):
             subprocess.run([uv, *shlex.split(rest)[1:]], cwd=workdir, env=env, check=True)
     # The runtime stage: the environment, the script, and nothing else.
     app = tmp_path / "app"
     app.mkdir()
-    shutil.copy(REPO / "traffic-gen" / "generate_traffic.py", app)
+    shutil.copy(ROOT / "traffic-gen" / "generate_traffic.py", app)
     run_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     # The fair die only: two users each rolling the risky die twice all failed one run
     # in 40,000, and a run where every roll fails exits 1.

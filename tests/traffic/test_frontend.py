@@ -19,16 +19,11 @@ from traffic_gen.cli import parse_settings
 from traffic_gen.frontend import asset_urls
 
 from tests.support.frontend import RunningFrontend, running_frontend
+from tests.support.metrics import dice_rolls_total, http_requests_total
+from tests.support.misbehaving import hanging_server
 from tests.support.service import RunningService
 from tests.support.tools import free_port
-from tests.traffic.helpers import (
-    dice_rolls_total,
-    hanging_server,
-    http_requests_total,
-    page_lines,
-    roll_lines,
-    run_gen,
-)
+from tests.support.traffic_gen import page_lines, roll_lines, run_gen
 
 FAST = ("--think", "0")
 #: The frontend's own routes; every other request it answered was one of the page's

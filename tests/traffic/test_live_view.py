@@ -8,7 +8,7 @@ import re
 import subprocess
 
 from tests.support.service import RunningService
-from tests.traffic.helpers import gen_command, run_gen
+from tests.support.traffic_gen import gen_command, run_gen
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.metrics import dice_rolls_total
+from tests.support.paths import ROOT
 from tests.support.service import DEFAULT_TEST_ENV, RunningService, service_command
 from tests.support.tools import free_port, require_tool
-from tests.traffic.helpers import REPO, dice_rolls_total, gen_command, roll_lines, run_gen
+from tests.support.traffic_gen import gen_command, roll_lines, run_gen
 
 FAST = ("--think", "0")
 
@@ -32,7 +34,7 @@ def test_the_standalone_steps_work_as_written(dice_service: RunningService, tmp_
     uv = require_tool("uv", "traffic-gen/README.md installs the generator's dependencies with uv")
     folder = tmp_path / "traffic-gen"
     shutil.copytree(
-        REPO / "traffic-gen", folder, ignore=shutil.ignore_patterns("__pycache__", ".venv")
+        ROOT / "traffic-gen", folder, ignore=shutil.ignore_patterns("__pycache__", ".venv")
     )
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True)
@@ -41,7 +43,7 @@ def test_the_standalone_steps_work_as_written(dice_service: RunningService, tmp_
     locked = tmp_path / "locked.txt"
     export = [uv, "export", "--frozen", "--no-hashes", "--package", "traffic-gen"]
     export += ["--no-emit-workspace", "--no-dev", "--output-file", str(locked)]
-    subprocess.run(export, cwd=REPO, check=True, capture_output=True)
+    subprocess.run(export, cwd=ROOT, check=True, capture_output=True)
     install = [uv, "pip", "install", "-r", "pyproject.toml", "--constraint", str(locked)]
     subprocess.run(install, cwd=folder, env=env, check=True)
     # The package itself is not installed there: only the script's folder provides it.

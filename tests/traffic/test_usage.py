@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.traffic.helpers import REPO, run_gen
+from tests.support.paths import ROOT
+from tests.support.traffic_gen import run_gen
 
 # No service is needed: every one of these must be refused before any request.
 NOWHERE = "http://127.0.0.1:9"
@@ -83,7 +84,7 @@ def test_help_lists_every_option() -> None:
     [
         ([sys.executable, "-m", "traffic_gen"], "python -m traffic_gen"),
         (
-            [sys.executable, str(REPO / "traffic-gen" / "generate_traffic.py")],
+            [sys.executable, str(ROOT / "traffic-gen" / "generate_traffic.py")],
             "generate_traffic.py",
         ),
     ],

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-import httpx
 import pytest
 
 from nativestack.pins import pin
-from tests.verify.conftest import Stack
+from stackclient import Tempo
+from tests.support.verify_stack import Stack
 from verify.cli import main, run_checks
 from verify.context import ROOT
 from verify.model import GROUPS
@@ -81,7 +81,7 @@ def test_the_fresh_request_is_followed_from_trace_to_its_logs(live: Stack) -> No
     linked = next(r for t, r in by_title.items() if t.startswith("Logs with the matching"))
     assert linked.passed and trace_id in linked.detail
     # The trace really is the service's: Tempo itself, not only the proxy, has its spans.
-    stored = httpx.get(f"{live.native.tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()
+    stored = Tempo(live.api, live.native.tempo_url).trace(trace_id)
     assert stored["trace"]["resourceSpans"]
 
 

@@ -9,7 +9,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.verify.conftest import Stack, closed_url
+from tests.support.tools import closed_url
+from tests.support.verify_stack import Stack
 from verify import dashboard, logs, metrics, service, traces, traffic
 from verify.cli import main, run_checks
 from verify.summary import summary_lines

@@ -13,9 +13,10 @@ from .settings import Settings, load_settings
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "dice-roller") -> int:
+    """The command; `prog` names it in its usage line: `python -m` passes its own."""
     return run_service(
-        "dice-roller",
+        prog,
         "Serve the dice-roller API with its metrics, JSON logs and traces.",
         Settings,
         "DICE_",

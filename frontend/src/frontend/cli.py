@@ -13,9 +13,10 @@ from .settings import Settings, load_settings
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "frontend") -> int:
+    """The command; `prog` names it in its usage line: `python -m` passes its own."""
     return run_service(
-        "frontend",
+        prog,
         "Serve the dice page and its API, in front of the dice-roller.",
         Settings,
         "FRONTEND_",

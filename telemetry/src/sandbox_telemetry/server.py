@@ -99,6 +99,10 @@ LINGER_SECONDS = 2.0
 for up to this long before the connection closes. Closed at once, the socket would
 answer the rest with a reset, and the client could lose the refusal it had not read."""
 LIMITS_MESSAGE = "Connections closed at the server's limits"
+PROG_VARIABLE = "SANDBOX_PROG"
+"""The name a wrapper ran a command under (`python3 tasks.py run`), for its usage line and
+messages: read once, and taken out of the environment, so the processes the command
+starts do not inherit it."""
 TRUSTED_PROXIES_VARIABLE = "FORWARDED_ALLOW_IPS"
 """Uvicorn's own variable: the proxies (addresses or networks, comma-separated) whose
 `X-Forwarded-For` and `X-Forwarded-Proto` the service believes. Unset or empty, none:
@@ -294,8 +298,11 @@ def run_service(
 ) -> int:
     """The `prog` command: `--host`/`--port` over the `PREFIX_*` settings, then serve.
 
-    A bad setting is one message naming every bad value, and exit code 2.
+    `prog` is how it was run (`dice-roller`, `python -m dice_roller`), unless a wrapper
+    named itself in SANDBOX_PROG. A bad setting is one message naming every bad value,
+    and exit code 2.
     """
+    prog = os.environ.pop(PROG_VARIABLE, "") or prog
     fields = model.model_fields
     variables = ", ".join(f"{prefix}{name.upper()}" for name in fields)
     parser = argparse.ArgumentParser(

@@ -23,8 +23,9 @@ import pytest
 import yaml
 
 from nativestack.pins import pin
-from tests.nativestack.live.conftest import LiveStack, eventually
+from tests.support.live_stack import WAIT, LiveStack
 from tests.support.paths import ROOT
+from tests.support.processes import eventually
 from tests.support.prometheus import load_config, running_prometheus
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
@@ -35,7 +36,7 @@ NOT_ENDED = "0001-01-01T00:00:00Z"
 
 
 def test_alertmanager_runs_the_pinned_release_on_the_shipped_route(live: LiveStack) -> None:
-    status = httpx.get(f"{live.native.alertmanager_url}/api/v2/status", timeout=10).json()
+    status = live.alertmanager.status()
     assert status["versionInfo"]["version"] == pin("alertmanager").tag.removeprefix("v")
     loaded = yaml.safe_load(status["config"]["original"])
     shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
@@ -57,7 +58,7 @@ def test_prometheus_sends_to_the_alertmanager_by_its_compose_name(live: LiveStac
         data = live.prometheus("", "/api/v1/alertmanagers")
         return [entry["url"] for entry in data["activeAlertmanagers"]]
 
-    assert eventually(active, "Prometheus found no Alertmanager") == [
+    assert eventually(active, "Prometheus found no Alertmanager", WAIT) == [
         "http://alertmanager:9093/api/v2/alerts"
     ]
 
@@ -123,20 +124,22 @@ def test_an_alert_reaches_the_receiver_and_loki_then_resolves(
         return line in found
 
     with running_prometheus(yaml.safe_dump(config)) as prometheus:
-        firing = eventually(lambda: printed("firing"), "no firing line from the receiver")
+        firing = eventually(lambda: printed("firing"), "no firing line from the receiver", WAIT)
         assert firing["alertname"] == "DiceSandboxTestAlert"
         assert (firing["severity"], firing["die_type"]) == ("test", "fair")
         assert firing["summary"] == f"A test alert, run {run}."
         assert firing["endsAt"] == NOT_ENDED
-        eventually(lambda: in_loki(firing), "the firing line never reached Loki")
+        eventually(lambda: in_loki(firing), "the firing line never reached Loki", WAIT)
 
         _rule_file(rules, run, firing=False)
         prometheus.process.send_signal(signal.SIGHUP)  # reload the rules
-        resolved = eventually(lambda: printed("resolved"), "no resolved line from the receiver")
+        resolved = eventually(
+            lambda: printed("resolved"), "no resolved line from the receiver", WAIT
+        )
         assert resolved["fingerprint"] == firing["fingerprint"], "the same alert"
         assert resolved["startsAt"] == firing["startsAt"]
         assert resolved["endsAt"] not in (NOT_ENDED, firing["endsAt"])
-        eventually(lambda: in_loki(resolved), "the resolved line never reached Loki")
+        eventually(lambda: in_loki(resolved), "the resolved line never reached Loki", WAIT)
 
     streams = live.loki(f'{RECEIVER} |= "{run}"')
     assert {s["stream"]["container_name"] for s in streams} == {"dice-sandbox-alert-receiver-1"}

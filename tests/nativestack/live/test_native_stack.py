@@ -22,10 +22,11 @@ import yaml
 from nativestack.build import binary_path
 from nativestack.pins import pin
 from nativestack.substitutions import compose_service
-from tests.dashboard.model import DATASOURCES_DIR, load_dashboard, panels, queries
-from tests.nativestack.live.conftest import CONTAINER, LiveStack, eventually
+from tests.support.dashboard_model import DATASOURCES_DIR, load_dashboard, panels, queries
 from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.live_stack import CONTAINER, WAIT, LiveStack
 from tests.support.native import DECOY, NATIVE_FLAGS
+from tests.support.processes import eventually
 from tests.support.tools import free_port
 from verify.cli import run_checks
 from verify.context import Settings
@@ -43,7 +44,7 @@ def test_each_component_runs_the_release_compose_pins(live: LiveStack) -> None:
     assert loki.json()["version"] == pin("loki").tag
     alloy = httpx.get(f"{native.alloy_url}/metrics", timeout=10).text
     assert re.search(rf'alloy_build_info{{[^}}]*version="{re.escape(pin("alloy").tag)}"', alloy)
-    alertmanager = httpx.get(f"{native.alertmanager_url}/api/v2/status", timeout=10).json()
+    alertmanager = live.alertmanager.status()
     assert alertmanager["versionInfo"]["version"] == pin("alertmanager").tag.removeprefix("v")
 
 
@@ -90,6 +91,7 @@ def test_alloy_discovers_the_projects_containers_and_not_other_projects(live: Li
     names = eventually(
         lambda: {t["__meta_docker_container_name"] for t in _discovered(live)},
         "Alloy's docker discovery found no container",
+        WAIT,
     )
     assert names == {f"/{CONTAINER}", "/dice-sandbox-alert-receiver-1"}, (
         f"{DECOY.name} belongs to another project"
@@ -97,7 +99,7 @@ def test_alloy_discovers_the_projects_containers_and_not_other_projects(live: Li
 
 
 def test_the_service_logs_reach_loki_with_the_labels_of_the_alloy_config(live: LiveStack) -> None:
-    streams = eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki")
+    streams = eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki", WAIT)
     labels = streams[0]["stream"]
     assert labels["container_name"] == CONTAINER
     assert labels["compose_service"] == "dice-roller"
@@ -113,11 +115,11 @@ def test_every_line_the_service_printed_is_in_loki_unchanged(live: LiveStack) ->
     def arrived() -> bool:
         return printed <= live.loki_lines(SELECTOR, since=first.timestamp() - 5)
 
-    eventually(arrived, "some lines the service printed never reached Loki")
+    eventually(arrived, "some lines the service printed never reached Loki", WAIT)
 
 
 def test_no_line_of_another_project_reaches_loki(live: LiveStack) -> None:
-    eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki")
+    eventually(lambda: live.loki(SELECTOR), "no line of the service in Loki", WAIT)
     other = DECOY.name.lstrip("/")
     assert live.loki(f'{{container_name="{other}"}}') == []
     assert live.loki('{compose_service="web"}') == []
@@ -137,6 +139,7 @@ def test_the_trace_to_logs_query_finds_each_rolls_lines_in_loki(live: LiveStack)
         streams = eventually(
             lambda query=query: live.loki(query),  # type: ignore[misc]
             f"the trace-to-logs query found no line of trace {roll.trace_id}",
+            WAIT,
         )
         records = [json.loads(line) for s in streams for _, line in s["values"]]
         assert {r["trace_id"] for r in records} == {roll.trace_id}
@@ -156,7 +159,7 @@ def test_a_rolls_flags_are_fields_that_logql_can_filter_on(live: LiveStack) -> N
         labels = [s["stream"] for s in live.loki(query) if "die_type" in s["stream"]]
         return labels if {label["trace_id"] for label in labels} >= failed else []
 
-    labels = eventually(rolls_found, f"{query} found the failed risky rolls")
+    labels = eventually(rolls_found, f"{query} found the failed risky rolls", WAIT)
     assert {label["die_type"] for label in labels} == {"risky"}, "fair rolls: no such flag"
 
 
@@ -166,6 +169,7 @@ def test_prometheus_scrapes_the_service_by_its_compose_name(live: LiveStack) -> 
             "result"
         ],
         "Prometheus never scraped dice-roller:8000",
+        WAIT,
     )
     assert len(up) == 1
 
@@ -182,14 +186,14 @@ def test_exemplars_reach_prometheus_with_the_rolls_trace_ids(live: LiveStack) ->
         )
         return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]} & ours
 
-    eventually(exemplar_ids, "no exemplar with a trace id of our rolls")
+    eventually(exemplar_ids, "no exemplar with a trace id of our rolls", WAIT)
 
 
 def test_spans_reach_tempo_through_alloy(live: LiveStack) -> None:
     for roll in live.rolls[:5]:
 
         def spans(trace_id: str = roll.trace_id) -> list[dict[str, Any]]:
-            body = httpx.get(f"{live.native.tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()
+            body = live.tempo.trace(trace_id)
             return [
                 span
                 for resource in body["trace"].get("resourceSpans", [])
@@ -197,12 +201,12 @@ def test_spans_reach_tempo_through_alloy(live: LiveStack) -> None:
                 for span in scope["spans"]
             ]
 
-        found = eventually(spans, f"trace {roll.trace_id} never reached Tempo")
+        found = eventually(spans, f"trace {roll.trace_id} never reached Tempo", WAIT)
         assert any(span["kind"] == "SPAN_KIND_SERVER" for span in found)
 
 
 def test_every_logql_query_of_the_dashboard_returns_lines_from_loki(live: LiveStack) -> None:
-    eventually(lambda: live.loki(f'{SELECTOR} |= "ERROR"'), "no error line in Loki")
+    eventually(lambda: live.loki(f'{SELECTOR} |= "ERROR"'), "no error line in Loki", WAIT)
     context = QueryContext(interval=timedelta(seconds=15), time_range=timedelta(hours=1))
     logql = [q for q in queries(load_dashboard()) if q.language == "logql"]
     assert logql
@@ -217,11 +221,13 @@ def test_every_promql_panel_returns_data_from_prometheus(live: LiveStack) -> Non
     Trace Count reads Tempo's span metrics; with the Tempo stand-in nothing writes
     them (docs/native-stack.md), so it is the one panel expected empty then."""
     risky = 'timestamp(dice_rolls_total{die_type="risky"})'
-    first = eventually(lambda: live.prometheus(risky)["result"], "no scrape")
+    first = eventually(lambda: live.prometheus(risky)["result"], "no scrape", WAIT)
     # increase() needs two samples: wait for a scrape after the one seen (every 5 s),
     # where a fixed 6 s sleep could end before a busy machine's late scrape.
     scraped_at = max(float(sample["value"][1]) for sample in first)
-    eventually(lambda: live.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape")
+    eventually(
+        lambda: live.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape", WAIT
+    )
     end = time.time()
     span = timedelta(seconds=end - live.started + 60)
     context = QueryContext(

@@ -17,17 +17,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from playwright.sync_api import expect
 
 from nativestack.stack import native_stack
-from tests.dashboard.model import DATASOURCES_DIR, STAGE2_DASHBOARD_PATH, load_dashboard, panels
-from tests.nativestack.live.conftest import LiveStack, eventually, roll
 from tests.support.browser import chromium
+from tests.support.dashboard_model import (
+    DATASOURCES_DIR,
+    STAGE2_DASHBOARD_PATH,
+    load_dashboard,
+    panels,
+)
 from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.native import native_service_env
+from tests.support.processes import eventually
 from tests.support.tools import free_port
 from verify.cli import run_checks
 from verify.context import Settings
@@ -49,7 +54,7 @@ class Stage2:
         return self.live.native.frontend_url
 
     def trace(self, trace_id: str) -> Any:
-        return _trace(self.live.native.tempo_url, trace_id)
+        return self.live.tempo.trace(trace_id)["trace"]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +63,7 @@ def stage2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage2]:
     least one of them failed (the risky die fails half the time, `NATIVE_FLAGS`)."""
     service_env = native_service_env(tmp_path_factory.mktemp("stage2-flags"))
     with native_stack(stage=2, service_env=service_env) as native, chromium() as browser:
+        live = LiveStack(native, [], native.started)
         page = browser.new_page()
         page.goto(native.frontend_url)
         clicked: list[str] = []
@@ -72,15 +78,18 @@ def stage2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage2]:
         # The page exports its spans a second after they end: keep it open until the
         # last click's fetch span has reached Tempo.
         eventually(
-            lambda: BROWSER in json.dumps(_trace(native.tempo_url, clicked[-1])),
+            lambda: BROWSER in json.dumps(live.tempo.trace(clicked[-1])["trace"]),
             "the browser's spans never reached Tempo",
+            WAIT,
         )
         page.close()
         rolls = roll(f"{native.frontend_url}/api", ["fair", "risky"] * 5)
         # The dashboard's failed-calls queries need a failed call: roll on until one is.
         while not any(r.status == 502 for r in rolls) and len(rolls) < 100:
             rolls += roll(f"{native.frontend_url}/api", ["risky"] * 5)
-        yield Stage2(LiveStack(native, rolls, native.started), clicked)
+        live.rolls = rolls
+        yield Stage2(live, clicked)
+        live.api.close()
 
 
 def test_a_click_is_one_trace_from_the_browser_to_the_die_in_tempo(stage2: Stage2) -> None:
@@ -96,7 +105,7 @@ def test_a_click_is_one_trace_from_the_browser_to_the_die_in_tempo(stage2: Stage
             }
             return trace if {BROWSER, "frontend", "dice-roller"} <= services else None
 
-        trace = eventually(complete, f"trace {trace_id} never had the three services' spans")
+        trace = eventually(complete, f"trace {trace_id} never had the three services' spans", WAIT)
         top, _, served = chain_of(trace)
         fetch = [
             span
@@ -116,6 +125,7 @@ def test_the_service_graph_has_both_edges_in_prometheus(stage2: Stage2) -> None:
         eventually(
             lambda query=query: stage2.live.prometheus(query)["result"],  # type: ignore[misc]
             f"no service-graph edge {client} -> {server}",
+            WAIT,
         )
 
 
@@ -130,7 +140,7 @@ def test_trace_to_logs_finds_both_services_lines(stage2: Stage2) -> None:
             found = {s["stream"]["container_name"] for s in stage2.live.loki(query)}
             return found if {"frontend", "dice-roller-stage1"} <= found else None
 
-        eventually(containers, f"{query} did not find both services' lines")
+        eventually(containers, f"{query} did not find both services' lines", WAIT)
 
 
 def test_every_line_of_the_frontend_is_json_with_its_trace(stage2: Stage2) -> None:
@@ -145,7 +155,9 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
     """Each Prometheus and Loki panel over the run, as Grafana would ask."""
     live = stage2.live
     sample = 'timestamp(frontend_upstream_request_duration_seconds_count{outcome="success"})'
-    first = eventually(lambda: live.prometheus(sample)["result"], "the frontend never scraped")
+    first = eventually(
+        lambda: live.prometheus(sample)["result"], "the frontend never scraped", WAIT
+    )
     # rate() needs two samples: wait for a later scrape than the one seen, after the
     # rolls (Alloy scrapes every 5 s and remote-writes in batches).
     seen = max(float(point["value"][1]) for point in first)
@@ -153,6 +165,7 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
         later = eventually(
             lambda seen=seen: live.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
             "no later scrape of the frontend",
+            WAIT,
         )
         seen = max(float(point["value"][1]) for point in later)
     end = time.time()
@@ -200,10 +213,6 @@ def test_verify_ticks_every_stage2_box(stage2: Stage2) -> None:
     results = [r for r in run_checks(settings).results if r.group == GROUP]
     assert len(results) == 5
     assert [(r.title, r.detail) for r in results if not r.passed] == []
-
-
-def _trace(tempo_url: str, trace_id: str) -> Any:
-    return httpx.get(f"{tempo_url}/api/v2/traces/{trace_id}", timeout=10).json()["trace"]
 
 
 def _hex(value: str) -> str:

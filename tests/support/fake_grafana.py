@@ -8,9 +8,9 @@ the Dashboard boxes are checked against `FakeGrafana`: a small HTTP server on
 It serves the repository's dashboard and data sources and runs panel queries the
 way Grafana's backend does: Prometheus queries against a real Prometheus, with
 macros substituted by `tests.support.grafana_macros`, and Loki queries against the
-real Loki (through the scenarios' proxy, so Loki's faults reach the log panels). Its
+real Loki (through the scenarios' proxy, so Loki's misbehaviour reaches the log panels). Its
 answers, errors included, were compared with Grafana's source (see its docstring for
-the files). Like the proxies, it misbehaves on demand: tests/verify/faults.py.
+the files). Like the proxies, it misbehaves on demand: tests/support/misbehaving.py.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ import httpx
 import yaml
 
 from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.misbehaving import Answer, MisbehavingServer, Request, json_answer
 from verify.context import DASHBOARD_FILE, ROOT
-
-from .faults import Answer, FaultyServer, Request, json_answer
 
 __all__ = ["FakeGrafana", "grafana_slug"]
 
@@ -64,7 +63,7 @@ def _grafana_error(message: str, status: int) -> Answer:
     return json_answer({"message": message, "traceID": ""}, status)
 
 
-class FakeGrafana(FaultyServer):
+class FakeGrafana(MisbehavingServer):
     """Grafana's search, dashboard, data source health and query APIs, answering as 13.x does.
 
     Compared with Grafana's source (github.com/grafana/grafana): the newest versions of

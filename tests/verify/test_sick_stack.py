@@ -1,7 +1,7 @@
 """A sick stack: each failure crosses its own boxes, with a hint, and nothing else.
 
 Every scenario breaks one thing (a component answering empty, 404, 500, broken JSON
-or not at all, through the proxies of tests/verify/proxies.py; a span without an
+or not at all, through the proxies of tests/support/proxies.py; a span without an
 attribute; a container Alloy doesn't see; a line in the service's log that is not
 JSON; a component that isn't running) and checks the exact set of crossed boxes: the
 broken part's boxes fail with a message saying what was seen, every other box still
@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from tests.support.prometheus import running_prometheus
-from tests.verify.conftest import Stack, closed_url, prometheus_config
+from tests.support.tools import closed_url
+from tests.support.verify_stack import Stack, nothing_running, prometheus_config
 from verify.cli import main, run_checks
-from verify.context import CONTAINER, JOB, Settings
+from verify.context import CONTAINER, JOB
 from verify.model import Result, Run
 
 pytestmark = pytest.mark.slow
@@ -122,7 +123,7 @@ SCENARIOS = [
         ("JSON parsing works",),
         "JSONParserErr",
     ),
-    # Tempo HTTP API, as Tempo 3.0.3 answers it (tests/verify/proxies.py, TempoProxy)
+    # Tempo HTTP API, as Tempo 3.0.3 answers it (tests/support/proxies.py, TempoProxy)
     Scenario(
         "tempo-trace-never-arrives",
         _fail("tempo", "/api", "empty"),
@@ -349,19 +350,7 @@ def test_nothing_running_fails_every_box_without_a_traceback(
 
 def test_unreadable_provisioning_files_cross_their_boxes(tmp_path: Path) -> None:
     (tmp_path / "datasources.yaml").write_text("datasources: [unclosed\n", encoding="utf-8")
-    dead = closed_url()
-    settings = Settings(
-        service_url=dead,
-        prometheus_url=dead,
-        loki_url=dead,
-        tempo_url=dead,
-        alloy_url=dead,
-        grafana_url=dead,
-        timeout=1.0,
-        wait=0.0,
-        datasources_dir=tmp_path,
-        dashboard_file=tmp_path / "missing.json",
-    )
+    settings = nothing_running(datasources_dir=tmp_path, dashboard_file=tmp_path / "missing.json")
     run = run_checks(settings)
     titles = {r.title: r for r in run.results}
     assert not titles["Data sources provisioned"].passed

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
+from tests.support.misbehaving import hanging_server
 from tests.support.processes import eventually
 from tests.support.service import RunningService, running_service
 from tests.support.tools import free_port
-from tests.traffic.helpers import gen_command, hanging_server, roll_lines, run_gen
+from tests.support.traffic_gen import gen_command, roll_lines, run_gen
 
 FAST = ("--think", "0")
 

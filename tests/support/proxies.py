@@ -1,10 +1,12 @@
-"""Proxies in front of the native stack's Loki, Tempo and Alloy, for the failure scenarios.
+"""Proxies in front of the native stack's Loki, Tempo and Alloy, for the checks' sick-stack
+scenarios (tests/verify/test_sick_stack.py).
 
 The checks' tests run against the real components (nativestack/), which answer
 truthfully and cannot be told to break. Each proxy forwards every request to its
-component and hands back the real answer unchanged, unless a scenario sets a fault
-(`fail[prefix] = mode`, tests/verify/faults.py) or one of the proxy's knobs. Then
-the real answer is replaced (500, 404, malformed JSON, hang) or transformed:
+component and hands back the real answer unchanged, unless a scenario tells it to
+misbehave (`fail[prefix] = mode`, tests/support/misbehaving.py) or sets one of the
+proxy's knobs. Then the real answer is replaced (500, 404, malformed JSON, hang) or
+transformed:
 
 - `LokiProxy`: "empty" keeps the answer and drops its `data.result`;
 - `TempoProxy`: "empty" answers a trace as not yet ingested and a search as finding
@@ -28,14 +30,14 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .faults import Answer, FaultyServer, Request, text_answer
+from tests.support.misbehaving import Answer, MisbehavingServer, Request, text_answer
 
-__all__ = ["AlloyProxy", "FaultyProxy", "LokiProxy", "TempoProxy"]
+__all__ = ["AlloyProxy", "LokiProxy", "MisbehavingProxy", "TempoProxy"]
 
 NOT_FORWARDED = {"host", "content-length", "connection", "accept-encoding", "keep-alive"}
 
 
-class FaultyProxy(FaultyServer):
+class MisbehavingProxy(MisbehavingServer):
     """Forwards to `upstream`; a subclass's `transform` may change a real answer."""
 
     def __init__(self, upstream: str, timeout: float = 30.0) -> None:
@@ -77,7 +79,7 @@ class FaultyProxy(FaultyServer):
         return None
 
 
-class LokiProxy(FaultyProxy):
+class LokiProxy(MisbehavingProxy):
     """Loki's HTTP API, emptied on demand."""
 
     name = "Loki proxy"
@@ -99,7 +101,7 @@ def _spans(body: Any) -> list[dict[str, Any]]:
     ]
 
 
-class TempoProxy(FaultyProxy):
+class TempoProxy(MisbehavingProxy):
     """Tempo's trace-by-id and search, with spans changed or held back on demand.
 
     A real Tempo makes a fresh trace readable 0.2 to 1.1 s after its request and
@@ -168,7 +170,7 @@ def _container_name(target: Any) -> str:
     return ""
 
 
-class AlloyProxy(FaultyProxy):
+class AlloyProxy(MisbehavingProxy):
     """Alloy's readiness and UI API, with discovered containers taken away on demand."""
 
     name = "Alloy proxy"

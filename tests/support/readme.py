@@ -4,11 +4,11 @@ document to what the code does."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-__all__ = ["README", "ROOT", "code_spans", "readme_text", "shell_lines", "table"]
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["README", "code_spans", "readme_text", "shell_lines", "table"]
+
 README = ROOT / "README.md"
 
 _FENCE = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```", re.M | re.S)

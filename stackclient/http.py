@@ -1,28 +1,28 @@
 """One HTTP client for every component, with timeouts and errors a person can read.
 
-Every call the checks make goes through `Api`. It turns whatever can go wrong on the
+Every call verify's checks, the drills' probes and the tests make to the stack goes
+through `Api` (mostly through the clients of `backends`). It turns whatever can go wrong on the
 wire (refused connection, timeout, a 500, an answer that is not JSON) into one
 exception, `ApiError`, whose message names the component and the URL: the checks
 report it under their cross instead of a traceback.
 
 When a component cannot be reached at all, `Api` remembers it and fails every later
 call to it at once: a stopped Tempo costs one timeout, not one per trace check. Such
-an error names the component in `unreachable`, so the report can fold every box that
-failed for that one reason. Every answer, whatever its status, is noted in `sources`
-as coming from a component that answered.
+an error names the component in `unreachable`, so verify's report can fold every box
+that failed for that one reason. Every answer, whatever its status, is passed to
+`answered` (verify notes there which components a check relied on).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from . import sources
-
-__all__ = ["Api", "ApiError", "Component"]
+__all__ = ["Api", "ApiError", "Component", "decode_json"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class Api:
 
     timeout: float
     auth: dict[str, httpx.BasicAuth] = field(default_factory=dict)
+    answered: Callable[[str], None] = lambda name: None
+    """Told the name of every component that answered, whatever its answer said."""
     _unreachable: dict[Component, str] = field(default_factory=dict)
     _client: httpx.Client = field(init=False)
 
@@ -111,7 +113,7 @@ class Api:
             message = f"{component.name} is unreachable at {component.url} ({_describe(error)})"
             self._unreachable[component] = message
             raise ApiError(message, unreachable=component) from None
-        sources.answered(component.name)
+        self.answered(component.name)
         if response.status_code not in ok:
             body = response.text
             detail = f": {_shorten(body)}" if body.strip() else ""
@@ -143,6 +145,7 @@ class Api:
 
 
 def decode_json(component: Component, path: str, response: httpx.Response) -> Any:
+    """`response`'s JSON; an `ApiError` naming `component` and `path` when it is not JSON."""
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -5,14 +5,16 @@ left running, and a way to stop the native stack's dice-roller and start it agai
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from drills.settings import DrillSettings
 from nativestack.docker_api import STDERR, STDOUT, Container
 from nativestack.stack import Component, NativeStack
 from nativestack.substitutions import service_command
@@ -26,9 +28,11 @@ __all__ = [
     "copy_flags",
     "drill_command",
     "live_generators",
+    "python_command",
     "run_drill_module",
     "signals_responded",
     "stack_options",
+    "stack_settings",
 ]
 
 
@@ -46,6 +50,25 @@ def drill_command(*args: str) -> list[str]:
     """`python -m drills ARGS` with this environment's Python: `tasks.py drill` runs the
     same module through `uv run`."""
     return [sys.executable, "-m", "drills", *args]
+
+
+def python_command(code: str, *args: str) -> str:
+    """A shell command line that runs `code` with this environment's Python: what a test
+    gives a drill as its "stop" or "start" command."""
+    return shlex.join([sys.executable, "-c", code, *args])
+
+
+def stack_settings(stack: NativeStack, **overrides: Any) -> DrillSettings:
+    """A drill's settings that point it at the native stack's components (as
+    `stack_options` does on the command line), with `overrides` on top."""
+    return DrillSettings(
+        service_url=stack.service_url,
+        prometheus_url=stack.prometheus_url,
+        loki_url=stack.loki_url,
+        tempo_url=stack.tempo_url,
+        alertmanager_url=stack.alertmanager_url,
+        **overrides,
+    )
 
 
 def run_drill_module(

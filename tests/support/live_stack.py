@@ -1,0 +1,81 @@
+"""The session's native stack as the tests of tests/nativestack/live see it, and rolls.
+
+Prometheus 3.14, Alertmanager 0.35, Loki 3.7.6 and Alloy 1.18.1 built from their Go
+modules, the Tempo stand-in, the alert-receiver and the service, each in its own
+network namespace, on the shipped configs (nativestack/). The tests reach them at
+their namespace addresses.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from nativestack.stack import NativeStack
+from stackclient import Alertmanager, Api, Loki, Prometheus, Tempo
+from verify.context import CONTAINER
+from verify.service import parse_traceresponse
+
+__all__ = ["CONTAINER", "WAIT", "LiveStack", "Roll", "roll"]
+
+WAIT = 90.0
+"""Seconds any test waits for data to travel through the stack."""
+
+
+@dataclass
+class Roll:
+    """One request the fixture made, and the trace it started."""
+
+    die: str
+    status: int
+    trace_id: str
+
+
+@dataclass
+class LiveStack:
+    native: NativeStack
+    rolls: list[Roll]
+    started: float
+    api: Api = field(default_factory=lambda: Api(timeout=30))
+
+    def loki(
+        self, query: str, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Streams of a LogQL log query over Loki's HTTP API."""
+        since = since or self.started - 60
+        return Loki(self.api, self.native.loki_url).streams(query, since, time.time() + 5, limit)
+
+    def loki_lines(self, query: str, since: float) -> set[str]:
+        """Every line of a log query since `since`: the session's stack prints more
+        than one query answers."""
+        return Loki(self.api, self.native.loki_url).all_lines(query, since, time.time() + 5)
+
+    @property
+    def tempo(self) -> Tempo:
+        return Tempo(self.api, self.native.tempo_url)
+
+    @property
+    def alertmanager(self) -> Alertmanager:
+        return Alertmanager(self.api, self.native.alertmanager_url)
+
+    def prometheus(self, expr: str, path: str = "/api/v1/query", **params: str) -> Any:
+        """`data` of Prometheus' answer to `path`, asked with `expr` and `params`."""
+        prometheus = Prometheus(self.api, self.native.prometheus_url)
+        return prometheus.data(path, {"query": expr, **params})
+
+
+def roll(url: str, dice: list[str]) -> list[Roll]:
+    """Roll `dice` concurrently; every roll with the trace its answer names."""
+
+    def one(die: str) -> Roll:
+        response = httpx.get(f"{url}/roll", params={"die": die}, timeout=30)
+        ids = parse_traceresponse(response.headers.get("traceresponse"))
+        assert ids is not None, f"no trace named in {dict(response.headers)}"
+        return Roll(die, response.status_code, ids[0])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, dice))
