@@ -27,7 +27,7 @@ VALID_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def hostile_headers(index: int) -> dict[str, str]:
-    """Each of the three header faults the propagators warn about, in turn."""
+    """Each of the three bad headers the propagators warn about, in turn."""
     kind = index % 3
     if kind == 0:
         return {"traceparent": "00-" + "a" * 600}

@@ -11,12 +11,16 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from nativestack.stack import NativeStack
 from stackclient import Alertmanager, Api, Loki, Prometheus, Tempo
+from tests.support.dashboard_model import panels
+from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.processes import eventually
 from verify.context import CONTAINER
 from verify.service import parse_traceresponse
 
@@ -66,6 +70,53 @@ class LiveStack:
         """`data` of Prometheus' answer to `path`, asked with `expr` and `params`."""
         prometheus = Prometheus(self.api, self.native.prometheus_url)
         return prometheus.data(path, {"query": expr, **params})
+
+    def later_samples(self, sample: str, count: int = 1) -> float:
+        """Wait until Prometheus has `count` samples of `sample` (a `timestamp(...)`
+        query) newer than the first it had: rate() and increase() need two, and a
+        fixed sleep could end before a busy machine's late scrape. Returns the time."""
+        first = eventually(lambda: self.prometheus(sample)["result"], f"no {sample}", WAIT)
+        seen = max(float(point["value"][1]) for point in first)
+        for _ in range(count):
+            later = eventually(
+                lambda seen=seen: self.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
+                f"no {sample} after {seen}",
+                WAIT,
+            )
+            seen = max(float(point["value"][1]) for point in later)
+        return time.time()
+
+    def empty_panels(
+        self,
+        dashboard: dict[str, Any],
+        end: float,
+        trace_id: str | None = None,
+        kinds: tuple[str, ...] = ("prometheus", "loki"),
+    ) -> list[str]:
+        """The titles of `dashboard`'s panels with a query of `kinds` (data source types)
+        that returns nothing over the run, asked as Grafana would: a range query at a
+        5 s step, `$trace_id` (if the dashboard has one) set to `trace_id`."""
+        context = QueryContext(
+            interval=timedelta(seconds=5),
+            time_range=timedelta(seconds=end - self.started + 60),
+            scrape_interval=timedelta(seconds=5),
+        )
+        empty = []
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                kind = (target.get("datasource") or panel["datasource"])["type"]
+                if kind not in kinds:
+                    continue
+                if kind == "prometheus":
+                    expr = substitute(target["expr"], context)
+                    window = {"start": str(self.started - 60), "end": str(end), "step": "5"}
+                    if not self.prometheus(expr, "/api/v1/query_range", **window)["result"]:
+                        empty.append(panel["title"])
+                elif kind == "loki":
+                    expr = substitute(target["expr"].replace("$trace_id", str(trace_id)), context)
+                    if not self.loki(expr):
+                        empty.append(panel["title"])
+        return empty
 
 
 def roll(url: str, dice: list[str]) -> list[Roll]:

@@ -124,7 +124,7 @@ class Stack:
 
     def loki_lines(self, query: str, limit: int = 100) -> list[str]:
         """The newest lines of the last hour that `query` selects, asked of the real Loki
-        (not through the proxy, whatever fault it has)."""
+        (not through the proxy, however it misbehaves)."""
         now = time.time()
         streams = Loki(self.api, self.native.loki_url).streams(query, now - 3600, now + 5, limit)
         return [line for stream in streams for _, line in stream["values"]]

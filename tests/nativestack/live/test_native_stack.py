@@ -22,7 +22,7 @@ import yaml
 from nativestack.build import binary_path
 from nativestack.pins import pin
 from nativestack.substitutions import compose_service
-from tests.support.dashboard_model import DATASOURCES_DIR, load_dashboard, panels, queries
+from tests.support.dashboard_model import DATASOURCES_DIR, load_dashboard, queries
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.live_stack import CONTAINER, WAIT, LiveStack
 from tests.support.native import DECOY, NATIVE_FLAGS
@@ -220,35 +220,8 @@ def test_every_promql_panel_returns_data_from_prometheus(live: LiveStack) -> Non
 
     Trace Count reads Tempo's span metrics; with the Tempo stand-in nothing writes
     them (docs/native-stack.md), so it is the one panel expected empty then."""
-    risky = 'timestamp(dice_rolls_total{die_type="risky"})'
-    first = eventually(lambda: live.prometheus(risky)["result"], "no scrape", WAIT)
-    # increase() needs two samples: wait for a scrape after the one seen (every 5 s),
-    # where a fixed 6 s sleep could end before a busy machine's late scrape.
-    scraped_at = max(float(sample["value"][1]) for sample in first)
-    eventually(
-        lambda: live.prometheus(f"{risky} > {scraped_at}")["result"], "no second scrape", WAIT
-    )
-    end = time.time()
-    span = timedelta(seconds=end - live.started + 60)
-    context = QueryContext(
-        interval=timedelta(seconds=5), time_range=span, scrape_interval=timedelta(seconds=5)
-    )
-    empty = []
-    for panel in panels(load_dashboard()):
-        for target in panel.get("targets", []):
-            datasource = target.get("datasource") or panel["datasource"]
-            if datasource["type"] != "prometheus":
-                continue
-            expr = substitute(target["expr"], context)
-            data = live.prometheus(
-                expr,
-                "/api/v1/query_range",
-                start=str(live.started - 60),
-                end=str(end),
-                step="5",
-            )
-            if not data["result"]:
-                empty.append(panel["title"])
+    end = live.later_samples('timestamp(dice_rolls_total{die_type="risky"})')
+    empty = live.empty_panels(load_dashboard(), end, kinds=("prometheus",))
     expected = {"Trace Count"} if live.native.tempo_standin else set()
     assert set(empty) == expected
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,9 +25,7 @@ from tests.support.dashboard_model import (
     DATASOURCES_DIR,
     STAGE2_DASHBOARD_PATH,
     load_dashboard,
-    panels,
 )
-from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.native import native_service_env
 from tests.support.processes import eventually
@@ -153,46 +149,10 @@ def test_every_line_of_the_frontend_is_json_with_its_trace(stage2: Stage2) -> No
 
 def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> None:
     """Each Prometheus and Loki panel over the run, as Grafana would ask."""
-    live = stage2.live
+    # After the rolls: two later scrapes (Alloy scrapes every 5 s, remote-writes in batches).
     sample = 'timestamp(frontend_upstream_request_duration_seconds_count{outcome="success"})'
-    first = eventually(
-        lambda: live.prometheus(sample)["result"], "the frontend never scraped", WAIT
-    )
-    # rate() needs two samples: wait for a later scrape than the one seen, after the
-    # rolls (Alloy scrapes every 5 s and remote-writes in batches).
-    seen = max(float(point["value"][1]) for point in first)
-    for _ in range(2):
-        later = eventually(
-            lambda seen=seen: live.prometheus(f"{sample} > {seen}")["result"],  # type: ignore[misc]
-            "no later scrape of the frontend",
-            WAIT,
-        )
-        seen = max(float(point["value"][1]) for point in later)
-    end = time.time()
-    context = QueryContext(
-        interval=timedelta(seconds=5),
-        time_range=timedelta(seconds=end - live.started + 60),
-        scrape_interval=timedelta(seconds=5),
-    )
-    empty = []
-    for panel in panels(load_dashboard(STAGE2_DASHBOARD_PATH)):
-        for target in panel.get("targets", []):
-            kind = (target.get("datasource") or panel["datasource"])["type"]
-            if kind == "prometheus":
-                expr = substitute(target["expr"], context)
-                data = live.prometheus(
-                    expr,
-                    "/api/v1/query_range",
-                    start=str(live.started - 60),
-                    end=str(end),
-                    step="5",
-                )
-                if not data["result"]:
-                    empty.append(panel["title"])
-            elif kind == "loki":
-                expr = substitute(target["expr"].replace("$trace_id", stage2.clicked[0]), context)
-                if not live.loki(expr):
-                    empty.append(panel["title"])
+    end = stage2.live.later_samples(sample, count=2)
+    empty = stage2.live.empty_panels(load_dashboard(STAGE2_DASHBOARD_PATH), end, stage2.clicked[0])
     assert empty == []
 
 
