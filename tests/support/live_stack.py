@@ -8,6 +8,7 @@ their namespace addresses.
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +102,9 @@ class LiveStack:
             time_range=timedelta(seconds=end - self.started + 60),
             scrape_interval=timedelta(seconds=5),
         )
+        # Steps run from `start`: end on `end` itself, or the last step could fall
+        # before the newest sample, which a fresh stack's rates need.
+        start = end - 5 * math.ceil((end - self.started + 60) / 5)
         empty = []
         for panel in panels(dashboard):
             for target in panel.get("targets", []):
@@ -109,7 +113,7 @@ class LiveStack:
                     continue
                 if kind == "prometheus":
                     expr = substitute(target["expr"], context)
-                    window = {"start": str(self.started - 60), "end": str(end), "step": "5"}
+                    window = {"start": str(start), "end": str(end), "step": "5"}
                     if not self.prometheus(expr, "/api/v1/query_range", **window)["result"]:
                         empty.append(panel["title"])
                 elif kind == "loki":
