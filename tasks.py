@@ -140,7 +140,14 @@ def _nativestack_stage(args: list[str]) -> int:
     return 0 if known.build_only else int(known.stage)
 
 
-PACKAGES = ("dice-roller", "frontend", "telemetry", "traffic-gen", "alert-receiver")
+PACKAGES = (
+    "dice-roller",
+    "frontend",
+    "die-service",
+    "telemetry",
+    "traffic-gen",
+    "alert-receiver",
+)
 """The workspace members, pyproject.toml's [tool.uv.workspace]: each declares exactly what
 it imports (the alert-receiver: nothing, the standard library only)."""
 

@@ -1,9 +1,9 @@
 """Run one of the project's servers as a process, the way users run it, and stop it again.
 
-The dice-roller (tests/support/service.py) and the frontend (tests/support/frontend.py)
-are both `python -m <package>` on a free port of 127.0.0.1, ready once an HTTP path
-answers 200, their stdout captured for the test to read: the same bytes a log pipeline
-and a scraper would see.
+The dice-roller (tests/support/service.py), the frontend (tests/support/frontend.py) and
+the die-service (tests/support/die_service.py) are each `python -m <package>` on a free
+port of 127.0.0.1, ready once an HTTP path answers 200, their stdout captured for the
+test to read: the same bytes a log pipeline and a scraper would see.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ BIN = Path(sys.executable).parent
 MODULES = {
     "dice_roller": "dice-roller",
     "frontend": "frontend",
+    "die_service": "die-service",
     "traffic_gen": "traffic-gen",
     "alert_receiver": "alert-receiver",
     "verify": None,

@@ -1,0 +1,35 @@
+"""Every setting of the die-service, read from `DIE_SERVICE_*` variables in one place.
+
+Few on purpose: the dice themselves are data (dice.py, PostgreSQL from stage 5), not
+settings. OpenTelemetry keeps its standard `OTEL_*` variables, read by the SDK itself;
+the ones a typo would silently break are checked with these, at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+from sandbox_telemetry.settings import LogLevel, SettingsError, read_settings
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class Settings(BaseModel):
+    """Die-service settings; `load_settings` reads each field from `DIE_SERVICE_<FIELD NAME>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(default=8300, ge=1, le=65535, description="TCP port to listen on.")
+    log_level: LogLevel = Field(default="INFO", description="Lowest level written to stdout.")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read and validate every setting, reporting all bad values at once.
+
+    `overrides` come from the command line and win over the environment.
+    """
+    env = os.environ if environ is None else environ
+    return read_settings(Settings, "DIE_SERVICE_", env, overrides)
