@@ -34,6 +34,7 @@ DOCKERFILES = [
     SERVICE_DOCKERFILE,
     REPO / "traffic-gen" / "Dockerfile",
     REPO / "alert-receiver" / "Dockerfile",
+    REPO / "frontend" / "Dockerfile",
     REPO / "die-service" / "Dockerfile",
 ]
 BUILT_HERE = ("dice-roller", "traffic-gen", "alert-receiver")
