@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The project's commands, runnable on a fresh machine with nothing but Python 3.11+.
 
-    python3 tasks.py run        # the service alone, on http://127.0.0.1:8100
-    python3 tasks.py test       # the whole test suite
-    python3 tasks.py nativestack  # the stack as plain processes, no Docker (docs/native-stack.md)
-    python3 tasks.py lint       # ruff, mypy and deptry
-    python3 tasks.py bench      # the benchmarks (see docs/performance.md)
-    python3 tasks.py verify     # check a running stack, box by box (see README)
-    python3 tasks.py drill NAME # break the running service on purpose (--list; docs/drills.md)
-    python3 tasks.py audit      # known vulnerabilities in the locked dependencies (pip-audit)
+    python3 tasks.py run             # the service alone, on http://127.0.0.1:8100
+    python3 tasks.py test            # the whole test suite
+    python3 tasks.py nativestack     # the stack as processes, no Docker (docs/native-stack.md)
+    python3 tasks.py lint            # ruff, mypy and deptry
+    python3 tasks.py bench           # the benchmarks (see docs/performance.md)
+    python3 tasks.py verify          # check a running stack, box by box (see README)
+    python3 tasks.py drill NAME      # break the service on purpose (--list; docs/drills.md)
+    python3 tasks.py audit           # known vulnerabilities in the locked packages (pip-audit)
     python3 tasks.py compose ACTION  # the Docker stack: up, stack, traffic, ps, logs, reload,
                                      # grafana-password, down, clean (compose --help says each)
 
