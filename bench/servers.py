@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackclient import answers, free_port, wait_until
+from stackclient import free_port, wait_until_serving
 
 from .receiver import BenchReceiver, bench_receiver
 
@@ -194,15 +194,12 @@ def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
 
 
 def _wait_until_ready(server: Server, timeout: float) -> None:
-    def ready() -> bool | None:
-        if server.process.poll() is not None:
-            output = server.output_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the {server.build} build exited at start-up:\n{output}")
-        return answers(server.roll_url)
-
-    if wait_until(ready, timeout, interval=0.05):
-        return
-    raise RuntimeError(f"the {server.build} build was not ready after {timeout:g} s")
+    why = wait_until_serving(server.process, server.roll_url, timeout, interval=0.05)
+    if why == "exited":
+        output = server.output_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the {server.build} build exited at start-up:\n{output}")
+    if why == "timed out":
+        raise RuntimeError(f"the {server.build} build was not ready after {timeout:g} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

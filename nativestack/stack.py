@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from stackclient import answers, wait_until
+from stackclient import wait_until_serving
 
 from . import build
 from .docker_api import STDERR, STDOUT, Container, DockerApi, serving_docker_api
@@ -191,22 +191,19 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
 
 
 def _wait_ready(component: Component, url: str, timeout: float, expect: int = 200) -> None:
-    def ready() -> bool | None:
-        if component.process.poll() is not None:
-            raise NativeStackError(
-                f"{component.name} exited with code {component.process.returncode} while "
-                f"starting: `{' '.join(component.command)}`\n  last lines of "
-                f"{component.log_path}:\n{component.log_tail()}"
-            )
-        return answers(url, expect)
-
-    if wait_until(ready, timeout, interval=0.25):
-        return
-    raise NativeStackError(
-        f"{component.name} was not ready within {timeout:.0f} s ({url}): "
-        f"`{' '.join(component.command)}`\n  last lines of {component.log_path}:\n"
-        f"{component.log_tail()}"
-    )
+    why = wait_until_serving(component.process, url, timeout, expect, interval=0.25)
+    if why == "exited":
+        raise NativeStackError(
+            f"{component.name} exited with code {component.process.returncode} while "
+            f"starting: `{' '.join(component.command)}`\n  last lines of "
+            f"{component.log_path}:\n{component.log_tail()}"
+        )
+    if why == "timed out":
+        raise NativeStackError(
+            f"{component.name} was not ready within {timeout:.0f} s ({url}): "
+            f"`{' '.join(component.command)}`\n  last lines of {component.log_path}:\n"
+            f"{component.log_tail()}"
+        )
 
 
 @contextmanager

@@ -6,7 +6,8 @@ component that is down, an answer that is wrong, or data that is late reads the 
 in each of them.
 
 - `wait_until` (wait.py): asks again until an answer is there or the time is up;
-  `answers`, its probe for a server that is starting;
+  `answers`, its probe for a server that is starting; `wait_until_serving`, for a
+  process of ours that is starting;
 - `Api`, `ApiError`, `Component` (http.py): every HTTP call, with errors naming the
   component;
 - `Prometheus`, `Loki`, `Tempo`, `Alertmanager`, `Grafana` (backends.py): their APIs;
@@ -19,7 +20,7 @@ from .addresses import URL_OPTIONS, Addresses
 from .backends import LOKI_PAGE, Alertmanager, Backend, Grafana, Loki, Prometheus, Tempo
 from .http import Api, ApiError, Component, decode_json
 from .ports import free_port
-from .wait import answers, wait_until
+from .wait import answers, wait_until, wait_until_serving
 
 __all__ = [
     "LOKI_PAGE",
@@ -38,4 +39,5 @@ __all__ = [
     "decode_json",
     "free_port",
     "wait_until",
+    "wait_until_serving",
 ]

@@ -9,13 +9,14 @@ reads the same.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
-__all__ = ["answers", "wait_until"]
+__all__ = ["answers", "wait_until", "wait_until_serving"]
 
 T = TypeVar("T")
 
@@ -46,3 +47,29 @@ def answers(url: str, status: int = 200, timeout: float = 2.0) -> bool | None:
         return httpx.get(url, timeout=timeout).status_code == status or None
     except httpx.HTTPError:
         return None
+
+
+def wait_until_serving(
+    process: subprocess.Popen[Any],
+    url: str,
+    timeout: float,
+    status: int = 200,
+    interval: float = 0.1,
+) -> Literal["exited", "timed out"] | None:
+    """None once GET `url` answers `status`; otherwise why not: `process` exited while
+    starting, or `timeout` seconds passed. The caller says it in its own words, with
+    the process's output."""
+
+    def ready() -> bool | None:
+        if process.poll() is not None:
+            raise _Exited
+        return answers(url, status)
+
+    try:
+        return None if wait_until(ready, timeout, interval) else "timed out"
+    except _Exited:
+        return "exited"
+
+
+class _Exited(Exception):
+    """The process being waited for ended."""

@@ -48,7 +48,8 @@ INTERVAL_MS = 15_000
 
 HINT_DASHBOARD = (
     "Grafana loads grafana-dashboards/stage1-dashboard.json through "
-    "stack/grafana/provisioning/dashboards/. After changing either, `make reload`; "
+    "stack/grafana/provisioning/dashboards/. After changing either, `python3 tasks.py compose "
+    "reload`; "
     "`docker compose logs grafana` names provisioning errors. Without Docker, "
     "docs/native-stack.md says whether `python3 tasks.py nativestack` runs Grafana; any Grafana "
     "provisioned from stack/grafana/provisioning/ will do (--grafana-url)."
@@ -56,11 +57,12 @@ HINT_DASHBOARD = (
 HINT_DATASOURCE = (
     "Grafana cannot reach this data source from where it runs: is the component up "
     "(`docker compose ps`, or the summary at the top)? Data sources are in "
-    "stack/grafana/provisioning/datasources/; `make reload` applies changes (without Docker, "
+    "stack/grafana/provisioning/datasources/; `python3 tasks.py compose reload` applies changes "
+    "(without Docker, "
     "restart the Grafana that `python3 tasks.py nativestack` or you started)."
 )
 HINT_PANEL = (
-    "No data in the dashboard's time range: generate traffic (`make traffic`, "
+    "No data in the dashboard's time range: generate traffic (`python3 tasks.py compose traffic`, "
     "`.venv/bin/python traffic-gen/generate_traffic.py`, or rerun with --with-traffic) and "
     "wait a scrape (5 s). An error names the query's problem; open the panel → Explore to "
     "try it. Log panels need the Log Collection boxes ticked first."

@@ -32,7 +32,7 @@ HINT_ALLOY = (
     "Alloy collects the logs: `docker compose ps alloy` should say healthy and "
     "`docker compose logs alloy` shows config errors; without Docker, the terminal of "
     "`python3 tasks.py nativestack` shows Alloy's. Edited stack/alloy/config.alloy? "
-    "`make reload` applies it without a restart."
+    "`python3 tasks.py compose reload` applies it without a restart."
 )
 HINT_DISCOVERY = (
     "Open http://localhost:12345 → discovery.docker.containers: dice-roller-stage1 should be "
@@ -45,7 +45,8 @@ HINT_LOKI = (
     "Lines reach Loki through Alloy: check the two Alloy boxes above, then the logs of Loki "
     "and Alloy (`docker compose logs loki alloy`, or the terminal of "
     "`python3 tasks.py nativestack`). Loki says 503 for a few seconds after it starts. Roll some "
-    "dice (`make traffic`, or `.venv/bin/python traffic-gen/generate_traffic.py`) to write "
+    "dice (`python3 tasks.py compose traffic`, or `.venv/bin/python "
+    "traffic-gen/generate_traffic.py`) to write "
     "fresh lines."
 )
 HINT_IDS = (

@@ -18,13 +18,14 @@ GROUP = "Metrics Collection"
 
 HINT_TARGET = (
     "Open http://localhost:9090/targets: dice-roller-stage1 should be UP. Not listed? The "
-    "job is in stack/prometheus/prometheus.yml; after editing it, `make reload` applies it "
+    "job is in stack/prometheus/prometheus.yml; after editing it, `python3 tasks.py compose "
+    "reload` applies it "
     "(no restart). DOWN? The service must be running where Prometheus scrapes it: on the "
     "compose network (`docker compose ps`, `docker compose logs dice-roller`), or, without "
     "Docker, started with Prometheus by `python3 tasks.py nativestack`. Scrapes run every 5 s."
 )
 HINT_SERIES = (
-    "No series yet: roll some dice (`make traffic`, or without Docker "
+    "No series yet: roll some dice (`python3 tasks.py compose traffic`, or without Docker "
     "`.venv/bin/python traffic-gen/generate_traffic.py`) and wait a scrape (5 s). If the "
     "target is UP but the series are missing, compare http://localhost:8100/metrics with the "
     "query; Prometheus's log (`docker compose logs prometheus`, or the terminal of "

@@ -39,7 +39,8 @@ HINT_TEMPO = (
     "`docker compose logs alloy tempo` for export errors and "
     "`docker compose exec dice-roller env | grep OTEL` for the endpoint; without Docker "
     "(`python3 tasks.py nativestack`), the logs folder it prints has alloy.log and tempo.log. "
-    "Tempo's search skips the newest 30 s: after a first `make traffic`, wait half a minute."
+    "Tempo's search skips the newest 30 s: after a first `python3 tasks.py compose traffic`, wait "
+    "half a minute."
 )
 HINT_FRESH = (
     "The request's trace did not reach Tempo in time. The service batches spans for up to "
@@ -59,7 +60,8 @@ HINT_DURATION = (
 )
 HINT_LINK = (
     "Grafana's Tempo data source needs tracesToLogsV2 pointing at the Loki data source "
-    "(stack/grafana/provisioning/datasources/). After editing it, `make reload` with "
+    "(stack/grafana/provisioning/datasources/). After editing it, `python3 tasks.py compose "
+    "reload` with "
     "Docker (`python3 tasks.py nativestack` runs no Grafana yet)."
 )
 HINT_LOGS = (

@@ -26,7 +26,8 @@ _USER_LINE = re.compile(r"^\s*User \d+ roll \d+")
 HINT_RUN = (
     "Run it by hand to see its messages, from the repository's root: "
     "`.venv/bin/python traffic-gen/generate_traffic.py --url http://localhost:8100` (or "
-    "`make traffic`, in a container). Exit code 1 means the service was unreachable or every "
+    "`python3 tasks.py compose traffic`, in a container). Exit code 1 means the service was "
+    "unreachable or every "
     "request failed."
 )
 HINT_ERRORS = (

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from stackclient import answers, wait_until
+from stackclient import wait_until, wait_until_serving
 
 T = TypeVar("T")
 
@@ -37,14 +37,11 @@ def wait_until_ready(
     `output` reads what the process printed so far, for the error message.
     """
 
-    def ready() -> bool | None:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited early:\n{output()}")
-        return answers(url, timeout=1.0)
-
-    if wait_until(ready, timeout, interval):
-        return
-    raise RuntimeError(f"{name} not ready after {timeout} s:\n{output()}")
+    why = wait_until_serving(process, url, timeout, interval=interval)
+    if why == "exited":
+        raise RuntimeError(f"{name} exited early:\n{output()}")
+    if why == "timed out":
+        raise RuntimeError(f"{name} not ready after {timeout} s:\n{output()}")
 
 
 def eventually(
