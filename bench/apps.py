@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 
-from dice_roller.dice import DieFailure, DieType, draw_delay, roll
+from dice_roller.dice import DieFailure, DieType, draw_delay, roll, stage1_dice
 from dice_roller.settings import Settings
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -35,15 +35,15 @@ class RollResult(BaseModel):
 def build_bare_app(settings: Settings, log: logging.Logger | None = None) -> FastAPI:
     """`/roll` with no telemetry; with `log`, each roll writes its line there."""
     rng = random.Random(settings.seed)
+    dice = stage1_dice(settings.max_delay_seconds, settings.risky_failure_rate)
     app = FastAPI()
 
     @app.get("/roll", response_model=RollResult)
     async def roll_die(die: DieType) -> RollResult | JSONResponse:
         await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds))
-        # The service's failure rates without a flag file.
-        failure_rate = settings.risky_failure_rate if die is DieType.RISKY else 0.0
+        spec = dice[die]
         try:
-            value = roll(die, rng, failure_rate)
+            value = roll(spec, rng, spec.failure_rate)
         except DieFailure as failure:
             if log is not None:
                 log.error("Roll failed", extra={"die_type": die.value, "error": str(failure)})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from dice_roller.dice import DieType
+from dice_roller.dice import DieType, stage1_dice
 from dice_roller.settings import load_settings as dice_roller_settings
 from die_service.catalogue import InMemoryCatalogue
 from die_service.dice import SHIPPED_DICE, DieSpec
@@ -24,12 +24,9 @@ def test_the_shipped_dice_are_stage_1s_two_and_six_polyhedral_ones_in_this_order
 def test_fair_and_risky_are_exactly_the_dice_rollers(die: DieType) -> None:
     """Same faces, same failure rate and delay as the dice-roller's defaults: stage 1's
     dashboards and alerts keep their meaning when the roller asks here instead."""
-    spec = SHIPPED[die.value]
     defaults = dice_roller_settings({})
-    assert spec.faces == tuple(die.possible_values)
-    expected_rate = defaults.risky_failure_rate if die is DieType.RISKY else 0.0
-    assert spec.failure_rate == expected_rate
-    assert spec.max_delay_seconds == defaults.max_delay_seconds
+    known = stage1_dice(defaults.max_delay_seconds, defaults.risky_failure_rate)[die]
+    assert SHIPPED[die.value].model_dump() == known.model_dump()
 
 
 @pytest.mark.parametrize("sides", [4, 6, 8, 10, 12, 20])

@@ -11,13 +11,20 @@ import random
 from collections import Counter
 
 import pytest
-from dice_roller.dice import FACES, DieFailure, DieType, draw_delay, roll
+from dice_roller.dice import Die, DieFailure, DieType, draw_delay, roll, stage1_dice
 
 # scipy.stats.chi2.ppf(0.999, df) and the two-sided normal quantile for 0.1%.
 CHI2_DF4_999 = 18.467
 CHI2_DF5_999 = 20.515
 Z_999 = 3.291
 ROLLS = 60_000
+FACES = 6
+DICE = stage1_dice(max_delay_seconds=1.0, risky_failure_rate=0.1)
+
+
+def faces(die: DieType) -> range:
+    """What stage 1's dice show: 1-6 fair, 2-7 risky."""
+    return range(2, 8) if die is DieType.RISKY else range(1, 7)
 
 
 def rolls_of(
@@ -28,7 +35,7 @@ def rolls_of(
     failures = 0
     for _ in range(ROLLS):
         try:
-            values[roll(die, rng, failure_rate, loaded_bias)] += 1
+            values[roll(DICE[die], rng, failure_rate, loaded_bias)] += 1
         except DieFailure:
             failures += 1
     return values, failures
@@ -53,7 +60,7 @@ def assert_share(observed: int, trials: int, probability: float) -> None:
 )
 def test_each_die_rolls_only_its_faces_uniformly(die: DieType, faces: range) -> None:
     values, _ = rolls_of(die, seed=1234)
-    assert set(values) == set(faces) == set(die.possible_values)
+    assert set(values) == set(faces) == set(DICE[die].faces)
     assert chi_square_uniform(values, faces) < CHI2_DF5_999
 
 
@@ -64,7 +71,7 @@ def test_a_die_fails_at_the_rate_given_and_its_successes_stay_uniform(
 ) -> None:
     values, failures = rolls_of(die, seed=99, failure_rate=rate)
     assert_share(failures, ROLLS, rate)
-    assert chi_square_uniform(values, die.possible_values) < CHI2_DF5_999
+    assert chi_square_uniform(values, faces(die)) < CHI2_DF5_999
 
 
 @pytest.mark.parametrize("die", list(DieType))
@@ -75,7 +82,7 @@ def test_a_failure_rate_of_zero_or_one(die: DieType) -> None:
 
 def test_a_failure_names_its_die() -> None:
     with pytest.raises(DieFailure, match="the fair die"):
-        roll(DieType.FAIR, random.Random(0), failure_rate=1.0)
+        roll(DICE[DieType.FAIR], random.Random(0), failure_rate=1.0)
 
 
 @pytest.mark.parametrize("bias", [0.1, 0.5])
@@ -84,11 +91,11 @@ def test_a_loaded_die_shows_its_top_face_more_and_the_rest_uniformly(
     die: DieType, bias: float
 ) -> None:
     values, _ = rolls_of(die, seed=5, loaded_bias=bias)
-    faces = die.possible_values
-    top = faces[-1]
+    shown = faces(die)
+    top = shown[-1]
     assert top == (7 if die is DieType.RISKY else 6)
     assert_share(values[top], ROLLS, bias + (1 - bias) / FACES)
-    assert chi_square_uniform(values, faces[:-1]) < CHI2_DF4_999
+    assert chi_square_uniform(values, shown[:-1]) < CHI2_DF4_999
 
 
 def test_a_fully_loaded_die_always_shows_its_top_face() -> None:
@@ -100,7 +107,7 @@ def test_faults_at_zero_draw_what_a_roll_drew_before_faults_existed() -> None:
     """A seeded run keeps its rolls: a fault at zero draws no number of its own."""
     rng, reference = random.Random(42), random.Random(42)
     for _ in range(1000):
-        assert roll(DieType.FAIR, rng, 0.0, 0.0) == reference.randint(1, FACES)
+        assert roll(DICE[DieType.FAIR], rng, 0.0, 0.0) == reference.randint(1, FACES)
         assert draw_delay(rng, 1.0, 0.0, 1.0) == reference.uniform(0.0, 1.0)
     assert rng.getstate() == reference.getstate()
 
@@ -140,3 +147,15 @@ def test_a_share_without_extra_latency_changes_nothing() -> None:
     assert [draw_delay(rng, 1.0, extra_seconds=0.0, extra_share=0.2) for _ in range(100)] == [
         draw_delay(reference, 1.0) for _ in range(100)
     ]
+
+
+def test_a_die_from_the_die_service_rolls_its_own_faces_and_loads_its_top_one() -> None:
+    """Stage 3: the same rules roll any die the die-service describes."""
+    d20 = Die(name="d20", faces=tuple(range(1, 21)), failure_rate=0.05, max_delay_seconds=1.4)
+    rng = random.Random(8)
+    values = Counter(roll(d20, rng, 0.0) for _ in range(ROLLS))
+    assert set(values) == set(range(1, 21))
+    assert chi_square_uniform(values, range(1, 21)) < 43.820  # chi2.ppf(0.999, 19)
+    assert {roll(d20, rng, 0.0, loaded_bias=1.0) for _ in range(100)} == {20}
+    with pytest.raises(DieFailure, match="the d20 die"):
+        roll(d20, rng, failure_rate=1.0)

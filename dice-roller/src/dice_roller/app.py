@@ -32,10 +32,12 @@ from sandbox_telemetry import (
     request_fields,
     server_spans,
 )
+from sandbox_telemetry.upstream import UpstreamFailure
 from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
-from .dice import DieFailure, DieType, draw_delay, roll
+from .catalogue import DIE_SERVICE, catalogue_for
+from .dice import NAME_PATTERN, DieFailure, draw_delay, roll
 from .flags import (
     EXTRA_LATENCY_SECONDS,
     EXTRA_LATENCY_SHARE,
@@ -49,7 +51,7 @@ from .settings import Settings
 __all__ = ["create_app"]
 
 log = logging.getLogger("dice_roller")
-ALLOWED_DICE = [die.value for die in DieType]
+DIE_DESCRIPTION = "Which die to roll: fair or risky; from stage 3, any die the die-service has."
 
 
 class RollResult(BaseModel):
@@ -74,13 +76,15 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     """The service; `tracer_provider` defaults to one configured from `OTEL_*`."""
     provider = tracer_provider or create_tracer_provider(SERVICE_NAME, __version__)
     registry = new_registry()
-    metrics = DiceMetrics(registry)
+    dice = catalogue_for(settings, provider)
+    metrics = DiceMetrics(registry, stage3=settings.die_service_url is not None)
     flags = FaultFlags(settings)
     rng = random.Random(settings.seed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await dice.close()
         flags.close()
         provider.shutdown()  # uvicorn has let the requests finish: send their spans
 
@@ -114,52 +118,65 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         responses={
             422: {"model": InvalidDieBody, "description": "`die` is missing or not allowed."},
             500: {"model": ErrorBody, "description": "The die failed, on purpose."},
+            502: {"model": ErrorBody, "description": "Stage 3: the die-service failed."},
+            503: {"model": ErrorBody, "description": "Stage 3: the die-service is down."},
+            504: {"model": ErrorBody, "description": "Stage 3: the die-service was too slow."},
         },
     )
     async def roll_die(
-        request: Request, die: Annotated[DieType, Query(description="Which die to roll.")]
+        request: Request,
+        die: Annotated[str, Query(pattern=NAME_PATTERN, description=DIE_DESCRIPTION)],
     ) -> RollResult | JSONResponse:
         started = time.perf_counter()
+        span = trace.get_current_span()  # the request's server span, FastAPI's
+        span.set_attribute("die.type", die)
+
+        # What the die is: stage 1 knows; stage 3 asks the die-service (a child span).
+        try:
+            spec = await dice.get(die)
+        except UpstreamFailure as failure:
+            return die_service_failed(request, die, failure)
+        if spec is None:
+            return await unknown_die()
 
         # The feature flags (stack/flags/flags.json) decide how to break this roll.
         roll_flags = flags.for_roll(die)
-        failure_rate = roll_flags.number(FAILURE_RATE[die])
+        failure_flag = FAILURE_RATE.get(die)  # fair and risky; the others fail as specified
+        failure_rate = roll_flags.number(failure_flag) if failure_flag else spec.failure_rate
         extra_seconds = roll_flags.number(EXTRA_LATENCY_SECONDS)
         extra_share = roll_flags.number(EXTRA_LATENCY_SHARE) if extra_seconds else 1.0
         loaded_bias = roll_flags.number(LOADED_DIE_BIAS)
 
-        await asyncio.sleep(draw_delay(rng, settings.max_delay_seconds, extra_seconds, extra_share))
+        delay = draw_delay(rng, spec.max_delay_seconds, extra_seconds, extra_share)
+        await asyncio.sleep(delay)
         seconds = time.perf_counter() - started
-        span = trace.get_current_span()  # the request's server span, FastAPI's
         exemplar = current_exemplar()  # this trace's id, kept beside the samples
         try:
-            value = roll(die, rng, failure_rate, loaded_bias)
+            value = roll(spec, rng, failure_rate, loaded_bias)
         except DieFailure as failure:
-            span.set_attributes(
-                {"die.type": die.value, "die.result": "error", "die.error": str(failure)}
-            )
+            span.set_attributes({"die.result": "error", "die.error": str(failure)})
             span.set_status(Status(StatusCode.ERROR, str(failure)))
             metrics.rolls.labels(die, "error").inc(exemplar=exemplar)
             metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
             log.error(  # the request's one line; the trace and span ids are added to it
                 "Roll failed",
                 extra={
-                    "die_type": die.value,
+                    "die_type": die,
                     "error": str(failure),
                     **roll_flags.log_fields(),
                     **request_fields(request, status=500),
                 },
             )
-            return JSONResponse({"detail": f"The {die.value} die failed: {failure}"}, 500)
+            return JSONResponse({"detail": f"The {die} die failed: {failure}"}, 500)
 
-        span.set_attributes({"die.type": die.value, "die.result": "success", "die.value": value})
+        span.set_attributes({"die.result": "success", "die.value": value})
         metrics.rolls.labels(die, "success").inc(exemplar=exemplar)
         metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
         metrics.roll_value.labels(die).observe(value, exemplar=exemplar)
         log.info(
             "Roll completed",
             extra={
-                "die_type": die.value,
+                "die_type": die,
                 "roll_value": value,
                 **roll_flags.log_fields(),
                 **request_fields(request, status=200),
@@ -167,16 +184,41 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         )
         return RollResult(roll=value)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+    def die_service_failed(request: Request, die: str, failure: UpstreamFailure) -> JSONResponse:
+        """Stage 3, no die to roll: the die-service is down (503), slow (504) or broken (502)."""
+        span = trace.get_current_span()
+        span.set_attributes({"upstream.name": DIE_SERVICE, "upstream.failure": failure.reason})
+        span.set_status(Status(StatusCode.ERROR, failure.detail))
+        metrics.die_service_errors.labels(failure.reason).inc(exemplar=current_exemplar())
+        log.error(
+            "Die unavailable",
+            extra={
+                "die_type": die,
+                "upstream": DIE_SERVICE,
+                "reason": failure.reason,
+                "error": failure.detail,
+                **request_fields(request, status=failure.status),
+            },
+        )
+        return JSONResponse({"detail": failure.detail}, failure.status)
+
+    async def unknown_die() -> JSONResponse:
         # The offending value is not echoed back: it may be huge or hostile.
-        allowed = ", ".join(ALLOWED_DICE)
+        try:
+            allowed = await dice.names()
+        except UpstreamFailure as failure:
+            return JSONResponse({"detail": failure.detail}, failure.status)
         return JSONResponse(
             {
-                "detail": f"Query parameter 'die' is required and must be one of: {allowed}",
-                "allowed": ALLOWED_DICE,
+                "detail": f"Query parameter 'die' is required and must be one of: "
+                f"{', '.join(allowed)}",
+                "allowed": allowed,
             },
             status_code=422,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+        return await unknown_die()
 
     return app

@@ -1,8 +1,11 @@
 """The dice themselves: pure rules, with no web framework and no telemetry.
 
-The faults a sandbox user switches on arrive here as plain numbers; where they come
-from (the flag file) is none of the dice's business. At their defaults a roll draws
-exactly what it drew before faults existed, so a seeded run gives the same rolls.
+A die is data: the values it shows, how often it fails, how long it takes. Stage 1
+knows its two dice by heart (`stage1_dice`); from stage 3 on, the die-service says what
+each die is, and the same rules roll it. The faults a sandbox user switches on arrive
+here as plain numbers; where they come from (the flag file) is none of the dice's
+business. At their defaults a roll draws exactly what it drew before faults existed,
+so a seeded run gives the same rolls.
 """
 
 from __future__ import annotations
@@ -10,32 +13,52 @@ from __future__ import annotations
 import enum
 import random
 
-__all__ = ["FACES", "DieFailure", "DieType", "draw_delay", "roll"]
+from pydantic import BaseModel, ConfigDict, Field
 
-FACES = 6
-"""Every die is a six-sided die; the risky one adds one to whatever it shows."""
+__all__ = ["NAME_PATTERN", "Die", "DieFailure", "DieType", "draw_delay", "roll", "stage1_dice"]
+
+NAME_PATTERN = r"^[a-z0-9-]{1,32}$"
+"""What a die's name may be, as the die-service has it: short, lower case, safe in a
+URL, a log line and a label."""
 
 
 class DieType(enum.StrEnum):
-    """The dice a client can ask for; their values are the only accepted `die` parameters."""
+    """Stage 1's dice: the only `die` values accepted without a die-service."""
 
     FAIR = "fair"
     RISKY = "risky"
 
-    @property
-    def possible_values(self) -> range:
-        """1-6 for fair, 2-7 for risky."""
-        offset = 1 if self is DieType.RISKY else 0
-        return range(1 + offset, FACES + 1 + offset)
+
+class Die(BaseModel):
+    """One die; bounded, since from stage 3 it is what another service said."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    faces: tuple[int, ...] = Field(min_length=1, max_length=100)
+    failure_rate: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    max_delay_seconds: float = Field(ge=0.0, le=5.0, allow_inf_nan=False)
+
+
+def stage1_dice(max_delay_seconds: float, risky_failure_rate: float) -> dict[str, Die]:
+    """fair shows 1-6, risky 2-7 and fails at `risky_failure_rate` (the spec's 0.1)."""
+    return {
+        DieType.FAIR: Die(
+            name="fair", faces=(1, 2, 3, 4, 5, 6), failure_rate=0.0,
+            max_delay_seconds=max_delay_seconds,
+        ),
+        DieType.RISKY: Die(
+            name="risky", faces=(2, 3, 4, 5, 6, 7), failure_rate=risky_failure_rate,
+            max_delay_seconds=max_delay_seconds,
+        ),
+    }  # fmt: skip
 
 
 class DieFailure(Exception):
     """The die failed instead of rolling; the service answers with HTTP 500."""
 
 
-def roll(
-    die: DieType, rng: random.Random, failure_rate: float = 0.0, loaded_bias: float = 0.0
-) -> int:
+def roll(die: Die, rng: random.Random, failure_rate: float, loaded_bias: float = 0.0) -> int:
     """Roll `die` once; raise DieFailure with probability `failure_rate`.
 
     The failure check comes first, with a draw of its own, so the values of the rolls
@@ -43,9 +66,10 @@ def roll(
     A fault at zero draws nothing.
     """
     if failure_rate > 0.0 and rng.random() < failure_rate:
-        raise DieFailure(f"the {die.value} die slipped off the table")
-    face = FACES if loaded_bias > 0.0 and rng.random() < loaded_bias else rng.randint(1, FACES)
-    return face + 1 if die is DieType.RISKY else face
+        raise DieFailure(f"the {die.name} die slipped off the table")
+    top = len(die.faces) - 1
+    index = top if loaded_bias > 0.0 and rng.random() < loaded_bias else rng.randint(0, top)
+    return die.faces[index]
 
 
 def draw_delay(

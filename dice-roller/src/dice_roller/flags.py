@@ -95,7 +95,10 @@ EXTRA_LATENCY_SHARE = FaultFlag(
     "extra-latency-share", "Share of rolls that get the extra latency, while it is on.", 1.0, "all"
 )
 LOADED_DIE_BIAS = FaultFlag(
-    "loaded-die-bias", "Share of rolls that show the die's top face (6 fair, 7 risky).", 0.0, "off"
+    "loaded-die-bias",
+    "Share of rolls that show the die's top face (6 fair, 7 risky, 20 d20).",
+    0.0,
+    "off",
 )
 FLAGS = (
     RISKY_FAILURE_RATE,
@@ -104,8 +107,12 @@ FLAGS = (
     EXTRA_LATENCY_SHARE,
     LOADED_DIE_BIAS,
 )
-FAILURE_RATE = {DieType.FAIR: FAIR_FAILURE_RATE, DieType.RISKY: RISKY_FAILURE_RATE}
-"""The failure-rate flag of each die."""
+FAILURE_RATE: dict[str, FaultFlag] = {
+    DieType.FAIR: FAIR_FAILURE_RATE,
+    DieType.RISKY: RISKY_FAILURE_RATE,
+}
+"""The failure-rate flag of stage 1's dice; the die-service's other dice fail at the
+rate it gives them."""
 _TARGETED = {Reason.TARGETING_MATCH, Reason.SPLIT, Reason.DEFAULT}
 """flagd's reasons for a flag with targeting rules (STATIC: none)."""
 _SAID_ELSEWHERE = {ErrorCode.FLAG_NOT_FOUND, ErrorCode.PROVIDER_NOT_READY, ErrorCode.PROVIDER_FATAL}
@@ -172,11 +179,13 @@ class FaultFlags:
             log.info("Watching the flag file", extra=self._fields())
             self._say_missing(client)
 
-    def for_roll(self, die: DieType) -> RollFlags:
+    def for_roll(self, die: str) -> RollFlags:
         """One roll's flags: targeting rules see the die, and `fractional` splits by trace."""
         ids = current_ids()
         trace_id = ids.trace_id if ids else None
-        return RollFlags(self, EvaluationContext(trace_id, {"die": die.value}))
+        return RollFlags(
+            self, EvaluationContext(trace_id, {"die": str(die)})
+        )  # plain text for flagd
 
     def evaluate(self, flag: FaultFlag, context: EvaluationContext) -> tuple[float, str | None]:
         """The value and variant of `flag`; the default and no variant if the file has no

@@ -6,7 +6,14 @@ the shared set-up (`sandbox_telemetry.http`); these say what the dice did:
 - `dice_rolls_total{die_type, result}`: every roll, `result` being success or error;
 - `dice_roll_value{die_type}`: the values rolled, one bucket per face;
 - `dice_roll_duration_seconds{die_type}`: how long a roll took, its delay included
-  (the HTTP histogram cannot tell the dice apart).
+  (the HTTP histogram cannot tell the dice apart);
+- stage 3 only, `dice_die_service_errors_total{reason}`: rolls that got no die from
+  the die-service: `timeout`, `unreachable`, `error_status` or `bad_answer`. (The
+  service graph cannot count them: a call that never reached the die-service has no
+  server span to pair with.)
+
+A stage 3 die is any the die-service has: `die_type` stays bounded, since only a die it
+knows is ever rolled. Its series start at its first roll.
 
 The roll handler observes them with the trace id as exemplar.
 """
@@ -15,19 +22,22 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sandbox_telemetry import LATENCY_BUCKETS
+from sandbox_telemetry.upstream import FAILURE_REASONS
 
 from .dice import DieType
 
-__all__ = ["ROLL_VALUE_BUCKETS", "DiceMetrics"]
+__all__ = ["ROLL_VALUE_BUCKETS", "STAGE3_ROLL_VALUE_BUCKETS", "DiceMetrics"]
 
 ROLL_VALUE_BUCKETS = tuple(float(value) for value in range(1, 9))
 """One bucket per possible value, 1 to 8: fair rolls fill 1-6, risky rolls 2-7."""
+STAGE3_ROLL_VALUE_BUCKETS = tuple(float(value) for value in range(1, 21))
+"""From stage 3, one per face up to the d20's."""
 
 
 class DiceMetrics:
     """The dice families, registered on the service's registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, stage3: bool = False) -> None:
         self.rolls = Counter(
             "dice_rolls",
             "Dice rolled, by die type and result (success or error).",
@@ -38,7 +48,7 @@ class DiceMetrics:
             "dice_roll_value",
             "Values rolled, by die type.",
             ("die_type",),
-            buckets=ROLL_VALUE_BUCKETS,
+            buckets=STAGE3_ROLL_VALUE_BUCKETS if stage3 else ROLL_VALUE_BUCKETS,
             registry=registry,
         )
         self.roll_duration = Histogram(
@@ -55,3 +65,11 @@ class DiceMetrics:
                 self.rolls.labels(die, result)
             self.roll_value.labels(die)
             self.roll_duration.labels(die)
+        self.die_service_errors = Counter(
+            "dice_die_service_errors",
+            "Rolls that got no die from the die-service, by reason.",
+            ("reason",),
+            registry=registry if stage3 else None,  # not exported at stage 1
+        )
+        for reason in FAILURE_REASONS:
+            self.die_service_errors.labels(reason)

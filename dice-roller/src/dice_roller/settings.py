@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, HttpUrl, field_validator
 from sandbox_telemetry.settings import LogLevel, SettingsError, read_settings
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -38,6 +38,14 @@ class Settings(BaseModel):
         default=None,
         description="A flagd flag file of faults, watched and applied live, see "
         "stack/flags/README.md; unset: no flags, the spec's behaviour.",
+    )
+    die_service_url: HttpUrl | None = Field(
+        default=None,
+        description="Stage 3: the die-service that says what each die is, asked on every "
+        "roll; unset: stage 1's fair and risky dice, known by heart.",
+    )
+    die_service_timeout_seconds: float = Field(
+        default=1.0, ge=0.1, le=10.0, description="Longest wait for the die-service."
     )
     seed: int | None = Field(
         default=None, description="Seed of the random generator, for reproducible runs."

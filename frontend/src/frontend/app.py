@@ -37,13 +37,14 @@ from sandbox_telemetry import (
     request_fields,
     server_spans,
 )
+from sandbox_telemetry.upstream import UpstreamFailure
 from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
 from .browser import EXPORT_PATH, BrowserSpans
 from .metrics import UPSTREAM, FrontendMetrics
 from .settings import Settings, browser_traces_url
-from .upstream import DiceRoller, UpstreamFailure
+from .upstream import DiceRoller
 
 __all__ = ["create_app"]
 

@@ -15,12 +15,9 @@ The roll handler observes them with the trace id as exemplar.
 
 from __future__ import annotations
 
-from typing import get_args
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sandbox_telemetry import LATENCY_BUCKETS
-
-from .upstream import FailureReason
+from sandbox_telemetry.upstream import FAILURE_REASONS
 
 __all__ = ["UPSTREAM", "FrontendMetrics"]
 
@@ -47,6 +44,6 @@ class FrontendMetrics:
         )
         # Every series exists at zero from the start, so rate() sees the first error.
         self.upstream_duration.labels(UPSTREAM, "success")
-        for reason in get_args(FailureReason):
+        for reason in FAILURE_REASONS:
             self.upstream_errors.labels(UPSTREAM, reason)
             self.upstream_duration.labels(UPSTREAM, reason)
