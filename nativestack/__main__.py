@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
-            "dice roller (and, at stage 2, the frontend) as plain processes on the shipped "
+            "dice roller (and, from stage 2, the frontend; from stage 3, the die-service) as plain processes on the shipped "
             "configs, each in a network namespace of its own (needs root). See "
             "docs/native-stack.md."
         ),
@@ -32,9 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stage",
         type=int,
-        choices=(1, 2),
+        choices=(1, 2, 3),
         default=1,
-        help="which stage of the sandbox to run (docs/stages.md); 2 adds the frontend",
+        help="which stage of the sandbox to run (docs/stages.md); 2 adds the frontend, "
+        "3 the die-service",
     )
     parser.add_argument(
         "--state-dir",
@@ -51,9 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("The stack is up (Ctrl-C stops it):", flush=True)
             print(stack.describe())
             print(f"Logs: {stack.state_dir / 'logs'}", flush=True)
-            stage_options = (
-                [("stage", "2"), ("frontend-url", stack.frontend_url)] if args.stage >= 2 else []
-            )
+            stage_options = [
+                *([("stage", str(args.stage))] if args.stage >= 2 else []),
+                *([("frontend-url", stack.frontend_url)] if args.stage >= 2 else []),
+                *([("die-service-url", stack.die_service_url)] if args.stage >= 3 else []),
+            ]
             print(
                 "Check it box by box:  python3 tasks.py verify "
                 + " ".join(

@@ -3,7 +3,8 @@
 The order is compose's `depends_on`: the alert-receiver, then Alertmanager (which
 notifies it), Prometheus (which sends Alertmanager its alerts), then Loki and Tempo,
 then Alloy (which ships to both), then the service (which sends spans to Alloy), and at
-stage 2 the frontend in front of it (docs/stages.md). Every wait has
+stage 2 the frontend in front of it; at stage 3 the die-service starts before the
+service, which asks it what each die is (docs/stages.md). Every wait has
 a limit; a component that exits or is not ready in time stops the whole start with
 one message naming it, its command and the last lines of its log. Whatever started is
 stopped when the block ends, on failure and on Ctrl-C: SIGTERM first, then SIGKILL
@@ -54,8 +55,9 @@ __all__ = [
 
 HOSTS = ("alert-receiver", "alertmanager", "prometheus", "loki", "tempo", "alloy", "dice-roller")
 """Compose's service names, which are also the host names the configs use."""
-STAGE_HOSTS = {1: HOSTS, 2: (*HOSTS, "frontend")}
-"""What each stage runs: stage 2 adds the frontend (compose's `stage2` profile)."""
+STAGE_HOSTS = {1: HOSTS, 2: (*HOSTS, "frontend"), 3: (*HOSTS, "frontend", "die-service")}
+"""What each stage runs: stage 2 adds the frontend (compose's `stage2` profile), stage 3
+the die-service (stages/stage3.yml)."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
 
@@ -105,7 +107,9 @@ class NativeStack:
     started: float = field(default_factory=time.time)
     """When the first component started (Unix seconds): nothing is older."""
     frontend: Container | None = None
-    """The frontend's "container", at stage 2."""
+    """The frontend's "container", from stage 2."""
+    die_service: Container | None = None
+    """The die-service's "container", from stage 3."""
 
     def url(self, host: str, port: int) -> str:
         return f"http://{self.network.addresses[host]}:{port}"
@@ -117,6 +121,10 @@ class NativeStack:
     @property
     def frontend_url(self) -> str:
         return self.url("frontend", 8000)
+
+    @property
+    def die_service_url(self) -> str:
+        return self.url("die-service", 8000)
 
     @property
     def prometheus_url(self) -> str:
@@ -152,6 +160,12 @@ class NativeStack:
             return []
         return [line.decode() for _, stream, line in self.frontend.log.written(0, {STDOUT})]
 
+    def die_service_lines(self) -> list[str]:
+        """What the die-service printed on stdout so far (none before stage 3)."""
+        if self.die_service is None:
+            return []
+        return [line.decode() for _, stream, line in self.die_service.log.written(0, {STDOUT})]
+
     def receiver_lines(self) -> list[dict[str, Any]]:
         """The alert lines the alert-receiver printed on stdout so far, one per alert and
         notification, oldest first (alert-receiver/README.md describes their fields)."""
@@ -161,6 +175,7 @@ class NativeStack:
         rows = [
             *([("frontend (the page)", self.frontend_url)] if self.frontend else []),
             ("dice-roller", self.service_url),
+            *([("die-service", self.die_service_url)] if self.die_service else []),
             (f"Prometheus {pin('prometheus').tag}", self.prometheus_url),
             (f"Loki {pin('loki').tag}", self.loki_url),
             (
@@ -220,7 +235,7 @@ def native_stack(
     `service_env` adds to compose's environment of the service (tests: a seed, a
     failure rate); `extra_containers` are listed by the Docker API stand-in besides
     the service (tests: a container of another project, which Alloy must ignore).
-    `stage` 2 adds the frontend.
+    `stage` 2 adds the frontend, 3 the die-service.
     """
     if stage not in STAGE_HOSTS:
         raise NativeStackError(f"stage {stage}: the native stack runs stages {list(STAGE_HOSTS)}")
@@ -241,7 +256,7 @@ def native_stack(
         def compose_container(service: str, port: int) -> Container:
             """A container as compose names and labels it: `container_name`, else
             PROJECT-SERVICE-1."""
-            spec, _ = compose_service(service)
+            spec, _ = compose_service(service, stage)
             name = spec.get("container_name") or f"{project}-{service}-1"
             return docker.add(
                 Container(
@@ -317,13 +332,18 @@ def native_stack(
         _wait_ready(tempo, f"{running.tempo_url}/ready", 90)
         alloy = start("alloy", native("alloy"))
         _wait_ready(alloy, f"{running.alloy_url}/-/ready", 90)
-        service_run = service_command(state_dir, socket)
+        if stage >= 3:
+            running.die_service = compose_container("die-service", 8000)
+            die_service_run = service_command(state_dir, socket, "die-service", stage)
+            die_service = start("die-service", die_service_run, feed=running.die_service)
+            _wait_ready(die_service, f"{running.die_service_url}/", 60)
+        service_run = service_command(state_dir, socket, stage=stage)
         service_run.env.update(service_env or {})
         service = start("dice-roller", service_run, feed=container)
         _wait_ready(service, f"{running.service_url}/", 60)
         if stage >= 2:
             running.frontend = compose_container("frontend", 8000)
-            frontend_run = service_command(state_dir, socket, "frontend")
+            frontend_run = service_command(state_dir, socket, "frontend", stage)
             frontend = start("frontend", frontend_run, feed=running.frontend)
             _wait_ready(frontend, f"{running.frontend_url}/", 60)
         yield running

@@ -12,14 +12,18 @@ thing a container has and a process has not, its mounts, translated:
 4. A mounted config file that names another mount (Loki's `path_prefix: /loki`,
    Alloy's `unix:///var/run/docker.sock`) is copied into the state directory with
    those paths translated the same way, and the copy is what the process reads.
-5. Our services, which compose builds from dice-roller/Dockerfile and
-   frontend/Dockerfile, run from this checkout's virtual environment with compose's
+5. Our services, which compose builds from their Dockerfiles (dice-roller/,
+   frontend/, die-service/), run from this checkout's virtual environment with compose's
    `environment`, container paths translated as in 1 (`DICE_FLAGS_FILE` names the
    mounted stack/flags/ folder's file).
 6. The alert-receiver, which compose builds from alert-receiver/Dockerfile, runs what
    that image runs: its `CMD` with this Python, its `ENV` (the port Alertmanager's
    config names), and its package folder on the import path.
 7. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
+
+From stage 3 on, compose merges a stage's file over the root one (stages/stage3.yml);
+`compose_service(name, stage)` does that merge, for what those files change: maps
+merged key by key, and a `!reset` list (a service's profiles) replaced.
 
 Host names and ports stay as they are: each service has a network namespace of its
 own (nativestack/network.py).
@@ -39,6 +43,7 @@ import yaml
 __all__ = [
     "COMPOSE_FILES",
     "SERVICE_MODULES",
+    "STAGE_FILES",
     "Mount",
     "NativeCommand",
     "compose_service",
@@ -52,7 +57,29 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILES = (ROOT / "stack" / "compose.yml", ROOT / "docker-compose.yml")
+STAGE_FILES = {3: ROOT / "stages" / "stage3.yml"}
+"""What compose merges over the root file at each stage, and every stage after it."""
 DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+class _Reset(list[Any]):
+    """A list compose's `!reset` tag replaces rather than merges."""
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """yaml's safe loader, knowing compose's `!reset`."""
+
+
+_ComposeLoader.add_constructor(
+    "!reset",
+    lambda loader, node: _Reset(loader.construct_sequence(node)),  # type: ignore[arg-type]
+)
+
+
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return list(override) if isinstance(override, _Reset) else override
 
 
 @dataclass(frozen=True)
@@ -73,14 +100,26 @@ class NativeCommand:
     written: dict[Path, str] = field(default_factory=dict)
 
 
-def compose_service(name: str) -> tuple[dict[str, Any], Path]:
-    """The service's definition and the file that defines it."""
+def compose_service(name: str, stage: int = 1) -> tuple[dict[str, Any], Path]:
+    """The service's definition at `stage` and the file that defines it (relative paths
+    start from its folder; the stage files' share the root file's, as in compose)."""
+    spec: dict[str, Any] | None = None
+    defined_in = ROOT / "docker-compose.yml"
     for path in COMPOSE_FILES:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        services = document.get("services") or {}
+        services = _load(path).get("services") or {}
         if name in services:
-            return services[name], path
-    raise KeyError(f"no service {name!r} in {', '.join(str(p) for p in COMPOSE_FILES)}")
+            spec, defined_in = services[name], path
+            break
+    for number, path in sorted(STAGE_FILES.items()):
+        if number <= stage and name in (_load(path).get("services") or {}):
+            spec = _merged(spec or {}, _load(path)["services"][name])
+    if spec is None:
+        raise KeyError(f"no service {name!r} in {', '.join(str(p) for p in COMPOSE_FILES)}")
+    return spec, defined_in
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), _ComposeLoader) or {}
 
 
 def compose_project() -> str:
@@ -141,15 +180,19 @@ def native_command(
     return NativeCommand(argv, env, written)
 
 
-SERVICE_MODULES = {"dice-roller": "dice_roller", "frontend": "frontend"}
+SERVICE_MODULES = {
+    "dice-roller": "dice_roller",
+    "frontend": "frontend",
+    "die-service": "die_service",
+}
 """The sandbox's own services, each with the module that runs it (`python -m`)."""
 
 
 def service_command(
-    state_dir: Path, docker_socket: Path, service: str = "dice-roller"
+    state_dir: Path, docker_socket: Path, service: str = "dice-roller", stage: int = 1
 ) -> NativeCommand:
-    """A service of ours as compose runs it, from this checkout (substitution 5)."""
-    spec, _ = compose_service(service)
+    """A service of ours as compose runs it at `stage`, from this checkout (substitution 5)."""
+    spec, _ = compose_service(service, stage)
     table = mounts(service, state_dir, docker_socket)
     env = {
         str(k): translate_text(str(v), table) for k, v in (spec.get("environment") or {}).items()

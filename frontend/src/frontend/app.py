@@ -15,7 +15,6 @@ import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from enum import StrEnum
 from importlib.resources import files
 from typing import Annotated
 
@@ -42,6 +41,7 @@ from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
 from .browser import EXPORT_PATH, BrowserSpans
+from .dice import NAME_PATTERN, Offered, OfferedDice
 from .metrics import UPSTREAM, FrontendMetrics
 from .settings import Settings, browser_traces_url
 from .upstream import DiceRoller
@@ -52,15 +52,8 @@ log = logging.getLogger("frontend")
 STATIC = files("frontend") / "static"
 
 
-class Die(StrEnum):
-    """The dice the dice-roller offers; checked here, so a bad one never leaves."""
-
-    FAIR = "fair"
-    RISKY = "risky"
-
-
 class RollAnswer(BaseModel):
-    die: Die
+    die: str
     roll: int = Field(description="The value the dice-roller rolled.")
     trace_id: str = Field(description="The roll's trace, to open in Grafana.")
 
@@ -84,13 +77,16 @@ def create_app(
     dice_roller = DiceRoller(
         str(settings.dice_roller_url), settings.upstream_timeout_seconds, provider, transport
     )
+    die_service_url = str(settings.die_service_url) if settings.die_service_url else None
+    dice = OfferedDice(die_service_url, settings.upstream_timeout_seconds, provider, transport)
     browser_spans = BrowserSpans(browser_traces_url(), transport)
-    page = _page(str(settings.grafana_url))
+    template = _template(str(settings.grafana_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await dice_roller.close()
+        await dice.close()
         await browser_spans.close()
         provider.shutdown()  # uvicorn has let the requests finish: send their spans
 
@@ -107,28 +103,36 @@ def create_app(
 
     @app.get("/", summary="The page", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page)
+        try:
+            offered = await dice.all()  # stage 3: the die-service's list
+        except UpstreamFailure as failure:
+            return HTMLResponse(html.escape(failure.detail), status_code=failure.status)
+        return HTMLResponse(template.replace("{{DICE}}", _choices(offered)))
 
     @app.get(
         "/api/roll",
         summary="Roll a die on the dice-roller",
         response_model=RollAnswer,
         responses={
+            422: {"description": "`die` is missing or not on offer."},
             502: {"model": FailureAnswer, "description": "The dice-roller failed."},
             503: {"model": FailureAnswer, "description": "The dice-roller is unreachable."},
             504: {"model": FailureAnswer, "description": "The dice-roller was too slow."},
         },
     )
     async def roll_die(
-        request: Request, die: Annotated[Die, Query(description="Which die to roll.")]
+        request: Request,
+        die: Annotated[str, Query(pattern=NAME_PATTERN, description="Which die to roll.")],
     ) -> RollAnswer | JSONResponse:
         span = trace.get_current_span()  # the request's server span, FastAPI's
-        span.set_attribute("die.type", die.value)
+        span.set_attribute("die.type", die)
         exemplar = current_exemplar()  # this trace's id, kept beside the samples
         ids = current_ids()
         trace_id = ids.trace_id if ids else None
         try:
-            rolled = await dice_roller.roll(die.value)  # a client span, a child of ours
+            if die not in [offered.name for offered in await dice.all()]:
+                return await refuse_die()
+            rolled = await dice_roller.roll(die)  # a client span, a child of ours
         except UpstreamFailure as failure:
             span.set_attributes({"upstream.name": UPSTREAM, "upstream.failure": failure.reason})
             span.set_status(Status(StatusCode.ERROR, failure.detail))
@@ -139,7 +143,7 @@ def create_app(
             log.error(  # the request's one line; the trace and span ids are added to it
                 "Roll failed upstream",
                 extra={
-                    "die_type": die.value,
+                    "die_type": die,
                     "upstream": UPSTREAM,
                     "reason": failure.reason,
                     "error": failure.detail,
@@ -156,7 +160,7 @@ def create_app(
         log.info(
             "Roll served",
             extra={
-                "die_type": die.value,
+                "die_type": die,
                 "roll_value": rolled.value,
                 "upstream_seconds": round(rolled.seconds, 6),
                 **request_fields(request, status=200),
@@ -170,8 +174,14 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+        return await refuse_die()
+
+    async def refuse_die() -> JSONResponse:
         # The offending value is not echoed back: it may be huge or hostile.
-        allowed = [die.value for die in Die]
+        try:
+            allowed = [offered.name for offered in await dice.all()]
+        except UpstreamFailure as failure:
+            return JSONResponse({"detail": failure.detail}, status_code=failure.status)
         return JSONResponse(
             {
                 "detail": f"Query parameter 'die' is required and must be one of: "
@@ -184,7 +194,16 @@ def create_app(
     return app
 
 
-def _page(grafana_url: str) -> str:
-    """The page, with the Grafana address its trace links open."""
+def _template(grafana_url: str) -> str:
+    """The page, with the Grafana address its trace links open; the dice go in {{DICE}}."""
     template = (STATIC / "index.html").read_text(encoding="utf-8")
     return template.replace("{{GRAFANA_URL}}", html.escape(grafana_url.rstrip("/"), quote=True))
+
+
+def _choices(offered: list[Offered]) -> str:
+    """One radio button per die, the first one chosen."""
+    return "\n      ".join(
+        f'<label><input type="radio" name="die" value="{html.escape(die.name, quote=True)}"'
+        f"{' checked' if number == 0 else ''}> {html.escape(die.label)}</label>"
+        for number, die in enumerate(offered)
+    )

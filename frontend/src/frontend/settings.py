@@ -36,6 +36,10 @@ class Settings(BaseModel):
         description="Longest wait for the dice-roller, connection included; a roll takes "
         "up to 1 s.",
     )
+    die_service_url: HttpUrl | None = Field(
+        default=None,
+        description="Stage 3: the die-service, whose dice the page offers; unset: fair and risky.",
+    )
     grafana_url: HttpUrl = Field(
         default=HttpUrl("http://localhost:3000"),
         description="Grafana as the browser reaches it, for the page's trace links.",
