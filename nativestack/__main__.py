@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
-            "dice roller (and, from stage 2, the frontend; from stage 3, the die-service) as plain processes on the shipped "
+            "dice roller (from stage 2 the frontend too, from stage 3 the die-service) as plain "
+            "processes on the shipped "
             "configs, each in a network namespace of its own (needs root). See "
             "docs/native-stack.md."
         ),
@@ -55,7 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage_options = [
                 *([("stage", str(args.stage))] if args.stage >= 2 else []),
                 *([("frontend-url", stack.frontend_url)] if args.stage >= 2 else []),
-                *([("die-service-url", stack.die_service_url)] if args.stage >= 3 else []),
             ]
             print(
                 "Check it box by box:  python3 tasks.py verify "

@@ -127,9 +127,9 @@ def compose_project() -> str:
     return str(yaml.safe_load(COMPOSE_FILES[1].read_text(encoding="utf-8"))["name"])
 
 
-def mounts(service: str, state_dir: Path, docker_socket: Path) -> list[Mount]:
+def mounts(service: str, state_dir: Path, docker_socket: Path, stage: int = 1) -> list[Mount]:
     """The service's volumes, each with its host side (substitutions 1 to 3)."""
-    spec, compose_file = compose_service(service)
+    spec, compose_file = compose_service(service, stage)
     found = []
     for volume in spec.get("volumes") or []:
         source, target = str(volume).split(":")[:2]
@@ -193,7 +193,7 @@ def service_command(
 ) -> NativeCommand:
     """A service of ours as compose runs it at `stage`, from this checkout (substitution 5)."""
     spec, _ = compose_service(service, stage)
-    table = mounts(service, state_dir, docker_socket)
+    table = mounts(service, state_dir, docker_socket, stage)
     env = {
         str(k): translate_text(str(v), table) for k, v in (spec.get("environment") or {}).items()
     }

@@ -39,7 +39,8 @@ class Settings(Addresses):
     """Where the stack is and how patient to be; see `cli.py` for flags and env vars."""
 
     stage: int = 1
-    """Which stage's boxes to check too (docs/stages.md): 2 adds Across Services."""
+    """Which stage's boxes to check too (docs/stages.md): 2 adds Across Services, 3 Three
+    Services."""
     grafana_user: str | None = None
     grafana_password: str | None = None
     timeout: float = 10.0

@@ -34,6 +34,7 @@ GROUPS = (
     "Dashboard",
     "Traffic Generation",
     "Stage 2: Across Services",
+    "Stage 3: Three Services",
 )
 """The checklist's sections, in the order docs/checklist.md lists them."""
 

@@ -12,6 +12,7 @@ page's fetch): the browser test (tests/nativestack/live) follows that one from a
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -29,7 +30,10 @@ __all__ = [
     "FRONTEND_JOB",
     "FRONTEND_SERVICE",
     "chain_of",
+    "edge",
+    "lines_of_every",
     "run_stage2_checks",
+    "scraped",
 ]
 
 GROUP = "Stage 2: Across Services"
@@ -117,27 +121,40 @@ def _roll(ctx: Context) -> str:
     return f"rolled {roll} in {seconds:.2f} s, trace {ids[0]}"
 
 
-def chain_of(trace: Any) -> list[dict[str, Any]]:
-    """frontend SERVER → frontend CLIENT → dice-roller SERVER, each the next one's parent;
-    raises `Failed` saying which link is missing."""
+def chain_of(
+    trace: Any, services: tuple[str, ...] = (FRONTEND_SERVICE, SERVICE_NAME)
+) -> list[dict[str, Any]]:
+    """The first service's SERVER span → its CLIENT span → the next service's SERVER span,
+    and so on down `services`, each the next one's parent; raises `Failed` saying which
+    link is missing."""
     spans = spans_of(trace)
+    seen = ", ".join(f"{s['service']}:{s['name']}" for s in spans)
 
-    def one(service: str, kind: str, parent: str | None) -> dict[str, Any]:
-        for span in spans:
-            if (
-                span["service"] == service
-                and kind in span["kind"]
-                and (parent is None or span["parent_id"] == parent)
-            ):
-                return span
-        under = f" under span {parent}" if parent else ""
-        seen = ", ".join(f"{s['service']}:{s['name']}" for s in spans)
-        raise Failed(f"no {kind} span of {service}{under} in the trace (spans: {seen})")
+    def under(parent: str, service: str, kind: str) -> list[dict[str, Any]]:
+        return [
+            span
+            for span in spans
+            if span["service"] == service and kind in span["kind"] and span["parent_id"] == parent
+        ]
 
-    top = one(FRONTEND_SERVICE, "SERVER", None)
-    call = one(FRONTEND_SERVICE, "CLIENT", top["span_id"])
-    served = one(SERVICE_NAME, "SERVER", call["span_id"])
-    return [top, call, served]
+    tops = [s for s in spans if s["service"] == services[0] and "SERVER" in s["kind"]]
+    if not tops:
+        raise Failed(f"no SERVER span of {services[0]} in the trace (spans: {seen})")
+    chain = [tops[0]]
+    for caller, called in itertools.pairwise(services):
+        # A caller may make other calls beside this one: the link is the call `called` served.
+        pairs = [
+            (call, served)
+            for call in under(chain[-1]["span_id"], caller, "CLIENT")
+            for served in under(call["span_id"], called, "SERVER")
+        ]
+        if not pairs:
+            raise Failed(
+                f"no CLIENT span of {caller} under span {chain[-1]['span_id']} with a SERVER "
+                f"span of {called} under it (spans: {seen})"
+            )
+        chain.extend(pairs[0])
+    return chain
 
 
 def _one_trace(ctx: Context) -> str:
@@ -165,31 +182,47 @@ def _complete(ctx: Context, trace_id: str) -> Any:
 
 
 def _edge(ctx: Context) -> str:
+    return edge(ctx, FRONTEND_SERVICE, SERVICE_NAME)
+
+
+def edge(ctx: Context, client: str, server: str) -> str:
+    """The service graph's count of calls from `client` to `server`, once it has one."""
+    series = f'traces_service_graph_request_total{{client="{client}", server="{server}"}}'
+
     def attempt() -> float | None:
-        result = ctx.prometheus.query(f"sum({EDGE})")
+        result = ctx.prometheus.query(f"sum({series})")
         return float(result[0]["value"][1]) if result else None
 
     value = poll(ctx, attempt)
     if value is None:
-        raise Failed(f"no {EDGE} series in Prometheus within the wait")
-    return f"{value:g} request(s) counted from {FRONTEND_SERVICE} to {SERVICE_NAME}"
+        raise Failed(f"no {series} series in Prometheus within the wait")
+    return f"{value:g} request(s) counted from {client} to {server}"
 
 
 def _scraped(ctx: Context) -> str:
+    return scraped(ctx, FRONTEND_JOB)
+
+
+def scraped(ctx: Context, job: str) -> str:
+    """Where Alloy scraped `job`, once Prometheus has `up{job} == 1`."""
+
     def attempt() -> list[Any] | None:
-        query = f'up{{job="{FRONTEND_JOB}"}} == 1'
-        return ctx.prometheus.query(query) or None
+        return ctx.prometheus.query(f'up{{job="{job}"}} == 1') or None
 
     found = poll(ctx, attempt)
     if not found:
-        raise Failed(f'no up{{job="{FRONTEND_JOB}"}} == 1 in Prometheus within the wait')
+        raise Failed(f'no up{{job="{job}"}} == 1 in Prometheus within the wait')
     return f"scraped by Alloy at {found[0]['metric'].get('instance', '?')}"
 
 
 def _both_logs(ctx: Context) -> str:
-    roll = _stage2_roll(ctx)
+    return lines_of_every(ctx, _stage2_roll(ctx), (FRONTEND_CONTAINER, CONTAINER))
+
+
+def lines_of_every(ctx: Context, roll: FreshRequest, containers: tuple[str, ...]) -> str:
+    """How many lines each container wrote with the roll's trace id, once all have one."""
     query = (
-        f'{{container_name=~"{FRONTEND_CONTAINER}|{CONTAINER}"}} |= "{roll.trace_id}" '
+        f'{{container_name=~"{"|".join(containers)}"}} |= "{roll.trace_id}" '
         f'| json | trace_id="{roll.trace_id}"'
     )
 
@@ -199,10 +232,10 @@ def _both_logs(ctx: Context) -> str:
         for stream in streams:
             name = str(stream.get("stream", {}).get("container_name", "?"))
             counts[name] = counts.get(name, 0) + len(lines_of([stream]))
-        return counts if {FRONTEND_CONTAINER, CONTAINER} <= set(counts) else None
+        return counts if set(containers) <= set(counts) else None
 
     counts = poll(ctx, attempt)
     if counts is None:
-        raise Failed(f"Loki did not find lines of both services for the trace: {query}")
+        raise Failed(f"Loki did not find lines of every service for the trace: {query}")
     lines = ", ".join(f"{count} from {name}" for name, count in sorted(counts.items()))
     return f"{lines}: {query}"

@@ -38,6 +38,8 @@ class Roll:
     die: str
     status: int
     trace_id: str
+    value: int | None = None
+    """The value rolled, when it succeeded."""
 
 
 @dataclass
@@ -130,7 +132,8 @@ def roll(url: str, dice: list[str]) -> list[Roll]:
         response = httpx.get(f"{url}/roll", params={"die": die}, timeout=30)
         ids = parse_traceresponse(response.headers.get("traceresponse"))
         assert ids is not None, f"no trace named in {dict(response.headers)}"
-        return Roll(die, response.status_code, ids[0])
+        value = response.json().get("roll") if response.status_code == 200 else None
+        return Roll(die, response.status_code, ids[0], value)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(one, dice))

@@ -137,7 +137,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         except UpstreamFailure as failure:
             return die_service_failed(request, die, failure)
         if spec is None:
-            return await unknown_die()
+            return await unknown_die(request, die)
 
         # The feature flags (stack/flags/flags.json) decide how to break this roll.
         roll_flags = flags.for_roll(die)
@@ -202,12 +202,12 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         )
         return JSONResponse({"detail": failure.detail}, failure.status)
 
-    async def unknown_die() -> JSONResponse:
+    async def unknown_die(request: Request, die: str) -> JSONResponse:
         # The offending value is not echoed back: it may be huge or hostile.
         try:
             allowed = await dice.names()
         except UpstreamFailure as failure:
-            return JSONResponse({"detail": failure.detail}, failure.status)
+            return die_service_failed(request, die, failure)
         return JSONResponse(
             {
                 "detail": f"Query parameter 'die' is required and must be one of: "
@@ -219,6 +219,6 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
 
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
-        return await unknown_die()
+        return await unknown_die(request, "")  # no name to log: it may be huge or hostile
 
     return app

@@ -61,9 +61,12 @@ class DieServiceDice:
         if answer.status != 200:
             raise self.upstream.error_status(answer)
         try:
-            return Die.model_validate(answer.body)
+            die = Die.model_validate(answer.body)
         except ValidationError:
-            raise self.upstream.bad_answer(answer, "a die's specification") from None
+            die = None
+        if die is None or die.name != name:
+            raise self.upstream.bad_answer(answer, f"the {name} die's specification")
+        return die
 
     async def names(self) -> list[str]:
         answer = await self.upstream.get("/dice")

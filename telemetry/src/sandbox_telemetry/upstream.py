@@ -30,6 +30,9 @@ FAILURE_REASONS: tuple[FailureReason, ...] = (
     "error_status",
     "bad_answer",
 )
+BACKSTOP = 1.5
+"""The whole call's bound, in timeouts: httpx's own timeout fires first, inside the
+client span, which then records the error; this catches an answer that trickles."""
 MAX_DETAIL_CHARS = 200
 """The longest part of the called service's own error message passed on."""
 
@@ -73,7 +76,7 @@ class Upstream:
         self.base_url = base_url
         self.timeout_seconds = timeout_seconds
         # httpx's timeout bounds each step (connect, each read); the whole call is
-        # bounded in `get`, so a service that trickles its answer cannot hang us.
+        # bounded in `get` (BACKSTOP), so a service that trickles its answer cannot hang us.
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=timeout_seconds, transport=transport
         )
@@ -84,7 +87,7 @@ class Upstream:
         too slow, 503 when it cannot be reached)."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with asyncio.timeout(self.timeout_seconds * BACKSTOP):
                 response = await self.client.get(path, params=params)
         except (httpx.TimeoutException, TimeoutError):
             detail = f"The {self.name} did not answer within {self.timeout_seconds:g} s."
