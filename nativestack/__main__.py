@@ -33,10 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stage",
         type=int,
-        choices=(1, 2, 3),
+        choices=(1, 2, 3, 4),
         default=1,
         help="which stage of the sandbox to run (docs/stages.md); 2 adds the frontend, "
-        "3 the die-service",
+        "3 the die-service, 4 the same as 3 (its new part is an endpoint)",
     )
     parser.add_argument(
         "--state-dir",

@@ -55,9 +55,14 @@ __all__ = [
 
 HOSTS = ("alert-receiver", "alertmanager", "prometheus", "loki", "tempo", "alloy", "dice-roller")
 """Compose's service names, which are also the host names the configs use."""
-STAGE_HOSTS = {1: HOSTS, 2: (*HOSTS, "frontend"), 3: (*HOSTS, "frontend", "die-service")}
+STAGE_HOSTS = {
+    1: HOSTS,
+    2: (*HOSTS, "frontend"),
+    3: (*HOSTS, "frontend", "die-service"),
+    4: (*HOSTS, "frontend", "die-service"),
+}
 """What each stage runs: stage 2 adds the frontend (compose's `stage2` profile), stage 3
-the die-service (stages/stage3.yml)."""
+the die-service (stages/stage3.yml); stage 4 runs stage 3's, its new part an endpoint."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
 

@@ -40,7 +40,7 @@ class Settings(Addresses):
 
     stage: int = 1
     """Which stage's boxes to check too (docs/stages.md): 2 adds Across Services, 3 Three
-    Services."""
+    Services, 4 Async Rolls."""
     grafana_user: str | None = None
     grafana_password: str | None = None
     timeout: float = 10.0

@@ -35,6 +35,7 @@ GROUPS = (
     "Traffic Generation",
     "Stage 2: Across Services",
     "Stage 3: Three Services",
+    "Stage 4: Async Rolls",
 )
 """The checklist's sections, in the order docs/checklist.md lists them."""
 

@@ -10,15 +10,17 @@ import sys
 from tests.support.paths import ROOT
 
 README = ROOT / "dice-roller" / "README.md"
-LIMIT = 750
+LIMIT = 875
 """The whole service, in lines of code, stays under this: it is read in one sitting.
 (600 until the flag file needed a watcher of our own, flag_file.py, 104 lines: flagd's
 applies a file only when its mtime grows, and blocks on a FIFO; docs/reliability.md.
 650 until stage 3 made the dice data from another service: catalogue.py and the
-die-service's failure path in app.py, about 100 lines.)"""
-PATH_LIMIT = 350
+die-service's failure path in app.py, about 100 lines. 750 until stage 4's batches,
+batch.py, 91 lines.)"""
+PATH_LIMIT = 375
 """One `/roll` in app.py, dice.py and the shared HTTP telemetry (300 before stage 3's
-failure path in app.py)."""
+failure path in app.py; 350 before `find_die` and `wait_and_roll`, which stage 4's
+batches share with it)."""
 
 
 def count(*folders: str) -> dict[str, int]:
@@ -53,7 +55,7 @@ def test_the_readme_states_the_size_its_command_counts_and_it_is_under_the_limit
     assert f"for the shared set-up: {shared['in all']} lines" in text
 
 
-def test_one_request_is_followed_in_under_350_lines() -> None:
+def test_one_request_is_followed_in_under_375_lines() -> None:
     """app.py, dice.py and the shared HTTP telemetry, as the README counts them."""
     text = README.read_text(encoding="utf-8")
     files = count("dice-roller/src/dice_roller", "telemetry/src/sandbox_telemetry")

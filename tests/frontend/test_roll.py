@@ -15,8 +15,7 @@ import pytest
 
 from tests.support.frontend import RunningFrontend, running_frontend
 from tests.support.metrics import scrape
-from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
-from tests.support.processes import eventually
+from tests.support.otlp import OtlpReceiver, only, otlp_receiver, spans_of
 from tests.support.service import RunningService, running_service, trace_of
 
 SERVER_KIND, CLIENT_KIND = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -47,22 +46,6 @@ def frontend(receiver: OtlpReceiver, dice_roller: RunningService) -> Iterator[Ru
 
 def roll(frontend: RunningFrontend, die: str, **headers: str) -> httpx.Response:
     return httpx.get(frontend.url + "/api/roll", params={"die": die}, headers=headers, timeout=10)
-
-
-def spans_of(receiver: OtlpReceiver, trace_id: str, count: int) -> list[ReceivedSpan]:
-    """The spans of `trace_id` once `count` of them have arrived."""
-
-    def arrived() -> list[ReceivedSpan] | None:
-        spans = [s for s in list(receiver.spans) if s.trace_id == trace_id]
-        return spans if len(spans) >= count else None
-
-    return eventually(arrived, f"{count} spans of trace {trace_id} arrived", timeout=15)
-
-
-def only(spans: list[ReceivedSpan], service: str, kind: int) -> ReceivedSpan:
-    found = [s for s in spans if s.resource.get("service.name") == service and s.kind == kind]
-    assert len(found) == 1, (service, kind, spans)
-    return found[0]
 
 
 @pytest.mark.parametrize(("die", "low", "high"), [("fair", 1, 6), ("risky", 2, 7)])

@@ -55,19 +55,21 @@ def test_a_failed_build_names_the_component_the_command_and_the_logs_last_lines(
 
 
 def test_a_stage_the_native_stack_does_not_run_is_refused_before_anything_starts() -> None:
-    stack = native_stack(stage=3)
-    with pytest.raises(NativeStackError, match=r"stage 3: the native stack runs stages \[1, 2\]"):
+    stack = native_stack(stage=9)
+    with pytest.raises(
+        NativeStackError, match=r"stage 9: the native stack runs stages \[1, 2, 3, 4\]"
+    ):
         stack.__enter__()
 
 
 def test_nativestack_names_the_stages_it_runs_in_its_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "nativestack", "--stage", "3"],
+        [sys.executable, "-m", "nativestack", "--stage", "9"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "--stage: invalid choice: 3 (choose from 1, 2)" in result.stderr
+    assert "--stage: invalid choice: 9 (choose from 1, 2, 3, 4)" in result.stderr
     assert "Traceback" not in result.stderr

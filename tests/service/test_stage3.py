@@ -28,7 +28,7 @@ from tests.support.die_service import RunningDieService, running_die_service
 from tests.support.flags import copy_shipped
 from tests.support.http_server import serving
 from tests.support.metrics import Metrics, scrape
-from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
+from tests.support.otlp import OtlpReceiver, ReceivedSpan, only, otlp_receiver, spans_of
 from tests.support.processes import eventually
 from tests.support.service import RunningService, running_service, trace_of
 from tests.support.stand_in_dice_roller import Behaviour, StandInDiceRoller
@@ -125,22 +125,6 @@ def stage1_seeded() -> Iterator[RunningService]:
 def roll(service: RunningService, die: str | None) -> httpx.Response:
     params = {} if die is None else {"die": die}
     return httpx.get(service.url + "/roll", params=params, timeout=CEILING_SECONDS)
-
-
-def spans_of(receiver: OtlpReceiver, trace_id: str, count: int) -> list[ReceivedSpan]:
-    """The spans of `trace_id` once `count` of them have arrived."""
-
-    def arrived() -> list[ReceivedSpan] | None:
-        spans = [s for s in list(receiver.spans) if s.trace_id == trace_id]
-        return spans if len(spans) >= count else None
-
-    return eventually(arrived, f"{count} spans of trace {trace_id} arrived", timeout=15)
-
-
-def only(spans: list[ReceivedSpan], service: str, kind: int) -> ReceivedSpan:
-    found = [s for s in spans if s.resource.get("service.name") == service and s.kind == kind]
-    assert len(found) == 1, (service, kind, spans)
-    return found[0]
 
 
 def lines_of(service: RunningService | RunningDieService, trace_id: str) -> list[dict[str, Any]]:

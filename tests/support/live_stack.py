@@ -22,7 +22,8 @@ from stackclient import Alertmanager, Api, Loki, Prometheus, Tempo
 from tests.support.dashboard_model import panels
 from tests.support.grafana_macros import QueryContext, substitute
 from tests.support.processes import eventually
-from verify.context import CONTAINER
+from tests.support.tools import free_port
+from verify.context import CONTAINER, Settings
 from verify.service import parse_traceresponse
 
 __all__ = ["CONTAINER", "WAIT", "LiveStack", "Roll", "roll"]
@@ -73,6 +74,22 @@ class LiveStack:
         """`data` of Prometheus' answer to `path`, asked with `expr` and `params`."""
         prometheus = Prometheus(self.api, self.native.prometheus_url)
         return prometheus.data(path, {"query": expr, **params})
+
+    def verify_settings(self, stage: int) -> Settings:
+        """verify's settings for this stack at `stage`; no Grafana runs here (a closed port)."""
+        native = self.native
+        return Settings(
+            service_url=native.service_url,
+            frontend_url=native.frontend_url,
+            stage=stage,
+            prometheus_url=native.prometheus_url,
+            loki_url=native.loki_url,
+            tempo_url=native.tempo_url,
+            alloy_url=native.alloy_url,
+            grafana_url=f"http://127.0.0.1:{free_port()}",
+            wait=60.0,
+            poll_interval=0.5,
+        )
 
     def later_samples(self, sample: str, count: int = 1) -> float:
         """Wait until Prometheus has `count` samples of `sample` (a `timestamp(...)`

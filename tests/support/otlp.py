@@ -26,8 +26,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from stackclient import wait_until
 
 from .http_server import LocalHTTPServer, QuietHandler, serving
+from .processes import eventually
 
-__all__ = ["OtlpReceiver", "ReceivedSpan", "otlp_receiver"]
+__all__ = ["OtlpReceiver", "ReceivedSpan", "only", "otlp_receiver", "spans_of"]
 
 Behaviour = Literal["accept", "unavailable", "hang"]
 
@@ -191,3 +192,20 @@ def _spans_from_json(request: dict[str, Any]) -> list[ReceivedSpan]:
 def otlp_receiver(behaviour: Behaviour = "accept") -> Iterator[OtlpReceiver]:
     with serving(OtlpReceiver(behaviour)) as receiver:
         yield receiver
+
+
+def spans_of(receiver: OtlpReceiver, trace_id: str, count: int) -> list[ReceivedSpan]:
+    """The spans of `trace_id` once `count` of them have arrived."""
+
+    def arrived() -> list[ReceivedSpan] | None:
+        spans = [s for s in list(receiver.spans) if s.trace_id == trace_id]
+        return spans if len(spans) >= count else None
+
+    return eventually(arrived, f"{count} spans of trace {trace_id} arrived", timeout=15)
+
+
+def only(spans: list[ReceivedSpan], service: str, kind: int) -> ReceivedSpan:
+    """The one span of `service` of this kind among `spans`."""
+    found = [s for s in spans if s.resource.get("service.name") == service and s.kind == kind]
+    assert len(found) == 1, (service, kind, spans)
+    return found[0]

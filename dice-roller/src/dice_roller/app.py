@@ -36,14 +36,16 @@ from sandbox_telemetry.upstream import UpstreamFailure
 from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
+from .batch import TIMES_RULE, batch_router
 from .catalogue import DIE_SERVICE, catalogue_for
-from .dice import NAME_PATTERN, DieFailure, draw_delay, roll
+from .dice import NAME_PATTERN, Die, DieFailure, draw_delay, roll
 from .flags import (
     EXTRA_LATENCY_SECONDS,
     EXTRA_LATENCY_SHARE,
     FAILURE_RATE,
     LOADED_DIE_BIAS,
     FaultFlags,
+    RollFlags,
 )
 from .metrics import DiceMetrics
 from .settings import Settings
@@ -80,6 +82,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     metrics = DiceMetrics(registry, stage3=settings.die_service_url is not None)
     flags = FaultFlags(settings)
     rng = random.Random(settings.seed)
+    tracer = provider.get_tracer("dice_roller")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -131,29 +134,16 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         span = trace.get_current_span()  # the request's server span, FastAPI's
         span.set_attribute("die.type", die)
 
-        # What the die is: stage 1 knows; stage 3 asks the die-service (a child span).
-        try:
-            spec = await dice.get(die)
-        except UpstreamFailure as failure:
-            return die_service_failed(request, die, failure)
-        if spec is None:
-            return await unknown_die(request, die)
+        spec = await find_die(request, die)  # stage 3: a call to the die-service
+        if isinstance(spec, JSONResponse):
+            return spec  # no such die, or no die-service to ask
 
-        # The feature flags (stack/flags/flags.json) decide how to break this roll.
-        roll_flags = flags.for_roll(die)
-        failure_flag = FAILURE_RATE.get(die)  # fair and risky; the others fail as specified
-        failure_rate = roll_flags.number(failure_flag) if failure_flag else spec.failure_rate
-        extra_seconds = roll_flags.number(EXTRA_LATENCY_SECONDS)
-        extra_share = roll_flags.number(EXTRA_LATENCY_SHARE) if extra_seconds else 1.0
-        loaded_bias = roll_flags.number(LOADED_DIE_BIAS)
-
-        delay = draw_delay(rng, spec.max_delay_seconds, extra_seconds, extra_share)
-        await asyncio.sleep(delay)
-        seconds = time.perf_counter() - started
-        exemplar = current_exemplar()  # this trace's id, kept beside the samples
+        roll_flags = flags.for_roll(die)  # the feature flags: how to break this roll
         try:
-            value = roll(spec, rng, failure_rate, loaded_bias)
+            value = await wait_and_roll(spec, roll_flags)
         except DieFailure as failure:
+            seconds = time.perf_counter() - started
+            exemplar = current_exemplar()  # this trace's id, kept beside the samples
             span.set_attributes({"die.result": "error", "die.error": str(failure)})
             span.set_status(Status(StatusCode.ERROR, str(failure)))
             metrics.rolls.labels(die, "error").inc(exemplar=exemplar)
@@ -169,6 +159,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             )
             return JSONResponse({"detail": f"The {die} die failed: {failure}"}, 500)
 
+        seconds = time.perf_counter() - started
+        exemplar = current_exemplar()
         span.set_attributes({"die.result": "success", "die.value": value})
         metrics.rolls.labels(die, "success").inc(exemplar=exemplar)
         metrics.roll_duration.labels(die).observe(seconds, exemplar=exemplar)
@@ -183,6 +175,25 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             },
         )
         return RollResult(roll=value)
+
+    async def find_die(request: Request, die: str) -> Die | JSONResponse:
+        """What the die is: stage 1 knows; stage 3 asks the die-service (a child span).
+        The answer instead, when there is no such die or no die-service to ask."""
+        try:
+            spec = await dice.get(die)
+        except UpstreamFailure as failure:
+            return die_service_failed(request, die, failure)
+        return spec if spec is not None else await unknown_die(request, die)
+
+    async def wait_and_roll(spec: Die, roll_flags: RollFlags) -> int:
+        """A roll's own work, as the flags break it: wait, then roll (or raise DieFailure)."""
+        failure_flag = FAILURE_RATE.get(spec.name)  # fair and risky; the others as specified
+        failure_rate = roll_flags.number(failure_flag) if failure_flag else spec.failure_rate
+        extra_seconds = roll_flags.number(EXTRA_LATENCY_SECONDS)
+        extra_share = roll_flags.number(EXTRA_LATENCY_SHARE) if extra_seconds else 1.0
+        loaded_bias = roll_flags.number(LOADED_DIE_BIAS)
+        await asyncio.sleep(draw_delay(rng, spec.max_delay_seconds, extra_seconds, extra_share))
+        return roll(spec, rng, failure_rate, loaded_bias)
 
     def die_service_failed(request: Request, die: str, failure: UpstreamFailure) -> JSONResponse:
         """Stage 3, no die to roll: the die-service is down (503), slow (504) or broken (502)."""
@@ -219,6 +230,15 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
 
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+        if any("times" in problem["loc"] for problem in error.errors()):
+            detail = f"Query parameter 'times' is required and must be {TIMES_RULE}"
+            return JSONResponse({"detail": detail}, status_code=422)
         return await unknown_die(request, "")  # no name to log: it may be huge or hostile
 
+    if settings.die_service_url is not None:  # stage 4 builds on stage 3's dice
+
+        async def roll_once(spec: Die) -> int:  # one roll of a batch, as the flags break it
+            return await wait_and_roll(spec, flags.for_roll(spec.name))
+
+        app.include_router(batch_router(find_die, roll_once, metrics, tracer))
     return app

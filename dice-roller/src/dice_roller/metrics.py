@@ -12,6 +12,9 @@ the shared set-up (`sandbox_telemetry.http`); these say what the dice did:
   service graph cannot count them: a call that never reached the die-service has no
   server span to pair with.)
 
+- stage 4, `dice_batch_size`: how many dice each `/roll-async` rolled at once, and
+  `dice_rolls_in_flight`: the rolls under way right now, batch rolls included.
+
 A stage 3 die is any the die-service has: `die_type` stays bounded, since only a die it
 knows is ever rolled. Its series start at its first roll.
 
@@ -20,7 +23,7 @@ The roll handler observes them with the trace id as exemplar.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sandbox_telemetry import LATENCY_BUCKETS
 from sandbox_telemetry.upstream import FAILURE_REASONS
 
@@ -73,3 +76,14 @@ class DiceMetrics:
         )
         for reason in FAILURE_REASONS:
             self.die_service_errors.labels(reason)
+        self.batch_size = Histogram(
+            "dice_batch_size",
+            "Dice rolled at once by one /roll-async request.",
+            buckets=(1, 2, 5, 10, 20),
+            registry=registry if stage3 else None,
+        )
+        self.rolls_in_flight = Gauge(
+            "dice_rolls_in_flight",
+            "Rolls of /roll-async under way now.",
+            registry=registry if stage3 else None,
+        )

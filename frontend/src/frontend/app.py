@@ -49,6 +49,13 @@ from .upstream import DiceRoller
 __all__ = ["create_app"]
 
 log = logging.getLogger("frontend")
+MAX_BATCH = 20
+"""The dice-roller's own limit on dice rolled at once (its MAX_BATCH)."""
+BATCH_FORM = (
+    f'<label>or <input id="times" type="number" min="1" max="{MAX_BATCH}" value="5"> at once '
+    '<button id="roll-batch" type="button">Roll them all</button></label>'
+)
+"""Stage 4: the page's batch control, beside Roll."""
 STATIC = files("frontend") / "static"
 
 
@@ -56,6 +63,13 @@ class RollAnswer(BaseModel):
     die: str
     roll: int = Field(description="The value the dice-roller rolled.")
     trace_id: str = Field(description="The roll's trace, to open in Grafana.")
+
+
+class BatchAnswer(BaseModel):
+    die: str
+    rolls: list[int] = Field(description="The values of the rolls that succeeded.")
+    failed: int = Field(description="How many rolls failed.")
+    trace_id: str = Field(description="The batch's trace, to open in Grafana.")
 
 
 class FailureAnswer(BaseModel):
@@ -107,7 +121,9 @@ def create_app(
             offered = await dice.all()  # stage 3: the die-service's list
         except UpstreamFailure as failure:
             return HTMLResponse(html.escape(failure.detail), status_code=failure.status)
-        return HTMLResponse(template.replace("{{DICE}}", _choices(offered)))
+        batch = BATCH_FORM if settings.die_service_url is not None else ""
+        page = template.replace("{{DICE}}", _choices(offered)).replace("{{BATCH}}", batch)
+        return HTMLResponse(page)
 
     @app.get(
         "/api/roll",
@@ -134,24 +150,7 @@ def create_app(
                 return await refuse_die()
             rolled = await dice_roller.roll(die)  # a client span, a child of ours
         except UpstreamFailure as failure:
-            span.set_attributes({"upstream.name": UPSTREAM, "upstream.failure": failure.reason})
-            span.set_status(Status(StatusCode.ERROR, failure.detail))
-            metrics.upstream_errors.labels(UPSTREAM, failure.reason).inc(exemplar=exemplar)
-            metrics.upstream_duration.labels(UPSTREAM, failure.reason).observe(
-                failure.seconds, exemplar=exemplar
-            )
-            log.error(  # the request's one line; the trace and span ids are added to it
-                "Roll failed upstream",
-                extra={
-                    "die_type": die,
-                    "upstream": UPSTREAM,
-                    "reason": failure.reason,
-                    "error": failure.detail,
-                    **request_fields(request, status=failure.status),
-                },
-            )
-            answer = FailureAnswer(detail=failure.detail, reason=failure.reason, trace_id=trace_id)
-            return JSONResponse(answer.model_dump(), status_code=failure.status)
+            return failed_upstream(request, die, failure)
 
         span.set_attribute("die.value", rolled.value)
         metrics.upstream_duration.labels(UPSTREAM, "success").observe(
@@ -168,12 +167,78 @@ def create_app(
         )
         return RollAnswer(die=die, roll=rolled.value, trace_id=trace_id or "")
 
+    if settings.die_service_url is not None:  # stage 4: the dice-roller rolls batches
+
+        @app.get(
+            "/api/roll-async",
+            summary="Roll a die several times at once on the dice-roller",
+            response_model=BatchAnswer,
+        )
+        async def roll_batch(
+            request: Request,
+            die: Annotated[str, Query(pattern=NAME_PATTERN, description="Which die to roll.")],
+            times: Annotated[int, Query(ge=1, le=MAX_BATCH, description="How many at once.")],
+        ) -> BatchAnswer | JSONResponse:
+            span = trace.get_current_span()
+            span.set_attributes({"die.type": die, "batch.size": times})
+            ids = current_ids()
+            try:
+                if die not in [offered.name for offered in await dice.all()]:
+                    return await refuse_die()
+                batch = await dice_roller.roll_batch(die, times)  # one call, N child spans
+            except UpstreamFailure as failure:
+                return failed_upstream(request, die, failure)
+            metrics.upstream_duration.labels(UPSTREAM, "success").observe(
+                batch.seconds, exemplar=current_exemplar()
+            )
+            log.info(
+                "Batch served",
+                extra={
+                    "die_type": die,
+                    "times": times,
+                    "failed": batch.failed,
+                    "upstream_seconds": round(batch.seconds, 6),
+                    **request_fields(request, status=200),
+                },
+            )
+            trace_id = ids.trace_id if ids else ""
+            return BatchAnswer(die=die, rolls=batch.values, failed=batch.failed, trace_id=trace_id)
+
+    def failed_upstream(request: Request, die: str, failure: UpstreamFailure) -> JSONResponse:
+        """No roll came back: the span, the metrics, the request's one line, the answer."""
+        span = trace.get_current_span()
+        span.set_attributes({"upstream.name": failure.upstream, "upstream.failure": failure.reason})
+        span.set_status(Status(StatusCode.ERROR, failure.detail))
+        exemplar = current_exemplar()
+        metrics.upstream_errors.labels(failure.upstream, failure.reason).inc(exemplar=exemplar)
+        metrics.upstream_duration.labels(failure.upstream, failure.reason).observe(
+            failure.seconds, exemplar=exemplar
+        )
+        log.error(  # the request's one line; the trace and span ids are added to it
+            "Roll failed upstream",
+            extra={
+                "die_type": die,
+                "upstream": failure.upstream,
+                "reason": failure.reason,
+                "error": failure.detail,
+                **request_fields(request, status=failure.status),
+            },
+        )
+        ids = current_ids()
+        answer = FailureAnswer(
+            detail=failure.detail, reason=failure.reason, trace_id=ids.trace_id if ids else None
+        )
+        return JSONResponse(answer.model_dump(), status_code=failure.status)
+
     @app.post(EXPORT_PATH, summary="Relay the browser's spans to the collector")
     async def relay_browser_spans(request: Request) -> Response:
         return await browser_spans.relay(request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
+        if any("times" in problem["loc"] for problem in error.errors()):
+            detail = f"Query parameter 'times' must be a whole number from 1 to {MAX_BATCH}"
+            return JSONResponse({"detail": detail}, status_code=422)
         return await refuse_die()
 
     async def refuse_die() -> JSONResponse:

@@ -50,11 +50,14 @@ class Answer:
 
 
 class UpstreamFailure(Exception):
-    """A call gave nothing to use: why, how long it took, and what to tell the caller's
-    own client (`status`: 502, 503 or 504)."""
+    """A call to `upstream` gave nothing to use: why, how long it took, and what to tell
+    the caller's own client (`status`: 502, 503 or 504)."""
 
-    def __init__(self, reason: FailureReason, status: int, detail: str, seconds: float) -> None:
+    def __init__(
+        self, upstream: str, reason: FailureReason, status: int, detail: str, seconds: float
+    ) -> None:
         super().__init__(detail)
+        self.upstream = upstream
         self.reason = reason
         self.status = status
         self.detail = detail
@@ -91,11 +94,13 @@ class Upstream:
                 response = await self.client.get(path, params=params)
         except (httpx.TimeoutException, TimeoutError):
             detail = f"The {self.name} did not answer within {self.timeout_seconds:g} s."
-            raise UpstreamFailure("timeout", 504, detail, time.perf_counter() - started) from None
+            raise UpstreamFailure(
+                self.name, "timeout", 504, detail, time.perf_counter() - started
+            ) from None
         except httpx.TransportError as error:
             detail = f"The {self.name} is unreachable at {self.base_url} ({error})."
             raise UpstreamFailure(
-                "unreachable", 503, detail, time.perf_counter() - started
+                self.name, "unreachable", 503, detail, time.perf_counter() - started
             ) from None
         try:
             body = response.json()
@@ -109,13 +114,21 @@ class Upstream:
         detail = answer.body.get("detail") if isinstance(answer.body, dict) else None
         said = cut_text(detail if isinstance(detail, str) else answer.reason, MAX_DETAIL_CHARS)
         return UpstreamFailure(
-            "error_status", 502, f"The {self.name} answered {answer.status}: {said}", answer.seconds
+            self.name,
+            "error_status",
+            502,
+            f"The {self.name} answered {answer.status}: {said}",
+            answer.seconds,
         )
 
     def bad_answer(self, answer: Answer, missing: str) -> UpstreamFailure:
         """The failure for a 200 answer without what was asked for."""
         return UpstreamFailure(
-            "bad_answer", 502, f"The {self.name} answered without {missing}.", answer.seconds
+            self.name,
+            "bad_answer",
+            502,
+            f"The {self.name} answered without {missing}.",
+            answer.seconds,
         )
 
     async def close(self) -> None:

@@ -29,9 +29,7 @@ from tests.support.dashboard_model import (
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.native import native_service_env
 from tests.support.processes import eventually
-from tests.support.tools import free_port
 from verify.cli import run_checks
-from verify.context import Settings
 from verify.stage2 import GROUP, chain_of
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
@@ -157,19 +155,7 @@ def test_every_query_of_the_stage2_dashboard_returns_data(stage2: Stage2) -> Non
 
 
 def test_verify_ticks_every_stage2_box(stage2: Stage2) -> None:
-    native = stage2.live.native
-    settings = Settings(
-        service_url=native.service_url,
-        frontend_url=native.frontend_url,
-        stage=2,
-        prometheus_url=native.prometheus_url,
-        loki_url=native.loki_url,
-        tempo_url=native.tempo_url,
-        alloy_url=native.alloy_url,
-        grafana_url=f"http://127.0.0.1:{free_port()}",
-        wait=60.0,
-        poll_interval=0.5,
-    )
+    settings = stage2.live.verify_settings(stage=2)
     results = [r for r in run_checks(settings).results if r.group == GROUP]
     assert len(results) == 5
     assert [(r.title, r.detail) for r in results if not r.passed] == []

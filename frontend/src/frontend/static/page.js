@@ -47,3 +47,38 @@ form.addEventListener("submit", async (event) => {
     traceLink.hidden = false;
   }
 });
+
+// Stage 4: roll the chosen die several times at once. The dice-roller rolls them
+// concurrently, each in a span of its own: the trace link shows them side by side.
+const batchButton = document.getElementById("roll-batch");
+if (batchButton) {
+  batchButton.addEventListener("click", async () => {
+    const die = new FormData(form).get("die");
+    const times = document.getElementById("times").value;
+    result.className = "";
+    result.textContent = "rolling...";
+    traceLink.hidden = true;
+    let body = {};
+    let status = 0;
+    try {
+      const params = new URLSearchParams({ die, times });
+      const response = await fetch(`/api/roll-async?${params}`);
+      status = response.status;
+      body = await response.json();
+    } catch (error) {
+      body = { detail: `The frontend did not answer (${error.message}).` };
+    }
+    if (status === 200) {
+      const failed = body.failed ? ` (${body.failed} failed)` : "";
+      result.textContent = `${body.rolls.join(", ")}${failed}`;
+    } else {
+      result.className = "failed";
+      result.textContent = typeof body.detail === "string" ? body.detail : `The batch failed (HTTP ${status}).`;
+    }
+    if (body.trace_id) {
+      traceLink.href = exploreUrl(body.trace_id);
+      traceLink.dataset.traceId = body.trace_id;
+      traceLink.hidden = false;
+    }
+  });
+}
