@@ -2,13 +2,16 @@
 
 - `stage1-dashboard.json`, "Dice Roller - Stage 1": the dice-roller alone;
 - `stage2-dashboard.json`, "Dice Roller - Stage 2": the frontend in front of it, the
-  call between the two, the service graph, and one request followed across both.
+  call between the two, the service graph, and one request followed across both;
+- `stage3-dashboard.json`, "Dice Roller - Stage 3": the die-service behind the
+  dice-roller, the eight dice it owns, the roller's call to it and how that call fails,
+  and one roll followed across the three services.
 
 The JSON Grafana loads is long and repetitive; the decisions behind it are few. This
 script keeps the decisions readable (one function per panel: its query, unit and
 explanation) and writes the JSON that the stack provisions into Grafana.
 
-    python grafana-dashboards/generate_dashboard.py          # rewrite both JSON files
+    python grafana-dashboards/generate_dashboard.py          # rewrite the JSON files
     python grafana-dashboards/generate_dashboard.py --check  # exit 1 if one is stale
 
 Edit this file, not the JSON: a test fails when the two disagree.
@@ -36,6 +39,7 @@ JSON = dict[str, Any]
 
 DASHBOARD_PATH = Path(__file__).with_name("stage1-dashboard.json")
 STAGE2_DASHBOARD_PATH = Path(__file__).with_name("stage2-dashboard.json")
+STAGE3_DASHBOARD_PATH = Path(__file__).with_name("stage3-dashboard.json")
 CONTAINER = "dice-roller-stage1"  # the compose container name; Alloy turns it into a Loki label
 SERVICE_NAME = "dice-roller"  # OpenTelemetry service.name of the traces
 ROLL = 'handler="/roll"'  # the API route; /metrics scrapes are never counted
@@ -88,13 +92,14 @@ def quantiles(
     histogram: str, selector: str, qs: Sequence[float], by: Sequence[str] = ()
 ) -> list[JSON]:
     """One `histogram_quantile` per quantile (refs A, B, ...), exemplars on: a line per
-    quantile, and per value of the `by` labels, legend "p99" or "p99 {{label}}"."""
+    quantile, and per value of the `by` labels, legend "p99" or "p99 {{label}}". An
+    empty `selector` takes every series of the histogram."""
     grouping = ", ".join(("le", *by))
     labels = "".join(f" {{{{{label}}}}}" for label in by)
+    buckets = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
     return [
         prom(
-            f"histogram_quantile({q}, sum by ({grouping}) "
-            f"(rate({histogram}_bucket{{{selector}}}[$__rate_interval])))",
+            f"histogram_quantile({q}, sum by ({grouping}) (rate({buckets}[$__rate_interval])))",
             f"p{round(q * 100)}{labels}",
             "ABCDEFGH"[number],
             exemplar=True,
@@ -633,12 +638,15 @@ def upstream_errors(y: int) -> JSON:
     )
 
 
-def service_graph(y: int) -> JSON:
+STAGE2_CALLS = "`frontend-web` (the browser) calls the `frontend`, which calls the `dice-roller`."
+
+
+def service_graph(y: int, calls: str = STAGE2_CALLS) -> JSON:
+    """The service graph; `calls` says in words which services call which at the stage."""
     return panel(
         "nodeGraph",
         "Service Graph",
-        "Who calls whom, drawn from the traces: `frontend-web` (the browser) calls the "
-        "`frontend`, which calls the `dice-roller`. Alloy pairs each client span with the "
+        f"Who calls whom, drawn from the traces: {calls} Alloy pairs each client span with the "
         "server span it caused and counts the edge in `traces_service_graph_request_total` "
         "and `..._failed_total`; Grafana's Tempo data source reads them from Prometheus "
         "(its `serviceMap` setting). Each node shows its request rate and mean time, its "
@@ -703,6 +711,193 @@ def trace_logs(y: int) -> JSON:
         "keeps every recent line of both. Expand a line and click **Open trace** for its "
         "trace in Tempo.",
         TRACE_LOGS,
+        (0, y, 24, 12),
+    )
+
+
+# --- Stage 3: the die-service behind the dice-roller ------------------------------------
+#
+# The die-service owns the dice; the dice-roller asks it what a die is on every roll.
+# A roll's trace gains a second hop (frontend → dice-roller → die-service). The dice's
+# families are the dice-roller's alone, the lookups the die-service's: only the HTTP
+# histogram, which every service exposes, needs its job named.
+
+DIE_SERVICE = "die-service"  # its compose service (the Prometheus job) and service.name
+DIE_SERVICE_CONTAINER = "die-service"
+LOOKUP = f'job="{DIE_SERVICE}", handler="/dice/{{name}}"'  # the route of one die's lookup
+STAGE3_CALLS = (
+    "`frontend-web` (the browser) calls the `frontend`, which calls the `dice-roller`, "
+    "which asks the `die-service` what the die is on every roll. The thin `frontend` → "
+    "`die-service` edge is the page fetching the list of dice (kept ten seconds)."
+)
+STAGE3_TRACE_LOGS = (
+    f'{{container_name=~"{FRONTEND_CONTAINER}|{CONTAINER}|{DIE_SERVICE_CONTAINER}"}}'
+    ' |= "$trace_id" | json'
+)
+ROLLS_WITH_LOOKUP = (
+    f'{{resource.service.name="{SERVICE_NAME}" && kind=server}}'
+    f' && {{resource.service.name="{DIE_SERVICE}"}}'
+)
+# The dice-roller's server spans of the rolls the die-service left without a die: the
+# roller names the failure on its span (`upstream.failure`: timeout, unreachable...).
+FAILED_LOOKUPS = f'{{resource.service.name="{SERVICE_NAME}" && span.upstream.failure != nil}}'
+
+
+def rolls_by_die_rate(y: int) -> JSON:
+    return timeseries(
+        "Rolls by Die",
+        "Rolls per second, stacked by die: the eight dice the die-service has, fair and "
+        "risky as at stage 1, d4 to d20 new. The top of the stack is the dice-roller's "
+        "whole load, failed rolls included. From `dice_rolls_total`, summed over results. "
+        "fair and risky exist at zero from the start; a die the die-service added gets its "
+        "line from its first roll on.",
+        (0, y, 8, 8),
+        [
+            prom(
+                "sum by (die_type) (rate(dice_rolls_total[$__rate_interval]))",
+                "{{die_type}}",
+            )
+        ],
+        unit="reqps",
+        defaults={**STACKED, "color": {"mode": "palette-classic"}},
+    )
+
+
+def roll_duration_by_die(y: int) -> JSON:
+    return timeseries(
+        "Roll Duration p99 by Die",
+        "How long a roll takes, one line per die: 99 % of its rolls finish below it. Each "
+        "die waits a random delay up to the maximum the die-service gives it (fair 1 s and "
+        "risky 1 s, as at stage 1; d4 0.2 s, d6 0.5 s, d8 0.6 s, d10 0.8 s, d12 1 s, d20 "
+        "1.4 s), so each line sits near its die's maximum, the d20's highest. The lookup is "
+        "included but "
+        "takes milliseconds (see Die-Service Lookup Duration): the wait is the "
+        "dice-roller's own. `histogram_quantile` over the buckets of "
+        "`dice_roll_duration_seconds`; the dots are exemplars, each a roll's trace.",
+        (8, y, 8, 8),
+        quantiles("dice_roll_duration_seconds", "", (0.99,), by=("die_type",)),
+        unit="s",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def error_ratio_by_die(y: int) -> JSON:
+    rolls = "sum by (die_type) (rate(dice_rolls_total[$__rate_interval]))"
+    errors = 'sum by (die_type) (rate(dice_rolls_total{result="error"}[$__rate_interval]))'
+    return timeseries(
+        "Error Ratio by Die",
+        "Share of each die's rolls that failed, over `$__rate_interval`: "
+        '`dice_rolls_total{result="error"}` divided by all of that die\'s rolls. Each die '
+        "fails at the rate the die-service gives it: d4 0 %, d6 0.5 %, d8 1 %, d10 2 %, "
+        "d12 3 %, d20 5 %; fair 0 % and risky 10 % unless the flag file says otherwise, as "
+        "at stage 1. A new die's error series starts at its first failure, so `or 0 * ...` "
+        "draws 0 % for a die that has not failed yet rather than no line. Rolls the "
+        "die-service left without a die are not here: see Die-Service Failures by Reason.",
+        (16, y, 8, 8),
+        [prom(f"({errors}\nor\n0 * {rolls})\n/\n{rolls}", "{{die_type}}")],
+        unit="percentunit",
+        defaults={"min": 0, "decimals": 1, "color": {"mode": "palette-classic"}},
+    )
+
+
+def lookups_by_outcome(y: int) -> JSON:
+    return timeseries(
+        "Die Lookups by Outcome",
+        "Lookups per second the die-service answered on `GET /dice/{name}`, stacked by "
+        "outcome: `found`, or `unknown` when no die has that name (the dice-roller then "
+        "answers 422). Nothing is cached: one lookup per roll, so `found` follows Rolls by "
+        "Die. From the die-service's `die_service_lookups_total`. An unknown name is "
+        'counted as `die="other"`: a label taking any name a client sends would mint a '
+        "series per name.",
+        (0, y, 8, 8),
+        [
+            prom(
+                "sum by (outcome) (rate(die_service_lookups_total[$__rate_interval]))",
+                "{{outcome}}",
+            )
+        ],
+        unit="reqps",
+        defaults={**STACKED, "color": {"mode": "palette-classic"}},
+    )
+
+
+def lookup_duration(y: int) -> JSON:
+    return timeseries(
+        "Die-Service Lookup Duration",
+        "How long the die-service takes to answer `GET /dice/{name}`, p50 and p99, as it "
+        "measures itself: `http_request_duration_seconds` with "
+        f"`{LOOKUP}`. Every service exposes this histogram; the job picks the die-service's "
+        "scrape. The dice are in memory, so a lookup takes milliseconds, a sliver of a roll "
+        "(compare Roll Duration p99 by Die). The dots are exemplars, each a lookup's trace.",
+        (8, y, 8, 8),
+        quantiles("http_request_duration_seconds", LOOKUP, (0.5, 0.99)),
+        unit="s",
+        defaults={"min": 0},
+    )
+
+
+def die_service_failures(y: int) -> JSON:
+    return timeseries(
+        "Die-Service Failures by Reason",
+        "Rolls per second that got no die from the die-service, as the dice-roller saw "
+        "them, stacked by reason: `unreachable` (no connection: it is down, the roller "
+        "answers 503), `timeout` (no answer within `DICE_DIE_SERVICE_TIMEOUT_SECONDS`, "
+        "504), `error_status` (it answered an error, 502) and `bad_answer` (200 without a "
+        "die, 502). From the dice-roller's `dice_die_service_errors_total`; every reason "
+        "exists at zero from the start. The service graph cannot count these: it pairs a "
+        "client span with the server span it caused, and a call that never reached the "
+        "die-service has no server span. Click a point for these rolls' traces in Tempo.",
+        (16, y, 8, 8),
+        [
+            prom(
+                "sum by (reason) (rate(dice_die_service_errors_total[$__rate_interval]))",
+                "{{reason}}",
+            )
+        ],
+        unit="reqps",
+        defaults={
+            **STACKED,
+            "color": {"mode": "palette-classic"},
+            "links": [
+                {
+                    "title": "Search the rolls the die-service failed in Tempo",
+                    "url": explore_link(TEMPO, FAILED_LOOKUPS),
+                }
+            ],
+        },
+    )
+
+
+def rolls_with_lookup(y: int) -> JSON:
+    return panel(
+        "table",
+        "Rolls That Asked the Die-Service",
+        "The latest traces in which a roll of the dice-roller reached the die-service, "
+        "from the page or straight at the dice-roller, found by the TraceQL search "
+        f"`{ROLLS_WITH_LOOKUP}`. Click a trace id to open its waterfall: under the "
+        "dice-roller's `GET /roll`, its `GET` call, and under that the die-service's "
+        "`GET /dice/{name}` with `die.name` and `die.lookup`. The call takes milliseconds; "
+        "the roll's wait is the dice-roller's own. Copy the id into the Trace ID box at "
+        "the top to see its log lines below.",
+        (0, y, 24, 8),
+        [traceql(ROLLS_WITH_LOOKUP, limit=20)],
+        TEMPO,
+        options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+    )
+
+
+def stage3_trace_logs(y: int) -> JSON:
+    return logs_panel(
+        "Logs of One Trace",
+        "The JSON log lines of the three services, the frontend's, the dice-roller's and "
+        "the die-service's, newest first. Type a trace id in the **Trace ID** box at the "
+        "top (from the table above, an exemplar, or the page's trace link): only the lines "
+        'of that trace remain, one per service it crossed: the die-service\'s "Die found", '
+        'the dice-roller\'s "Roll completed" (or "Die unavailable" when the lookup '
+        "failed), and the frontend's when the roll came from the page. Empty, the box keeps "
+        "every recent line of the three. Expand a line and click **Open trace** for its "
+        "trace in Tempo.",
+        STAGE3_TRACE_LOGS,
         (0, y, 24, 12),
     )
 
@@ -829,6 +1024,44 @@ def build_stage2_dashboard() -> JSON:
     )
 
 
+STAGE2_LINK = {
+    **STAGE1_LINK,
+    "title": "Dice Roller - Stage 2",
+    "tooltip": "The frontend in front of the dice-roller",
+    "url": "/d/dice-roller-stage2",
+}
+
+
+def build_stage3_dashboard() -> JSON:
+    """Stage 3: four rows, ten panels, and the `trace_id` box of the logs panel."""
+    return dashboard(
+        "dice-roller-stage3",
+        "Dice Roller - Stage 3",
+        "The die-service behind the dice-roller (stage 3): the eight dice it owns, the "
+        "roller's lookup on every roll and how it fails, the service graph, and one roll "
+        "followed across the three services.",
+        ["dice-roller", "frontend", "die-service", "stage3", "observability-sandbox"],
+        [
+            row("Dice", 0),
+            rolls_by_die_rate(1),
+            roll_duration_by_die(1),
+            error_ratio_by_die(1),
+            row("Dice-Roller → Die-Service", 9),
+            lookups_by_outcome(10),
+            lookup_duration(10),
+            die_service_failures(10),
+            row("Between the Services", 18),
+            service_graph(19, STAGE3_CALLS),
+            service_graph_rates(19),
+            row("Traces and Logs", 31),
+            rolls_with_lookup(32),
+            stage3_trace_logs(40),
+        ],
+        links=[STAGE1_LINK, STAGE2_LINK],
+        variables=[TRACE_ID_VARIABLE],
+    )
+
+
 def _text(board: JSON) -> str:
     return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
 
@@ -843,9 +1076,18 @@ def render_stage2() -> str:
     return _text(build_stage2_dashboard())
 
 
+def render_stage3() -> str:
+    """The dashboard as the exact text committed in `stage3-dashboard.json`."""
+    return _text(build_stage3_dashboard())
+
+
 def outputs() -> list[tuple[Path, str]]:
     """Each file this script writes, with its text (paths read now: tests redirect them)."""
-    return [(DASHBOARD_PATH, render()), (STAGE2_DASHBOARD_PATH, render_stage2())]
+    return [
+        (DASHBOARD_PATH, render()),
+        (STAGE2_DASHBOARD_PATH, render_stage2()),
+        (STAGE3_DASHBOARD_PATH, render_stage3()),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import defaultdict
 from collections.abc import Iterator
-from itertools import combinations
 from pathlib import Path
 
 import httpx
@@ -24,23 +22,36 @@ import yaml
 from frontend.app import create_app
 from frontend.settings import Settings
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.support.dashboard_model import (
-    ALLOY_CONFIG,
     COMPOSE_FILE,
     DASHBOARD_PATH,
-    DASHBOARD_PROVIDERS_DIR,
     JSON,
+    SCRAPE_LABELS,
+    SERVICE_GRAPH_LABELS,
+    SERVICE_GRAPH_METRICS,
     STAGE2_DASHBOARD_PATH,
-    Query,
+    STAGE3_DASHBOARD_PATH,
+    Exposed,
+    alloy_log_labels,
+    alloy_scraped_jobs,
+    exposed_labels,
+    grouping,
+    layout_problems,
     load_dashboard,
     load_generator,
+    metric_names,
     panel_by_title,
-    panels,
+    prometheus_queries,
+    provisioned_dashboard_uids,
     provisioned_datasources,
     queries,
+    range_windows,
     rows,
+    selectors,
+    syntax_errors,
+    unexplained_panels,
+    unprovisioned_datasources,
 )
 from tests.support.grafana_macros import QueryContext, dashboard_variables, substitute
 from tests.support.grammars import parse_batch, require_grammars
@@ -72,21 +83,7 @@ EXPECTED_LAYOUT: list[tuple[str, list[tuple[str, str]]]] = [
         [("Slow Cross-Service Traces", "table"), ("Logs of One Trace", "logs")],
     ),
 ]
-# What Alloy's otelcol.connector.servicegraph writes into Prometheus, by the names
-# Grafana's service graph reads.
-SERVICE_GRAPH_METRICS = {
-    "traces_service_graph_request_total",
-    "traces_service_graph_request_failed_total",
-    *(
-        f"traces_service_graph_request_{side}_seconds_{part}"
-        for side in ("server", "client")
-        for part in ("bucket", "sum", "count")
-    ),
-}
-SERVICE_GRAPH_LABELS = {"client", "server", "connection_type"}
-SCRAPE_LABELS = {"job", "instance"}  # added by the scrape, not by the service
 SAMPLE_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-GRID_COLUMNS = 24
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +116,9 @@ def test_one_run_writes_and_checks_both_dashboards(
     stage2.write_text(STAGE2_DASHBOARD_PATH.read_text(encoding="utf-8").replace("Stage 2", "X"))
     monkeypatch.setattr(generator, "DASHBOARD_PATH", stage1)
     monkeypatch.setattr(generator, "STAGE2_DASHBOARD_PATH", stage2)
+    stage3 = tmp_path / STAGE3_DASHBOARD_PATH.name  # stage 3's own test checks it
+    stage3.write_text(STAGE3_DASHBOARD_PATH.read_text(encoding="utf-8"))
+    monkeypatch.setattr(generator, "STAGE3_DASHBOARD_PATH", stage3)
     assert generator.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert f"{stage2.name} is out of date" in out and f"{stage1.name} is up to date" in out
@@ -147,58 +147,26 @@ def test_rows_and_panels(dashboard: JSON) -> None:
         for title, row_panels in rows(dashboard)
     ]
     assert actual == EXPECTED_LAYOUT
-    ids = [item["id"] for item in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
 
 
 def test_grid_positions_fit_and_do_not_overlap(dashboard: JSON) -> None:
-    def cells(item: JSON) -> set[tuple[int, int]]:
-        g = item["gridPos"]
-        return {
-            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
-        }
-
-    for item in dashboard["panels"]:
-        g = item["gridPos"]
-        assert g["w"] > 0 and g["h"] > 0 and 0 <= g["x"] <= g["x"] + g["w"] <= GRID_COLUMNS
-    for first, second in combinations(dashboard["panels"], 2):
-        assert not cells(first) & cells(second), (first["title"], second["title"])
-    row_tops = [item["gridPos"]["y"] for item in dashboard["panels"] if item["type"] == "row"]
-    bounds = zip(row_tops, [*row_tops[1:], 10**6], strict=True)
-    for (title, row_panels), (top, next_top) in zip(rows(dashboard), bounds, strict=True):
-        for panel in row_panels:
-            g = panel["gridPos"]
-            assert top < g["y"] and g["y"] + g["h"] <= next_top, (title, panel["title"])
+    assert layout_problems(dashboard) == []
 
 
 def test_every_panel_explains_itself_and_graphs_have_units(dashboard: JSON) -> None:
-    for panel in panels(dashboard):
-        assert len(panel.get("description", "")) >= 60, panel["title"]
-        if panel["type"] == "timeseries":
-            assert panel["fieldConfig"]["defaults"].get("unit"), panel["title"]
+    assert unexplained_panels(dashboard) == []
 
 
 def test_data_sources_are_the_ones_the_stack_provisions(dashboard: JSON) -> None:
-    provisioned = {source["uid"]: source["type"] for source in provisioned_datasources()}
-    for panel in panels(dashboard):
-        source = panel["datasource"]
-        assert provisioned.get(source["uid"]) == source["type"], panel["title"]
-        for target in panel["targets"]:
-            assert target["datasource"] == source, (panel["title"], target["refId"])
+    assert unprovisioned_datasources(dashboard) == []
 
 
 def test_grafana_provisioning_loads_it_beside_stage1() -> None:
     """The provider reads every JSON file of grafana-dashboards/ (mounted whole at its
     path, tests/stack/test_grafana_provisioning.py), so the new file needs no mount of
     its own; two dashboards with one uid would make Grafana load only one of them."""
-    [provider] = [
-        p
-        for path in sorted(DASHBOARD_PROVIDERS_DIR.glob("*.y*ml"))
-        for p in yaml.safe_load(path.read_text(encoding="utf-8"))["providers"]
-    ]
-    assert provider["type"] == "file"
     assert STAGE2_DASHBOARD_PATH.parent == DASHBOARD_PATH.parent
-    uids = [load_dashboard(path)["uid"] for path in sorted(DASHBOARD_PATH.parent.glob("*.json"))]
+    uids = provisioned_dashboard_uids()
     assert len(uids) == len(set(uids)) and "dice-roller-stage2" in uids
 
 
@@ -215,22 +183,13 @@ def grammars() -> Iterator[None]:
 @pytest.mark.parametrize("trace_id", ["", SAMPLE_TRACE_ID], ids=["empty-box", "one-trace"])
 def test_every_query_parses(dashboard: JSON, trace_id: str) -> None:
     variables = {**dashboard_variables(dashboard), "trace_id": trace_id}
-    found = queries(dashboard)
-    assert {query.language for query in found} == {"promql", "logql", "traceql"}
-    sent = [substitute(q.text, QueryContext(variables=variables)) for q in found]
-    results = parse_batch([(q.language, text) for q, text in zip(found, sent, strict=True)])
-    failures = [
-        f"{q.panel} / {q.source} ({q.language}): {text!r}: {r.errors}"
-        for q, text, r in zip(found, sent, results, strict=True)
-        if r.errors
-    ]
-    assert not failures, "\n".join(failures)
+    assert {query.language for query in queries(dashboard)} == {"promql", "logql", "traceql"}
+    assert syntax_errors(dashboard, variables) == []
 
 
 @pytest.mark.usefixtures("grammars")
 def test_logs_select_both_services_by_labels_alloy_attaches(dashboard: JSON) -> None:
-    text = ALLOY_CONFIG.read_text(encoding="utf-8")
-    attached = set(re.findall(r'^\s*target_label\s*=\s*"([^"]+)"', text, flags=re.M))
+    attached = alloy_log_labels()
     services = _compose()["services"]
     containers = {services[name]["container_name"] for name in ("frontend", "dice-roller")}
     log_queries = [q for q in queries(dashboard) if q.language == "logql"]
@@ -258,21 +217,11 @@ def test_trace_queries_name_the_services_as_they_name_themselves(dashboard: JSON
 def test_prometheus_jobs_are_the_ones_alloy_scrapes(dashboard: JSON) -> None:
     """Alloy names the job of each container it scrapes after its compose service, and
     scrapes only the containers labelled `sandbox.metrics.port`."""
-    rules = re.findall(r"rule\s*\{(.*?)\}", ALLOY_CONFIG.read_text(encoding="utf-8"), re.S)
-    assert any(
-        "__meta_docker_container_label_com_docker_compose_service" in rule
-        and re.search(r'target_label\s*=\s*"job"', rule)
-        for rule in rules
-    )
-    scraped = {
-        name
-        for name, service in _compose()["services"].items()
-        if "sandbox.metrics.port" in (service.get("labels") or {})
-    }
+    scraped = alloy_scraped_jobs(_compose()["services"])
     jobs = {
         value
-        for q in _prometheus_queries(dashboard)
-        for _, matchers in _selectors(q.text)
+        for q in prometheus_queries(dashboard)
+        for _, matchers in selectors(q.text)
         for label, _, value in matchers
         if label == "job"
     }
@@ -281,51 +230,19 @@ def test_prometheus_jobs_are_the_ones_alloy_scrapes(dashboard: JSON) -> None:
 
 # --- PromQL names against the real frontend ----------------------------------------------
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
-_KEYWORDS |= {"and", "or", "unless", "offset"}
-
-
-def _metric_names(expr: str) -> set[str]:
-    """The metric names of a PromQL expression: its identifiers that are not functions
-    (followed by `(`), keywords, labels of `by (...)`, matchers or strings."""
-    code = _STRING.sub('""', expr)
-    code = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", code)
-    code = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", code)
-    return {
-        match.group(1)
-        for match in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)\s*(\(?)", code)
-        if not match.group(2) and match.group(1) not in _KEYWORDS
-    }
-
-
-def _selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """Each `metric{...}` of the expression with its (label, op, value) matchers."""
-    return [
-        (name, re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', body))
-        for name, body in re.findall(r"([A-Za-z_:][\w:]*)\s*\{([^}]*)\}", expr)
-    ]
-
-
-def _grouping(expr: str) -> set[str]:
-    lists = re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", _STRING.sub('""', expr))
-    return {label.strip() for group in lists for label in group.split(",") if label.strip()}
-
 
 def test_the_promql_readers_on_a_known_query() -> None:
     expr = (
         'histogram_quantile(0.5, sum by (le, outcome) (rate(a_bucket{job="x", le=~"1|2"}'
         "[$__rate_interval]))) / (sum(b_total) or vector(0)) > on (job) group_left c"
     )
-    assert _metric_names(expr) == {"a_bucket", "b_total", "c"}
-    assert _selectors(expr) == [("a_bucket", [("job", "=", "x"), ("le", "=~", "1|2")])]
-    assert _grouping(expr) == {"le", "outcome"}  # aggregation labels; `on (job)` is matching
-
-
-def _prometheus_queries(dashboard: JSON) -> list[Query]:
-    found = [q for q in queries(dashboard) if q.language == "promql"]
-    assert found
-    return found
+    assert metric_names(expr) == {"a_bucket", "b_total", "c"}
+    assert selectors(expr) == [("a_bucket", [("job", "=", "x"), ("le", "=~", "1|2")])]
+    assert grouping(expr) == {"le", "outcome"}  # aggregation labels; `on (job)` is matching
+    route = 'h_bucket{job="die-service", handler="/dice/{name}"}'  # braces inside a value
+    assert selectors(route) == [
+        ("h_bucket", [("job", "=", "die-service"), ("handler", "=", "/dice/{name}")])
+    ]
 
 
 def _dice_roller(request: httpx.Request) -> httpx.Response:
@@ -350,34 +267,26 @@ async def _frontend_scrape() -> str:
 
 
 @pytest.fixture(scope="module")
-def exposed() -> dict[str, dict[str, set[str]]]:
+def exposed() -> Exposed:
     """Each sample name the frontend exposes, with the values seen of each label."""
-    found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for family in text_string_to_metric_families(asyncio.run(_frontend_scrape())):
-        for sample in family.samples:
-            labels = found[sample.name]
-            for label, value in sample.labels.items():
-                labels[label].add(value)
-    return found
+    return exposed_labels(asyncio.run(_frontend_scrape()))
 
 
 def test_every_metric_is_one_the_frontend_exposes_or_the_service_graph(
-    dashboard: JSON, exposed: dict[str, dict[str, set[str]]]
+    dashboard: JSON, exposed: Exposed
 ) -> None:
-    used = {name for q in _prometheus_queries(dashboard) for name in _metric_names(q.text)}
+    used = {name for q in prometheus_queries(dashboard) for name in metric_names(q.text)}
     unknown = used - set(exposed) - SERVICE_GRAPH_METRICS
     assert not unknown, f"not exposed by the frontend nor the service graph: {unknown}"
     assert used & SERVICE_GRAPH_METRICS and used - SERVICE_GRAPH_METRICS
 
 
-def test_labels_and_values_are_the_frontends(
-    dashboard: JSON, exposed: dict[str, dict[str, set[str]]]
-) -> None:
+def test_labels_and_values_are_the_frontends(dashboard: JSON, exposed: Exposed) -> None:
     """`handler="/api/roll"`, `status="5xx"`, `upstream="dice-roller"`, `by (outcome)`:
     each label the queries name is on the samples, and each value they match exactly
     is one the frontend really wrote (after a good and a failed roll)."""
-    for query in _prometheus_queries(dashboard):
-        for name, matchers in _selectors(query.text):
+    for query in prometheus_queries(dashboard):
+        for name, matchers in selectors(query.text):
             labels = SERVICE_GRAPH_LABELS if name in SERVICE_GRAPH_METRICS else exposed[name]
             for label, op, value in matchers:
                 if label in SCRAPE_LABELS:
@@ -385,9 +294,9 @@ def test_labels_and_values_are_the_frontends(
                 assert label in labels, (query.panel, name, label)
                 if op == "=" and name not in SERVICE_GRAPH_METRICS:
                     assert value in exposed[name][label], (query.panel, name, label, value)
-        for name in _metric_names(query.text):
+        for name in metric_names(query.text):
             labels = SERVICE_GRAPH_LABELS if name in SERVICE_GRAPH_METRICS else exposed[name]
-            assert _grouping(query.text) <= set(labels) | {"le"}, (query.panel, name)
+            assert grouping(query.text) <= set(labels) | {"le"}, (query.panel, name)
 
 
 # --- What each panel must do ---------------------------------------------------------------
@@ -410,15 +319,14 @@ def test_latency_quantiles(dashboard: JSON) -> None:
     assert quantiles("Frontend Request Duration") == ["0.5", "0.95", "0.99"]
     assert quantiles("Upstream Duration by Outcome") == ["0.5", "0.99"]
     upstream = panel_by_title(dashboard, "Upstream Duration by Outcome")["targets"]
-    assert all("outcome" in _grouping(t["expr"]) for t in upstream)
+    assert all("outcome" in grouping(t["expr"]) for t in upstream)
     [errors] = panel_by_title(dashboard, "Upstream Errors by Reason")["targets"]
-    assert _grouping(errors["expr"]) == {"reason"}
+    assert grouping(errors["expr"]) == {"reason"}
 
 
 def test_rates_follow_the_zoom(dashboard: JSON) -> None:
-    for query in _prometheus_queries(dashboard):
-        windows = set(re.findall(r"\[([^\]]+)\]", _STRING.sub('""', query.text)))
-        assert windows == {"$__rate_interval"}, (query.panel, windows)
+    for query in prometheus_queries(dashboard):
+        assert range_windows(query.text) == {"$__rate_interval"}, query.panel
 
 
 def test_service_graph_is_tempos_service_map(dashboard: JSON) -> None:

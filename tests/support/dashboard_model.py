@@ -3,26 +3,38 @@
 The tests check the dashboard against what the rest of the project really provides:
 the data source uids Grafana provisions, the labels Alloy attaches to log streams,
 the container name compose gives the service. This module reads those files, so
-the tests themselves read as statements about the dashboard.
+the tests themselves read as statements about the dashboard. It also holds what the
+checks of more than one stage's dashboard share: the layout rules, the syntax check
+through Grafana's grammars, and a reader of PromQL just deep enough to list the
+metric names, label matchers and groupings a query relies on.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from nativestack.substitutions import compose_service
+from tests.support.grafana_macros import QueryContext, substitute
+from tests.support.grammars import parse_batch
 from tests.support.paths import ALLOY_CONFIG as ALLOY_CONFIG  # re-exported for the tests
 from tests.support.paths import ROOT as ROOT
 
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 STAGE2_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
+STAGE3_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
@@ -32,6 +44,9 @@ JSON = dict[str, Any]
 
 # Which query language each data source type speaks.
 LANGUAGE_OF = {"prometheus": "promql", "loki": "logql", "tempo": "traceql"}
+GRID_COLUMNS = 24
+MIN_DESCRIPTION = 60
+"""Characters: a description shorter than this cannot say what, why and from where."""
 
 
 def load_dashboard(path: Path = DASHBOARD_PATH) -> JSON:
@@ -138,3 +153,204 @@ def compose_container_name(service: str) -> str:
     compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     name: str = compose["services"][service]["container_name"]
     return name
+
+
+def compose_services(names: Iterable[str], stage: int) -> dict[str, JSON]:
+    """Our services `names` as compose runs them at `stage`: each stage file merged over
+    the root file (stages/stage3.yml adds the die-service), as the native stack does."""
+    return {name: compose_service(name, stage)[0] for name in names}
+
+
+def provisioned_dashboard_uids() -> list[str]:
+    """The uid of every dashboard Grafana's one file provider loads: each JSON file of
+    grafana-dashboards/ (mounted whole at the provider's path)."""
+    [provider] = [
+        p
+        for path in sorted(DASHBOARD_PROVIDERS_DIR.glob("*.y*ml"))
+        for p in yaml.safe_load(path.read_text(encoding="utf-8"))["providers"]
+    ]
+    assert provider["type"] == "file", provider
+    return [load_dashboard(path)["uid"] for path in sorted(DASHBOARD_PATH.parent.glob("*.json"))]
+
+
+def _alloy_block(text: str, header: str) -> str:
+    """The body of one Alloy block, `header {...}`, nested blocks included."""
+    start = text.index(header + " {") + len(header) + 2
+    depth = 1
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[start:end]
+    raise ValueError(f"{header}: no closing brace")
+
+
+def alloy_log_labels() -> set[str]:
+    """The labels Alloy attaches to each container's log stream: the target labels of
+    its `discovery.relabel "containers"` rules (loki.source.docker drops the others)."""
+    body = _alloy_block(ALLOY_CONFIG.read_text(encoding="utf-8"), 'discovery.relabel "containers"')
+    return set(re.findall(r'^\s*target_label\s*=\s*"([^"]+)"', body, flags=re.M))
+
+
+def alloy_scraped_jobs(services: Mapping[str, JSON]) -> set[str]:
+    """The Prometheus jobs of the `services` Alloy scrapes: those labelled
+    `sandbox.metrics.port`, each job named after its compose service."""
+    body = _alloy_block(ALLOY_CONFIG.read_text(encoding="utf-8"), 'discovery.relabel "metrics"')
+    rules = re.findall(r"rule\s*\{(.*?)\}", body, re.S)
+    assert any(
+        "__meta_docker_container_label_com_docker_compose_service" in rule
+        and re.search(r'target_label\s*=\s*"job"', rule)
+        for rule in rules
+    ), "Alloy no longer names a job after its compose service"
+    return {
+        name
+        for name, service in services.items()
+        if "sandbox.metrics.port" in (service.get("labels") or {})
+    }
+
+
+# --- Checks every stage's dashboard shares ----------------------------------------------
+
+
+def layout_problems(dashboard: JSON) -> list[str]:
+    """What is wrong with the grid: a panel outside the 24 columns, two panels on one
+    cell, a panel not between its row and the next, an id used twice."""
+    problems: list[str] = []
+
+    def cells(item: JSON) -> set[tuple[int, int]]:
+        g = item["gridPos"]
+        return {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
+
+    ids = [item["id"] for item in dashboard["panels"]]
+    if len(ids) != len(set(ids)):
+        problems.append(f"ids used twice: {ids}")
+    for item in dashboard["panels"]:
+        g = item["gridPos"]
+        if not (g["w"] > 0 and g["h"] > 0 and 0 <= g["x"] <= g["x"] + g["w"] <= GRID_COLUMNS):
+            problems.append(f"{item['title']} does not fit the grid: {g}")
+    for first, second in combinations(dashboard["panels"], 2):
+        if cells(first) & cells(second):
+            problems.append(f"{first['title']} overlaps {second['title']}")
+    row_tops = [item["gridPos"]["y"] for item in dashboard["panels"] if item["type"] == "row"]
+    bounds = zip(row_tops, [*row_tops[1:], 10**6], strict=True)
+    for (title, row_panels), (top, next_top) in zip(rows(dashboard), bounds, strict=True):
+        for panel in row_panels:
+            g = panel["gridPos"]
+            if not top < g["y"] <= g["y"] + g["h"] <= next_top:
+                problems.append(f"{panel['title']} is not inside row {title}")
+    return problems
+
+
+def unexplained_panels(dashboard: JSON) -> list[str]:
+    """Panels without a description worth the name, and graphs without a unit."""
+    problems = []
+    for panel in panels(dashboard):
+        if len(panel.get("description", "")) < MIN_DESCRIPTION:
+            problems.append(f"{panel['title']}: description too short")
+        if panel["type"] == "timeseries" and not panel["fieldConfig"]["defaults"].get("unit"):
+            problems.append(f"{panel['title']}: no unit")
+    return problems
+
+
+def unprovisioned_datasources(dashboard: JSON) -> list[str]:
+    """Panels or targets naming a data source (uid and type) Grafana does not provision,
+    or a target another than its panel's."""
+    provisioned = {source["uid"]: source["type"] for source in provisioned_datasources()}
+    problems = []
+    for panel in panels(dashboard):
+        source = panel["datasource"]
+        if provisioned.get(source["uid"]) != source["type"]:
+            problems.append(f"{panel['title']}: {source}")
+        for target in panel["targets"]:
+            if target["datasource"] != source:
+                problems.append(f"{panel['title']} / {target['refId']}: {target['datasource']}")
+    return problems
+
+
+def syntax_errors(dashboard: JSON, variables: Mapping[str, str]) -> list[str]:
+    """Each query Grafana's grammar rejects once Grafana has replaced its macros and
+    `variables` in it, with the errors."""
+    found = queries(dashboard)
+    sent = [substitute(q.text, QueryContext(variables=dict(variables))) for q in found]
+    results = parse_batch([(q.language, text) for q, text in zip(found, sent, strict=True)])
+    return [
+        f"{q.panel} / {q.source} ({q.language}): {text!r}: {r.errors}"
+        for q, text, r in zip(found, sent, results, strict=True)
+        if r.errors
+    ]
+
+
+# --- PromQL, read just deep enough for names, matchers and groupings --------------------
+
+# What Alloy's otelcol.connector.servicegraph writes into Prometheus, by the names
+# Grafana's service graph reads.
+SERVICE_GRAPH_METRICS = {
+    "traces_service_graph_request_total",
+    "traces_service_graph_request_failed_total",
+    *(
+        f"traces_service_graph_request_{side}_seconds_{part}"
+        for side in ("server", "client")
+        for part in ("bucket", "sum", "count")
+    ),
+}
+SERVICE_GRAPH_LABELS = {"client", "server", "connection_type"}
+SCRAPE_LABELS = {"job", "instance"}  # added by the scrape, not by the service
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
+_KEYWORDS |= {"and", "or", "unless", "offset"}
+_MATCHERS = r'\{((?:[^{}"]|"(?:[^"\\]|\\.)*")*)\}'  # `{...}`, braces inside strings too
+
+
+def prometheus_queries(dashboard: JSON) -> list[Query]:
+    found = [q for q in queries(dashboard) if q.language == "promql"]
+    assert found, "no Prometheus query"
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names of a PromQL expression: its identifiers that are not functions
+    (followed by `(`), keywords, labels of `by (...)`, matchers or strings."""
+    code = _STRING.sub('""', expr)
+    code = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", code)
+    code = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", code)
+    return {
+        match.group(1)
+        for match in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)\s*(\(?)", code)
+        if not match.group(2) and match.group(1) not in _KEYWORDS
+    }
+
+
+def selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Each `metric{...}` of the expression with its (label, op, value) matchers."""
+    return [
+        (name, re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', body))
+        for name, body in re.findall(r"([A-Za-z_:][\w:]*)\s*" + _MATCHERS, expr)
+    ]
+
+
+def grouping(expr: str) -> set[str]:
+    """The labels of its `by (...)` and `without (...)` aggregations."""
+    lists = re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", _STRING.sub('""', expr))
+    return {label.strip() for group in lists for label in group.split(",") if label.strip()}
+
+
+def range_windows(expr: str) -> set[str]:
+    """The windows `[...]` of its range vectors, strings aside."""
+    return set(re.findall(r"\[([^\]]+)\]", _STRING.sub('""', expr)))
+
+
+Exposed = dict[str, dict[str, set[str]]]
+"""Each sample name a service exposes, with the values seen of each of its labels."""
+
+
+def exposed_labels(openmetrics: str) -> Exposed:
+    """What one scrape of a service (OpenMetrics text) exposes."""
+    found: Exposed = defaultdict(lambda: defaultdict(set))
+    for family in text_string_to_metric_families(openmetrics):
+        for sample in family.samples:
+            labels = found[sample.name]
+            for label, value in sample.labels.items():
+                labels[label].add(value)
+    return found

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +38,7 @@ from sandbox_telemetry.web import web_defaults
 from . import SERVICE_NAME, __version__
 from .batch import TIMES_RULE, batch_router
 from .catalogue import DIE_SERVICE, catalogue_for
-from .dice import NAME_PATTERN, Die, DieFailure, draw_delay, roll
+from .dice import NAME_PATTERN, Die, DieFailure, DieType, draw_delay, roll
 from .flags import (
     EXTRA_LATENCY_SECONDS,
     EXTRA_LATENCY_SHARE,
@@ -83,6 +83,9 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     flags = FaultFlags(settings)
     rng = random.Random(settings.seed)
     tracer = provider.get_tracer("dice_roller")
+    # The API document lists stage 1's two dice; from stage 3 on, the die-service decides.
+    # The API document lists stage 1's two dice; from stage 3 on, the die-service decides.
+    known: dict[str, Any] = {"enum": [*map(str, DieType)]} if not settings.die_service_url else {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,9 +131,10 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
     )
     async def roll_die(
         request: Request,
-        die: Annotated[str, Query(pattern=NAME_PATTERN, description=DIE_DESCRIPTION)],
+        die: str = Query(
+            pattern=NAME_PATTERN, description=DIE_DESCRIPTION, json_schema_extra=known
+        ),
     ) -> RollResult | JSONResponse:
-        started = time.perf_counter()
         span = trace.get_current_span()  # the request's server span, FastAPI's
         span.set_attribute("die.type", die)
 
@@ -138,6 +142,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         if isinstance(spec, JSONResponse):
             return spec  # no such die, or no die-service to ask
 
+        started = time.perf_counter()
         roll_flags = flags.for_roll(die)  # the feature flags: how to break this roll
         try:
             value = await wait_and_roll(spec, roll_flags)
@@ -236,9 +241,5 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
         return await unknown_die(request, "")  # no name to log: it may be huge or hostile
 
     if settings.die_service_url is not None:  # stage 4 builds on stage 3's dice
-
-        async def roll_once(spec: Die) -> int:  # one roll of a batch, as the flags break it
-            return await wait_and_roll(spec, flags.for_roll(spec.name))
-
-        app.include_router(batch_router(find_die, roll_once, metrics, tracer))
+        app.include_router(batch_router(find_die, wait_and_roll, flags, metrics, tracer))
     return app

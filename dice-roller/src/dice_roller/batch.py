@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from sandbox_telemetry import current_exemplar, request_fields
 
 from .dice import NAME_PATTERN, Die, DieFailure
+from .flags import FaultFlags, RollFlags
 from .metrics import DiceMetrics
 
 __all__ = ["MAX_BATCH", "TIMES_RULE", "BatchResult", "batch_router"]
@@ -40,7 +41,8 @@ class BatchResult(BaseModel):
 
 def batch_router(
     find_die: Callable[[Request, str], Awaitable[Die | JSONResponse]],
-    wait_and_roll: Callable[[Die], Awaitable[int]],
+    wait_and_roll: Callable[[Die, RollFlags], Awaitable[int]],
+    flags: FaultFlags,
     metrics: DiceMetrics,
     tracer: Tracer,
 ) -> APIRouter:
@@ -54,7 +56,9 @@ def batch_router(
         responses={
             422: {"description": f"`die` not allowed, or `times` not {TIMES_RULE}."},
             500: {"description": "Every roll failed."},
+            502: {"description": "The die-service failed."},
             503: {"description": "The die-service is down."},
+            504: {"description": "The die-service was too slow."},
         },
     )
     async def roll_batch(
@@ -68,8 +72,9 @@ def batch_router(
         if isinstance(spec, JSONResponse):
             return spec
         metrics.batch_size.observe(times, exemplar=current_exemplar())
+        roll_flags = flags.for_roll(die)  # one trace: every roll of it sees the same flags
 
-        outcomes = await asyncio.gather(*(roll_one(spec) for _ in range(times)))
+        outcomes = await asyncio.gather(*(roll_one(spec, roll_flags) for _ in range(times)))
 
         values = [value for value in outcomes if value is not None]
         failed = times - len(values)
@@ -84,6 +89,7 @@ def batch_router(
                 "times": times,
                 "failed": failed,
                 "roll_values": values,
+                **roll_flags.log_fields(),
                 **request_fields(request, status=200 if values else 500),
             },
         )
@@ -91,13 +97,13 @@ def batch_router(
             return JSONResponse({"detail": f"Every roll of the {die} die failed."}, 500)
         return BatchResult(rolls=values, failed=failed)
 
-    async def roll_one(spec: Die) -> int | None:
+    async def roll_one(spec: Die, roll_flags: RollFlags) -> int | None:
         """One roll of a batch, in a span of its own: its value, or None if it failed."""
         with tracer.start_as_current_span(f"roll {spec.name}") as span:
             metrics.rolls_in_flight.inc()
             started = time.perf_counter()
             try:
-                value = await wait_and_roll(spec)
+                value = await wait_and_roll(spec, roll_flags)
             except DieFailure as failure:
                 span.set_attributes({"die.result": "error", "die.error": str(failure)})
                 span.set_status(Status(StatusCode.ERROR, str(failure)))

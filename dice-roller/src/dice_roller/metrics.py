@@ -6,14 +6,14 @@ the shared set-up (`sandbox_telemetry.http`); these say what the dice did:
 - `dice_rolls_total{die_type, result}`: every roll, `result` being success or error;
 - `dice_roll_value{die_type}`: the values rolled, one bucket per face;
 - `dice_roll_duration_seconds{die_type}`: how long a roll took, its delay included
-  (the HTTP histogram cannot tell the dice apart);
+  (the HTTP histogram cannot tell the dice apart), from when its die is known;
 - stage 3 only, `dice_die_service_errors_total{reason}`: rolls that got no die from
   the die-service: `timeout`, `unreachable`, `error_status` or `bad_answer`. (The
   service graph cannot count them: a call that never reached the die-service has no
   server span to pair with.)
 
 - stage 4, `dice_batch_size`: how many dice each `/roll-async` rolled at once, and
-  `dice_rolls_in_flight`: the rolls under way right now, batch rolls included.
+  `dice_rolls_in_flight`: the rolls of batches under way right now.
 
 A stage 3 die is any the die-service has: `die_type` stays bounded, since only a die it
 knows is ever rolled. Its series start at its first roll.

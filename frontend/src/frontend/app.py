@@ -173,6 +173,12 @@ def create_app(
             "/api/roll-async",
             summary="Roll a die several times at once on the dice-roller",
             response_model=BatchAnswer,
+            responses={
+                422: {"description": f"`die` not on offer, or `times` not 1 to {MAX_BATCH}."},
+                502: {"model": FailureAnswer, "description": "The dice-roller failed."},
+                503: {"model": FailureAnswer, "description": "The dice-roller is unreachable."},
+                504: {"model": FailureAnswer, "description": "The dice-roller was too slow."},
+            },
         )
         async def roll_batch(
             request: Request,
@@ -237,7 +243,10 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_die(request: Request, error: RequestValidationError) -> JSONResponse:
         if any("times" in problem["loc"] for problem in error.errors()):
-            detail = f"Query parameter 'times' must be a whole number from 1 to {MAX_BATCH}"
+            detail = (
+                f"Query parameter 'times' is required and must be a whole number from 1 to "
+                f"{MAX_BATCH}"
+            )
             return JSONResponse({"detail": detail}, status_code=422)
         return await refuse_die()
 

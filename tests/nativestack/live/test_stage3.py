@@ -1,6 +1,6 @@
-"""Stage 3 for real: a roll through the frontend is one trace over three services, the
-service graph gains the dice-roller → die-service edge, and the die-service down is a
-prompt 503 that says so.
+"""Stages 3 and 4 for real: a roll through the frontend is one trace over three
+services, the service graph gains the dice-roller → die-service edge, a batch's rolls
+are child spans side by side, and the die-service down is a prompt 503 that says so.
 
 A stage-3 native stack of this module's own (stages/stage3.yml merged over compose,
 nativestack/), with the real Prometheus, Loki and Alloy; Tempo is the stand-in
@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from nativestack.stack import native_stack
+from tests.support.dashboard_model import STAGE3_DASHBOARD_PATH, load_dashboard
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.processes import eventually
-from tests.support.tools import free_port
+from verify import stage3, stage4
 from verify.cli import run_checks
-from verify.context import Settings
-from verify.stage3 import GROUP
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
@@ -52,23 +51,14 @@ def test_rolls_of_the_die_services_dice_show_their_faces(live: LiveStack) -> Non
             assert rolled.value in faces[rolled.die], rolled
 
 
-def test_verify_ticks_every_stage3_box(live: LiveStack) -> None:
-    native = live.native
-    settings = Settings(
-        service_url=native.service_url,
-        frontend_url=native.frontend_url,
-        stage=3,
-        prometheus_url=native.prometheus_url,
-        loki_url=native.loki_url,
-        tempo_url=native.tempo_url,
-        alloy_url=native.alloy_url,
-        grafana_url=f"http://127.0.0.1:{free_port()}",
-        wait=60.0,
-        poll_interval=0.5,
-    )
-    results = [r for r in run_checks(settings).results if r.group == GROUP]
-    assert len(results) == 5
-    assert [(r.title, r.detail) for r in results if not r.passed] == []
+def test_verify_ticks_every_stage3_and_stage4_box(live: LiveStack) -> None:
+    """One run at stage 4 checks stage 3's boxes too: stage 4 is stage 3's stack, plus an
+    endpoint."""
+    results = run_checks(live.verify_settings(stage=4)).results
+    three = [r for r in results if r.group == stage3.GROUP]
+    four = [r for r in results if r.group == stage4.GROUP]
+    assert (len(three), len(four)) == (5, 4)
+    assert [(r.title, r.detail) for r in three + four if not r.passed] == []
 
 
 def test_every_line_of_the_die_service_is_json_with_its_trace(live: LiveStack) -> None:
@@ -76,6 +66,32 @@ def test_every_line_of_the_die_service_is_json_with_its_trace(live: LiveStack) -
     lookups = [line for line in lines if line.get("message") in ("Die found", "Die unknown")]
     assert len(lookups) >= len(live.rolls), "one lookup per roll, at least"
     assert all(len(line["trace_id"]) == 32 for line in lookups)
+
+
+def test_every_query_of_the_stage3_dashboard_returns_data(live: LiveStack) -> None:
+    """Each Prometheus and Loki panel over the run, as Grafana would ask.
+
+    The service graph counts failed calls from the first one that fails, and the
+    fixture's rolls rarely fail (the d20 one in twenty, the d6 one in two hundred):
+    roll the d20 through the page until one has. The die-service failures panel needs
+    none: the dice-roller exports every reason at zero."""
+
+    rolls = list(live.rolls)
+    while not any(r.status >= 500 for r in rolls) and len(rolls) < 400:
+        rolls += roll(f"{live.native.frontend_url}/api", ["d20"] * 10)
+    failed = "traces_service_graph_request_failed_total"  # Alloy pairs the spans first
+    eventually(lambda: live.prometheus(failed)["result"], "no failed call counted", WAIT)
+    # Then two later samples of each: the dice-roller's, scraped by Prometheus, the
+    # die-service's and the service graph's, remote-written by Alloy in batches. The
+    # oldest of their newest samples must move on twice.
+    sample = (
+        'min(timestamp(dice_roll_duration_seconds_count{die_type="d4"}) or timestamp('
+        'http_request_duration_seconds_count{job="die-service", handler="/dice/{name}"})'
+        f" or timestamp({failed}))"
+    )
+    end = live.later_samples(sample, count=2)
+    dashboard = load_dashboard(STAGE3_DASHBOARD_PATH)
+    assert live.empty_panels(dashboard, end, live.rolls[0].trace_id) == []
 
 
 def test_the_die_service_down_is_a_prompt_503_that_says_so(live: LiveStack) -> None:
