@@ -37,7 +37,7 @@ class Die(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     faces: tuple[int, ...] = Field(min_length=1, max_length=100)
     failure_rate: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
-    max_delay_seconds: float = Field(ge=0.0, le=5.0, allow_inf_nan=False)
+    max_delay_seconds: float = Field(ge=0.0, le=60.0, allow_inf_nan=False)  # DICE_MAX_DELAY's
 
 
 def stage1_dice(max_delay_seconds: float, risky_failure_rate: float) -> dict[str, Die]:
