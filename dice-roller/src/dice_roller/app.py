@@ -1,10 +1,12 @@
 """The HTTP routes, where a roll meets its metrics, its log line and its span.
 
-Follow one `GET /roll?die=risky` from top to bottom of `roll_die`: the feature flags
-decide how to break the roll, the dice roll, and then the three signals record it,
-side by side. What every request gets alike (the server span, the HTTP metrics, the
-`traceresponse` header, a log line for requests that log nothing themselves) comes
-from the shared set-up, `sandbox_telemetry`.
+Follow one `GET /roll?die=risky` from top to bottom of `roll_die`: `find_die` says what
+the die is (from stage 3, by asking the die-service: a hop of the trace), the feature
+flags decide how to break the roll, the dice roll, and then the three signals record
+it, side by side. Stage 4's `/roll-async` (batch.py) rolls many at once the same way.
+What every request gets alike (the server span, the HTTP metrics, the `traceresponse`
+header, a log line for requests that log nothing themselves) comes from the shared
+set-up, `sandbox_telemetry`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ DIE_DESCRIPTION = "Which die to roll: fair or risky; from stage 3, any die the d
 
 
 class RollResult(BaseModel):
-    roll: int = Field(description="The value rolled: 1-6 for fair, 2-7 for risky.")
+    roll: int = Field(description="The face rolled: 1-6 for fair, 2-7 for risky, 1-20 a d20.")
 
 
 class ErrorBody(BaseModel):
