@@ -3,7 +3,7 @@
     python -m bench                       # everything, about 11 minutes
     python -m bench --quick               # a smoke run: seconds per part, nothing judged
     python -m bench --only overhead,memory
-    python -m bench --only hop            # the frontend hop alone, under 2 minutes
+    python -m bench --only hop            # the frontend's and die-service's hops, ~2.5 min
     python -m bench --only limits         # the server's limits against none, under a minute
     python -m bench --json results.json   # also write the figures as JSON
 
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         # How it was run: `python3 tasks.py bench` names itself in SANDBOX_PROG.
         prog=os.environ.pop("SANDBOX_PROG", "") or "python -m bench",
         description="Benchmarks of the dice-roller: telemetry overhead, concurrency, memory, "
-        "time to visible, traffic generator accuracy, and the frontend's hop in front of it. "
+        "time to visible, traffic generator accuracy, and the hops of the frontend in front "
+        "of it and of the die-service behind it. "
         "Needs wrk.",
     )
     parser.add_argument(

@@ -18,6 +18,12 @@ signal to the one before:
 The two others, `bare` and `recipe`, are assembled by the bench and served by
 `bench.serve`. The stage-2 frontend is started the same way, `python -m frontend`, in
 front of a dice-roller (`FRONTEND_BUILDS`, for `bench.hop`); its roll is `/api/roll`.
+The stage-3 die-service (`DIE_SERVICE_BUILDS`, for `bench.hop`) is served by
+`bench.serve` too: its own app and command (`sandbox_telemetry.run_service`, as
+`python -m die_service` runs it), over its shipped dice with every delay at 0. Its dice
+are data with no setting, and a dice-roller asking it rolls with the die's delay, not
+its own `DICE_MAX_DELAY_SECONDS`: with the shipped fair die a roll would wait up to 1 s
+and the bench would measure the wait, not the hop. Its answer is `/dice/fair`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from stackclient import free_port, wait_until_serving
 from .receiver import BenchReceiver, bench_receiver
 
 __all__ = [
+    "DIE_SERVICE",
+    "DIE_SERVICE_BUILDS",
+    "DIE_SERVICE_UNTRACED",
     "FRONTEND",
     "FRONTEND_BUILDS",
     "FRONTEND_UNTRACED",
@@ -82,6 +91,15 @@ FRONTEND_BUILDS: Mapping[str, Mapping[str, str]] = {
 }
 """Each build of the frontend, and its switches; its dice-roller is in the caller's
 environment (`FRONTEND_DICE_ROLLER_URL`)."""
+DIE_SERVICE = "die-service"
+"""The die-service as it runs (its dice's delays at 0), exporting wherever the caller says."""
+DIE_SERVICE_UNTRACED = "die-service-untraced"
+"""The same with `OTEL_SDK_DISABLED=true`."""
+DIE_SERVICE_BUILDS: Mapping[str, Mapping[str, str]] = {
+    DIE_SERVICE: {},
+    DIE_SERVICE_UNTRACED: {"OTEL_SDK_DISABLED": "true"},
+}
+"""Each build of the die-service, and its switches (`bench.serve` serves it)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,10 @@ class Server:
 
     @property
     def roll_url(self) -> str:
+        """What the bench loads: a roll of the fair die, or the die-service's answer
+        about it."""
+        if self.build in DIE_SERVICE_BUILDS:
+            return f"{self.url}/dice/fair"
         route = "/api/roll" if self.build in FRONTEND_BUILDS else "/roll"
         return f"{self.url}{route}?die=fair"
 
@@ -155,8 +177,8 @@ def start_servers(
 ) -> Iterator[list[Server]]:
     """Start every (build, environment) at once, wait until all answer, stop all at the end.
 
-    A build's own switches (`SERVICE_BUILDS`, `FRONTEND_BUILDS`) win over the
-    environment given.
+    A build's own switches (`SERVICE_BUILDS`, `FRONTEND_BUILDS`, `DIE_SERVICE_BUILDS`)
+    win over the environment given.
 
     Their stdout and stderr go to a file in `output_dir`, not /dev/null: a container's
     stdout ends up in a file that the log agent reads, so each line's write is part of
@@ -186,6 +208,7 @@ def _launch(build: str, env: Mapping[str, str], output_dir: Path) -> Server:
         env = {**env, **FRONTEND_BUILDS[build]}
     else:
         command = [sys.executable, "-m", "bench.serve", build, "--port", str(port)]
+        env = {**env, **DIE_SERVICE_BUILDS.get(build, {})}
     with output_path.open("wb") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env}

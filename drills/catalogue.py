@@ -3,12 +3,12 @@
 A drill is data: what it does to the stack, which is one of two actions, or both
 (the flags it sets, flag key -> variant of stack/flags/flags.json; the service it
 stops, and starts again at the end: drills/outage.py), where its traffic goes (the
-dice-roller, or the frontend in front of it), what to show the user (dashboard
-panels by title, a LogQL and a TraceQL query to paste, the alert), the lesson, and a
-plan made when it starts: the signals to wait for, each a probe of one component's
-API, and how long to wait for them all (drills/timing.py says how that is computed
-from the alert windows); for a drill that stops a service, the signals of its return
-too, waited for once it is started again.
+dice-roller, or the frontend in front of it), the stage it needs, what to show the
+user (dashboard panels by title, a LogQL and a TraceQL query to paste, the alert), the
+lesson, and a plan made when it starts: the signals to wait for, each a probe of one
+component's API, and how long to wait for them all (drills/timing.py says how that is
+computed from the alert windows); for a drill that stops a service, the signals of its
+return too, waited for once it is started again.
 """
 
 from __future__ import annotations
@@ -48,14 +48,19 @@ from .probes import (
 )
 from .traffic import FRONTEND
 from .upstream_probes import (
+    DIE_SERVICE_HOP,
+    DIE_UNAVAILABLE_LINES,
     FAILED_LINES,
     REASON,
+    answers_503,
+    callee_answers,
     callers_graph,
     dice_roller_answers,
     failed_lines,
     frontend_answers_503,
     rolls_succeed_again,
     scrape_fails,
+    trace_ends_at_caller,
     trace_ends_at_frontend,
     upstream_errors,
 )
@@ -67,6 +72,7 @@ __all__ = [
     "SHIPPED",
     "SLOW_LINES",
     "STAGE2_DASHBOARD",
+    "STAGE3_DASHBOARD",
     "Drill",
     "Plan",
     "Signal",
@@ -74,6 +80,7 @@ __all__ = [
 ]
 
 STAGE2_DASHBOARD = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
+STAGE3_DASHBOARD = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
 
 SHIPPED: Mapping[str, str] = {
     "risky-failure-rate": "spec",
@@ -110,7 +117,8 @@ class WhereToLook:
     traceql: str
     alerts: tuple[str, ...] = ()
     dashboard: Path = DASHBOARD_FILE
-    """The dashboard's file: stage 1's, or stage 2's for a drill that needs the frontend."""
+    """The dashboard's file: that of the drill's stage (stage 2's for a drill that needs
+    the frontend, stage 3's for one that needs the die-service)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,9 @@ class Drill:
     """The compose service the drill stops while it runs, and starts again at the end."""
     traffic: str = "dice-roller"
     """Where the generator sends its rolls: `dice-roller`, or `frontend` (stage 2)."""
+    stage: int = 1
+    """The stage the drill needs running: what its compose commands name
+    (`outage.compose_command`), and what a missing component's message says to start."""
 
     def undone(self) -> str:
         """What the end of the drill (or Ctrl-C) puts back, in words."""
@@ -571,9 +582,133 @@ UPSTREAM_DOWN = Drill(
     needs=("frontend", "service", "prometheus", "loki", "tempo"),
     stops="dice-roller",
     traffic=FRONTEND,
+    stage=2,
+)
+
+
+# ---------------------------------------------------------------- die-service-down
+
+STAGE3_PS = "`docker compose -f docker-compose.yml -f stages/stage3.yml ps die-service`"
+HINT_DIE_SERVICE_STOPPED = (
+    f"Is the die-service stopped? {STAGE3_PS}; elsewhere, --stop-command (or "
+    "DRILL_STOP_COMMAND) must stop the die-service the dice-roller at --service-url asks "
+    "(its DICE_DIE_SERVICE_URL). A roll that answers 200 found a die-service that still "
+    "answers, or a dice-roller that asks none (stage 1 or 2: no DICE_DIE_SERVICE_URL)."
+)
+HINT_DICE_ROLLER_METRICS = (
+    'The dice-roller\'s metrics reach Prometheus by its own scrape (job "dice-roller-stage1"); '
+    "dice_die_service_errors_total is exported from stage 3 on (DICE_DIE_SERVICE_URL)."
+)
+HINT_DIE_SERVICE_SCRAPE = (
+    "Alloy scrapes the die-service by its container's label sandbox.metrics.port "
+    "(stages/stage3.yml, stack/alloy/config.alloy) and writes `up` to Prometheus."
+)
+HINT_DICE_ROLLER_LOGS = (
+    "The dice-roller's lines reach Loki through Alloy; its stream is "
+    '{container_name="dice-roller-stage1"}.'
+)
+HINT_DICE_ROLLER_SPANS = (
+    "The dice-roller's spans reach Tempo through Alloy (OTEL_EXPORTER_OTLP_ENDPOINT in "
+    "docker-compose.yml); traces are fetched by the ids of failed rolls."
+)
+HINT_DIE_SERVICE_STARTED = (
+    f"Is the die-service running again? {STAGE3_PS}; elsewhere, --start-command (or "
+    "DRILL_START_COMMAND) must start it."
+)
+
+
+def _die_service_down(ctx: DrillContext) -> Plan:
+    hop = DIE_SERVICE_HOP
+    signals = [
+        Signal(
+            "The dice-roller answers 503",
+            "the dice roller",
+            lambda c: answers_503(c, hop),
+            HINT_DIE_SERVICE_STOPPED,
+        ),
+        Signal(
+            "Die-service errors up",
+            "Prometheus",
+            lambda c: upstream_errors(c, hop),
+            HINT_DICE_ROLLER_METRICS,
+        ),
+        Signal(
+            "The die-service's scrape fails",
+            "Prometheus",
+            lambda c: scrape_fails(c, hop),
+            HINT_DIE_SERVICE_SCRAPE,
+        ),
+        Signal(
+            "Die unavailable logged", "Loki", lambda c: failed_lines(c, hop), HINT_DICE_ROLLER_LOGS
+        ),
+        Signal(
+            "A trace ends at the dice-roller",
+            "Tempo",
+            lambda c: trace_ends_at_caller(c, hop),
+            HINT_DICE_ROLLER_SPANS,
+        ),
+        Signal(
+            "Calls to a virtual node",
+            "service graph, in Prometheus",
+            lambda c: callers_graph(c, hop),
+            HINT_GRAPH,
+        ),
+    ]
+    back = [
+        Signal(
+            "The die-service answers again",
+            "the dice roller",
+            lambda c: callee_answers(c, hop),
+            HINT_DIE_SERVICE_STARTED,
+        ),
+        Signal(
+            "Rolls succeed again",
+            "Prometheus",
+            lambda c: rolls_succeed_again(c, hop),
+            HINT_DIE_SERVICE_STARTED,
+        ),
+    ]
+    return Plan(signals, timing.outage_seconds(), back=back, back_give_up=timing.return_seconds())
+
+
+DIE_SERVICE_DOWN = Drill(
+    name="die-service-down",
+    summary="the die-service stops while the dice-roller rolls: 503s that name it, "
+    "unreachable errors and traces that end at the dice-roller; then it comes back",
+    flags={},
+    look=WhereToLook(
+        panels=(
+            "Die-Service Failures by Reason",
+            "Die Lookups by Outcome",
+            "Rolls by Die",
+            "Service Graph",
+            "Logs of One Trace",
+        ),
+        logql=DIE_UNAVAILABLE_LINES,
+        traceql=f'{{ resource.service.name = "{SERVICE_NAME}" && kind = server '
+        f'&& span.upstream.name = "{DIE_SERVICE_HOP.callee}" '
+        f'&& span.upstream.failure = "{REASON}" }}',
+        dashboard=STAGE3_DASHBOARD,
+    ),
+    lesson=(
+        "Every roll needs the die-service, so when it stops no die is rolled: the rolls "
+        "panels go quiet, its lookups stop, and the error ratio of the dice does not rise, "
+        "since no roll failed; none was made. Only its scrape failing tells of the "
+        "die-service itself. The dice-roller tells the rest: it answers 503 at once, "
+        "naming the die-service unreachable, counts each roll it could not serve by "
+        'reason, logs "Die unavailable", and its traces stop at its own client span. '
+        "A dependency's outage is its caller's error: count it where it is met."
+    ),
+    plan=_die_service_down,
+    give_up_text=f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s "
+    "for its return (the scrapes and the trip to Loki)",
+    needs=("service", "prometheus", "loki", "tempo"),
+    stops=DIE_SERVICE_HOP.callee,
+    stage=3,
 )
 
 
 DRILLS: dict[str, Drill] = {
-    drill.name: drill for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, UPSTREAM_DOWN, RECOVERY)
+    drill.name: drill
+    for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, UPSTREAM_DOWN, DIE_SERVICE_DOWN, RECOVERY)
 }

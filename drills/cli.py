@@ -19,6 +19,7 @@ import verify.cli
 
 from . import timing
 from .catalogue import DRILLS
+from .outage import COMPOSE_FILES, START_COMMAND, STOP_COMMAND
 from .runner import DrillError, run_drill
 from .settings import (
     FLAGS_FILE,
@@ -101,21 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the flag file the running service reads, its DICE_FLAGS_FILE as seen from "
         f"here (env {FLAGS_FILE_ENV}; default: {FLAGS_FILE.relative_to(FLAGS_FILE.parents[2])})",
     )
-    outage = parser.add_argument_group("stopping a service (upstream-down)")
+    stage3 = " ".join(f"-f {name}" for name in COMPOSE_FILES[3])
+    outage = parser.add_argument_group("stopping a service (upstream-down, die-service-down)")
     outage.add_argument(
         "--stop-command",
         type=command_line,
         metavar="COMMAND",
         help=f"what stops the service, {{service}} its compose name, run from the "
         f"repository without a shell (env {STOP_COMMAND_ENV}; default: "
-        f"{defaults.stop_command.replace('%', '%%')})",
+        f"{STOP_COMMAND.replace('%', '%%')}, with {stage3} for a stage-3 drill)",
     )
     outage.add_argument(
         "--start-command",
         type=command_line,
         metavar="COMMAND",
         help=f"what starts it again (env {START_COMMAND_ENV}; default: "
-        f"{defaults.start_command.replace('%', '%%')})",
+        f"{START_COMMAND.replace('%', '%%')}, with the same files)",
     )
     pace = parser.add_argument_group("traffic and patience")
     pace.add_argument(

@@ -1,7 +1,9 @@
 """A drill's other action, besides switching flags: stop a service, and start it again.
 
 Under compose that is `docker compose stop dice-roller`, then `docker compose start
-dice-roller`, run from the repository (the compose project). Elsewhere (a native
+dice-roller`, run from the repository (the compose project); for a stage-3 drill, with
+stage 3's compose files (`docker compose -f docker-compose.yml -f stages/stage3.yml stop
+die-service`: compose knows the die-service from the second file only). Elsewhere (a native
 stack, a remote one) `--stop-command` and `--start-command` say what to run instead;
 `{service}` in them is the compose service's name. Code that runs the stack itself
 (the native stack's tests) passes its own `ServiceControl` to `run_drill`.
@@ -31,19 +33,32 @@ from typing import Protocol
 from .flagfile import STOP_SIGNALS
 
 __all__ = [
+    "COMPOSE_FILES",
     "START_COMMAND",
     "STOP_COMMAND",
     "CommandControl",
     "Outage",
     "OutageError",
     "ServiceControl",
+    "compose_command",
     "held_signals",
     "stopped_service",
 ]
 
-STOP_COMMAND = "docker compose stop {service}"
-START_COMMAND = "docker compose start {service}"
-"""The defaults: compose stops only the service named (not the frontend that calls it),
+COMPOSE_FILES: dict[int, tuple[str, ...]] = {3: ("docker-compose.yml", "stages/stage3.yml")}
+"""The compose files of a stage that needs more than compose's default file
+(docs/stages.md); stages 1 and 2 run from docker-compose.yml alone."""
+
+
+def compose_command(verb: str, stage: int = 1) -> str:
+    """`docker compose [-f FILE ...] VERB {service}`, with the compose files of `stage`."""
+    files = "".join(f" -f {name}" for name in COMPOSE_FILES.get(stage, ()))
+    return f"docker compose{files} {verb} {{service}}"
+
+
+STOP_COMMAND = compose_command("stop")
+START_COMMAND = compose_command("start")
+"""The defaults: compose stops only the service named (not the service that calls it),
 and `start` brings back the same container, with its name, address and labels."""
 COMMAND_TIMEOUT = 120.0
 """Seconds a stop or start command may take: compose waits 10 s before it kills."""

@@ -37,7 +37,13 @@ from .flagfile import (
     switched_flags,
     write_atomically,
 )
-from .outage import CommandControl, OutageError, ServiceControl, stopped_service
+from .outage import (
+    CommandControl,
+    OutageError,
+    ServiceControl,
+    compose_command,
+    stopped_service,
+)
 from .settings import URL_OPTIONS, DrillSettings
 from .traffic import FRONTEND, Traffic
 
@@ -79,8 +85,9 @@ def _option_for(field: str) -> str:
     return field
 
 
-def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...]) -> None:
-    """Raise DrillError naming every component of `needs` that cannot be reached."""
+def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...], stage: int = 1) -> None:
+    """Raise DrillError naming every component of `needs` that cannot be reached (the
+    stack of `stage`, which the message says how to start)."""
     problems, options = [], []
     for need in needs:
         field, name, path = READY_PATHS[need]
@@ -91,7 +98,10 @@ def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...]) -> No
             problems.append(str(error))
             options.append(_option_for(field))
     if problems:
-        if "frontend" in needs:
+        if stage >= 3:
+            start = "`docker compose -f docker-compose.yml -f stages/stage3.yml up -d`, or "
+            start += "`sudo python3 tasks.py nativestack --stage 3`"
+        elif "frontend" in needs or stage == 2:
             start = "`docker compose --profile stage2 up -d`, or `sudo python3 tasks.py "
             start += "nativestack --stage 2`"
         else:
@@ -233,10 +243,14 @@ def run_drill(
     if drill.flags:
         flags = _read_flags(settings.flags_file, {} if drill.keeps_flags else drill.flags)
     if control is None:
-        control = CommandControl(settings.stop_command, settings.start_command, ROOT)
+        control = CommandControl(
+            settings.stop_command or compose_command("stop", drill.stage),
+            settings.start_command or compose_command("start", drill.stage),
+            ROOT,
+        )
     api = Api(timeout=settings.timeout)
     try:
-        check_stack(api, settings, drill.needs)
+        check_stack(api, settings, drill.needs, drill.stage)
         ctx = DrillContext(settings, api)
         try:
             plan = drill.plan(ctx)

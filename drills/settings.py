@@ -21,8 +21,6 @@ import verify.cli
 from verify.context import ROOT
 from verify.context import Settings as VerifySettings
 
-from .outage import START_COMMAND, STOP_COMMAND
-
 __all__ = [
     "FLAGS_FILE",
     "FLAGS_FILE_ENV",
@@ -52,10 +50,12 @@ class DrillSettings(VerifySettings):
 
     flags_file: Path = FLAGS_FILE
     """The file the running service reads (its DICE_FLAGS_FILE, seen from this machine)."""
-    stop_command: str = STOP_COMMAND
-    start_command: str = START_COMMAND
-    """What stops a service and starts it again (upstream-down); `{service}` is its compose
-    name. Run from the repository, the compose project."""
+    stop_command: str | None = None
+    start_command: str | None = None
+    """What stops a service and starts it again (upstream-down, die-service-down);
+    `{service}` is its compose name. Run from the repository, the compose project. None:
+    `docker compose stop` and `start`, with the compose files of the drill's stage
+    (`outage.compose_command`)."""
     rate: float = 4.0
     """Requests per second the traffic generator sends, both dice: modest on purpose."""
     round_seconds: float = 30.0

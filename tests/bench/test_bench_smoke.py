@@ -82,8 +82,9 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     assert all(positive(d) for d in spans["delays_seconds"])
 
     hop = figures["hop"]  # in detail: tests/bench/test_hop.py
-    added = hop["added"]["connections_50"]["on"]
-    assert all(positive(added[ratio]) for ratio in ("p50_ratio", "p99_ratio", "throughput_ratio"))
+    assert set(hop["added"]) == {"frontend", "die-service"}
+    for added in (by_hop["connections_50"]["on"] for by_hop in hop["added"].values()):
+        assert all(positive(added[r]) for r in ("p50_ratio", "p99_ratio", "throughput_ratio"))
 
     shortfall = figures["traffic"]["shortfall"]  # may be negative: a little ahead of the rate
     assert isinstance(shortfall, float) and math.isfinite(shortfall), figures["traffic"]

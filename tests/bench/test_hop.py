@@ -1,31 +1,39 @@
-"""The frontend hop bench (`bench.hop`): a quick run reports every figure, and the
-figures hang together: every answer through the frontend was a roll at the dice-roller,
-every roll with tracing on left its spans. No thresholds: figures live in the bench."""
+"""The hop bench (`bench.hop`): a quick run reports every figure of both hops, the
+frontend's (stage 2) and the die-service's (stage 3), and the figures hang together:
+every answer through a hop was counted by the service behind it (a roll at the
+dice-roller, a lookup at the die-service), every roll with tracing on left its spans.
+No thresholds: figures live in the bench."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
+import re
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 from dice_roller.app import create_app
 from dice_roller.settings import Settings
+from die_service.app import create_app as create_die_service_app
 from opentelemetry.sdk.trace import TracerProvider
 
-from bench.hop import rolls_counted
+from bench.hop import counted, rolls_counted
 from tests.support.bench import positive, run_bench
 from tests.support.tools import require_tool
 
 LOADS = ("connections_1", "connections_50")
 MODES = ("off", "on")
-ROUTES = ("direct", "through")
+HOPS = ("frontend", "die-service")
+ROUTES = ("direct", *HOPS)
+LABELS = ("dice-roller /roll", "frontend /api/roll", "dice-roller /roll + die-service")
+COUNTERS = {"frontend": "dice_rolls_total", "die-service": "die_service_lookups_total"}
 
 
 @pytest.mark.slow
-def test_quick_hop_run_reports_both_routes_with_tracing_off_and_on(tmp_path: Path) -> None:
+def test_quick_hop_run_reports_both_hops_with_tracing_off_and_on(tmp_path: Path) -> None:
     require_tool("wrk", "the benchmarks load the services with wrk")
     results = tmp_path / "hop.json"
     done = run_bench("--quick", "--only", "hop", "--json", str(results), timeout=200)
@@ -33,8 +41,13 @@ def test_quick_hop_run_reports_both_routes_with_tracing_off_and_on(tmp_path: Pat
     assert "Traceback" not in done.stderr, done.stderr
     out = done.stdout
     assert "== hop:" in out and "== overhead:" not in out, out
-    assert "What the hop adds, through the frontend against direct" in out
-    assert "Frontend throughput at 50 connections" in out
+    # Every route has its row, labelled, at both loads and in both tracing modes.
+    rows = Counter(re.findall(r"^ +(off|on) +(\S.*?) +\d", out, re.M))
+    assert rows == {(mode, label): len(LOADS) for mode in MODES for label in LABELS}, out
+    assert "What the frontend hop adds, frontend /api/roll against direct" in out
+    assert "What the die-service hop adds, dice-roller /roll + die-service against direct" in out
+    assert "Through the frontend, throughput at 50 connections" in out
+    assert "With the die-service, throughput at 50 connections" in out
 
     data = json.loads(results.read_text())
     assert set(data["figures"]) == {"hop"}
@@ -51,38 +64,64 @@ def test_quick_hop_run_reports_both_routes_with_tracing_off_and_on(tmp_path: Pat
                 assert all(p99 >= p50 for p50, p99 in zip(p50s, p99s, strict=True)), runs
                 cpu = runs["cpu_microseconds_per_request"]
                 assert all(positive(c) for c in cpu), runs
-                frontend_cpu = runs["frontend_cpu_microseconds_per_request"]
-                if route == "through":  # the frontend's own share of the chain's CPU
-                    assert all(0 < f <= c for f, c in zip(frontend_cpu, cpu, strict=True)), runs
+                hop_cpu = runs["hop_service_cpu_microseconds_per_request"]
+                if route in HOPS:  # the frontend's or the die-service's share of the CPU
+                    assert all(0 < h < c for h, c in zip(hop_cpu, cpu, strict=True)), runs
                 else:
-                    assert frontend_cpu == []
+                    assert hop_cpu == []
                 assert runs["requests"] > 0
-            # Each answer through the frontend was a roll the dice-roller's own
-            # dice_rolls_total counted (more: requests in flight when wrk stopped).
-            through = hop[load][mode]["through"]
-            assert through["rolled"] >= through["requests"] > 0, through
-            added = hop["added"][load][mode]
-            for ratio in ("p50_ratio", "p99_ratio", "throughput_ratio"):
-                assert positive(added[ratio]), added
-            for difference in ("p50_added_ms", "p99_added_ms", "cpu_added_microseconds"):
-                assert math.isfinite(added[difference]), added
-    assert positive(hop["through_tracing_on_over_off_throughput"])
+                # Each answer was a roll the route's dice-roller counted (more: requests
+                # in flight when wrk stopped, at most one per connection and run).
+                in_flight = int(load.rpartition("_")[2]) * len(p50s)
+                assert 0 <= runs["rolled"] - runs["requests"] <= in_flight, runs
+            for name in HOPS:
+                # ... and each roll through a hop was counted behind it: at the
+                # die-service, a lookup per roll of the dice-roller in front of it (more
+                # only if a request in flight had looked its die up, not yet rolled).
+                through = hop[load][mode][name]
+                assert 0 <= through["counted_behind"] - through["rolled"] <= in_flight, through
+                added = hop["added"][name][load][mode]
+                for ratio in ("p50_ratio", "p99_ratio", "throughput_ratio"):
+                    assert positive(added[ratio]), added
+                for difference in ("p50_added_ms", "p99_added_ms", "cpu_added_microseconds"):
+                    assert math.isfinite(added[difference]), added
+    assert set(hop["added"]) == set(HOPS)
+    assert set(hop["tracing_on_over_off_throughput"]) == set(HOPS)
+    assert all(positive(r) for r in hop["tracing_on_over_off_throughput"].values())
 
-    for mode in MODES:
-        upstream = hop["upstream"][mode]
-        assert upstream["rolled"] >= upstream["answered"] > 0, upstream
+    for name in HOPS:
+        for mode in MODES:
+            upstream = hop["upstream"][name][mode]
+            assert upstream["counted_behind"] >= upstream["rolled"] >= upstream["answered"] > 0
+            assert f"{upstream['counted_behind']} in {COUNTERS[name]} behind it" in out
     spans = hop["spans"]
     on, off = spans["on"], spans["off"]
-    # A direct roll is one span, one through the frontend three (its server and client
-    # spans, the dice-roller's): the dice-roller's count includes the rolls relayed.
-    assert on["frontend_rolls_logged"] > 0
-    assert on["dice_roller_rolls_logged"] > on["frontend_rolls_logged"]
-    assert on["expected"] == on["dice_roller_rolls_logged"] + 2 * on["frontend_rolls_logged"]
+    logged = on["logged"]
+    assert set(logged) == {
+        "dice-roller",
+        "frontend hop: front",
+        "die-service hop: front",
+        "die-service hop: behind",
+    }
+    # A direct roll is one span, one through either hop three: the frontend's server
+    # and client spans and the dice-roller's (counted in its lines, which include the
+    # rolls relayed); the stage-3 dice-roller's server and client spans and the
+    # die-service's. The die-service looked up every roll the dice-roller in front of
+    # it logged, and answered its own readiness probe.
+    assert logged["frontend hop: front"] > 0
+    assert logged["dice-roller"] > logged["frontend hop: front"]
+    assert logged["die-service hop: behind"] > logged["die-service hop: front"] > 0
+    assert on["expected"] == (
+        logged["dice-roller"]
+        + 2 * logged["frontend hop: front"]
+        + 2 * logged["die-service hop: front"]
+        + logged["die-service hop: behind"]
+    )
     assert on["received"] >= on["expected"], on
-    assert off["frontend_rolls_logged"] > 0 and off["received"] == 0, off
+    assert off["logged"]["die-service hop: behind"] > 0 and off["received"] == 0, off
 
     assert {check["part"] for check in data["checks"]} == {"hop"}
-    assert len(data["checks"]) == 2
+    assert len(data["checks"]) == 3
     assert all(check["value"] == 0 for check in data["checks"]), data["checks"]
     assert all(check["verdict"].startswith("not judged") for check in data["checks"])
 
@@ -108,3 +147,25 @@ def test_rolls_are_counted_from_the_dice_rollers_own_metrics() -> None:
     statuses, exposition = asyncio.run(roll_then_scrape())
     assert {200, 500} <= set(statuses)
     assert rolls_counted(exposition) == 20
+
+
+def test_lookups_are_counted_from_the_die_services_own_metrics() -> None:
+    """The counter the die-service hop reads, on the real service: every lookup, found
+    or not, and nothing else (not the list, not a scrape)."""
+    app = create_die_service_app(tracer_provider=TracerProvider())
+
+    async def look_up_then_scrape() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
+        ):
+            assert counted((await client.get("/metrics")).text, "die_service_lookups_total") == 0
+            for name in ["fair", "d20", "d7"]:
+                await client.get(f"/dice/{name}")
+            await client.get("/dice")
+            return (await client.get("/metrics")).text
+
+    exposition = asyncio.run(look_up_then_scrape())
+    assert counted(exposition, "die_service_lookups_total") == 3
+    assert counted(exposition, "dice_rolls_total") == 0

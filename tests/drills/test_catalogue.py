@@ -7,10 +7,17 @@ import math
 from pathlib import Path
 
 from drills.alert_probes import AlertRef, receiver_query
-from drills.catalogue import DRILLS, ERROR_LINES, LOADED_LINES, SLOW_LINES, STAGE2_DASHBOARD
+from drills.catalogue import (
+    DRILLS,
+    ERROR_LINES,
+    LOADED_LINES,
+    SLOW_LINES,
+    STAGE2_DASHBOARD,
+    STAGE3_DASHBOARD,
+)
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
 from drills.timing import DRILL_ALERTS
-from drills.upstream_probes import ends_at_frontend
+from drills.upstream_probes import DIE_SERVICE_HOP, ends_at_caller, ends_at_frontend
 from tests.support.grammars import parse_errors_batch, require_grammars
 from verify.context import DASHBOARD_FILE
 from verify.dashboard import load_dashboard, panels_of
@@ -28,14 +35,18 @@ def test_every_panel_a_drill_names_is_on_its_dashboard() -> None:
         assert missing == [], f"{drill.name} names panels {drill.look.dashboard} lacks: {missing}"
 
 
-def test_a_drill_through_the_frontend_shows_stage_2_s_dashboard_and_needs_the_frontend() -> None:
+def test_a_drill_shows_its_stage_s_dashboard_and_one_through_the_frontend_needs_it() -> None:
+    dashboards = {1: DASHBOARD_FILE, 2: STAGE2_DASHBOARD, 3: STAGE3_DASHBOARD}
     for drill in DRILLS.values():
-        stage2 = drill.traffic == "frontend"
-        assert (drill.look.dashboard == STAGE2_DASHBOARD) == stage2, drill.name
-        assert ("frontend" in drill.needs) == stage2, drill.name
-        assert drill.look.dashboard in (DASHBOARD_FILE, STAGE2_DASHBOARD)
+        through_frontend = drill.traffic == "frontend"
+        assert drill.look.dashboard == dashboards[drill.stage], drill.name
+        assert ("frontend" in drill.needs) == through_frontend, drill.name
+        assert drill.stage == 2 or not through_frontend, drill.name
     assert DRILLS["upstream-down"].stops == "dice-roller"
     assert DRILLS["upstream-down"].flags == {}
+    die_service_down = DRILLS["die-service-down"]
+    assert (die_service_down.stops, die_service_down.stage) == ("die-service", 3)
+    assert die_service_down.flags == {} and die_service_down.traffic == "dice-roller"
 
 
 def test_every_query_a_drill_shows_or_runs_parses_with_grafana_s_grammars() -> None:
@@ -127,3 +138,31 @@ def test_a_trace_ends_at_the_frontend_only_when_nothing_of_the_dice_roller_is_in
     timeout = {**server, "attributes": {"upstream.failure": "timeout"}}
     assert ends_at_frontend([timeout, client]) is None
     assert ends_at_frontend([client]) is None
+
+
+def test_a_trace_ends_at_the_dice_roller_only_when_nothing_of_the_die_service_is_in_it() -> None:
+    server = _span(
+        "dice-roller",
+        "SPAN_KIND_SERVER",
+        "a" * 16,
+        name="GET /roll",
+        attributes={"upstream.name": "die-service", "upstream.failure": "unreachable"},
+    )
+    error = {"exception.type": "httpx.ConnectError", "exception.message": "refused"}
+    client = _span(
+        "dice-roller",
+        "SPAN_KIND_CLIENT",
+        "b" * 16,
+        "a" * 16,
+        events=[{"name": "exception", "attributes": error}],
+    )
+    found = ends_at_caller([server, client], DIE_SERVICE_HOP)
+    assert found is not None
+    assert "'GET /roll' ERROR" in found and "no die-service span" in found
+    assert "httpx.ConnectError: refused" in found
+
+    callee = _span("die-service", "SPAN_KIND_SERVER", "c" * 16, "b" * 16)
+    assert ends_at_caller([server, client, callee], DIE_SERVICE_HOP) is None
+    assert ends_at_caller([server, {**client, "events": []}], DIE_SERVICE_HOP) is None
+    # The frontend's outage is not this one: its spans are the frontend's.
+    assert ends_at_frontend([server, client]) is None

@@ -36,6 +36,7 @@ def test_list_names_every_drill_with_its_flags_and_patience() -> None:
         for key, variant in drill.flags.items():
             assert f"{key}={variant}" in result.stdout
     assert "stops: dice-roller, then starts it again" in result.stdout
+    assert "stops: die-service, then starts it again" in result.stdout
     assert result.stdout.count("gives up after") == len(DRILLS)
 
 
@@ -157,6 +158,26 @@ def test_upstream_down_on_an_unreachable_stack_names_stage_2_and_stops_nothing(
         assert f"{name} is unreachable" in lines[0]
     assert "Alertmanager" not in lines[0]
     assert "--profile stage2" in lines[0] and "--frontend-url (or VERIFY_FRONTEND_URL)" in lines[0]
+    assert not marker.exists()
+    _no_traceback(result)
+
+
+def test_die_service_down_on_an_unreachable_stack_names_stage_3_and_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "stopped"
+    stop = f"{sys.executable} -c 'import pathlib; pathlib.Path(\"{marker}\").touch()'"
+    result = run_drill_module(
+        ["die-service-down", "--timeout", "2", "--stop-command", stop], env=_nowhere()
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    for name in ("the dice roller", "Prometheus", "Loki", "Tempo"):
+        assert f"{name} is unreachable" in lines[0]
+    assert "Alertmanager" not in lines[0] and "the frontend" not in lines[0]
+    assert "-f docker-compose.yml -f stages/stage3.yml up -d" in lines[0]
+    assert "nativestack --stage 3" in lines[0]
     assert not marker.exists()
     _no_traceback(result)
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from drills.outage import CommandControl, OutageError, stopped_service
+from drills.catalogue import DRILLS
+from drills.outage import CommandControl, OutageError, compose_command, stopped_service
 from tests.support.drills import python_command
+from tests.support.paths import ROOT
 
 
 @dataclass
@@ -136,3 +138,22 @@ def test_a_service_started_while_signals_are_held_can_be_stopped(tmp_path: Path)
     with stopped_service(control, "dice-roller"):
         pass
     assert mask.read_text() == "set()"
+
+
+def test_compose_commands_name_the_compose_files_of_the_drill_s_stage() -> None:
+    """compose knows the die-service from stages/stage3.yml alone: `docker compose stop
+    die-service` without it would find no such service."""
+    assert compose_command("stop") == "docker compose stop {service}"
+    assert compose_command("start", DRILLS["upstream-down"].stage) == (
+        "docker compose start {service}"
+    )
+    drill = DRILLS["die-service-down"]
+    assert drill.stops is not None
+    control = CommandControl(compose_command("stop", drill.stage), compose_command("start", 3))
+    files = ["-f", "docker-compose.yml", "-f", "stages/stage3.yml"]
+    assert control.argv("stop", drill.stops) == ["docker", "compose", *files, "stop", "die-service"]
+    assert control.argv("start", drill.stops) == [
+        "docker", "compose", *files, "start", "die-service",
+    ]  # fmt: skip
+    assert all((ROOT / name).is_file() for name in files[1::2])
+    assert "die-service:" in (ROOT / "stages" / "stage3.yml").read_text(encoding="utf-8")

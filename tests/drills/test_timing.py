@@ -118,3 +118,6 @@ def test_the_waits_docs_drills_md_quotes_are_the_computed_ones() -> None:
         f"which makes that wait about {fast:.0f} minutes",
     ):
         assert quoted in docs
+    outage = f"waits up to {timing.outage_seconds():.0f} s for the outage, then up to "
+    outage += f"{timing.return_seconds():.0f} s for the return"
+    assert docs.count(outage) == 2, "upstream-down and die-service-down quote their waits"

@@ -1,6 +1,7 @@
 """What the drill tests share: a copy of the shipped flag file, a drill run as a
 user runs it, the options that point it at the native stack, the generators it
-left running, and a way to stop the native stack's dice-roller and start it again."""
+left running, and a way to stop a service of the native stack (the dice-roller, or
+the die-service) and start it again."""
 
 from __future__ import annotations
 
@@ -125,20 +126,32 @@ def _pump(pipe: IO[bytes], stream: int, container: Container, copy: IO[bytes]) -
 
 @dataclass
 class NativeControl:
-    """What `docker compose stop dice-roller` and `start` do, for the native stack: stop
+    """What `docker compose stop SERVICE` and `start` do, for the native stack: stop
     its process, then start a new one in its place, as `native_stack` started the first
     (same network namespace, environment and "container", so Alloy reads its lines on).
+    The dice-roller (`service_env` added to its environment, as `native_stack` adds it),
+    or from stage 3 the die-service; `stage` is the stack's, whose compose environment
+    the new process gets.
 
-    The stack stops only the processes it started: `close()` stops the one started here.
+    The stack stops only the processes it started: `close()` stops those started here.
     """
 
     stack: NativeStack
-    service_env: Mapping[str, str]
+    service_env: Mapping[str, str] = field(default_factory=dict)
+    stage: int = 1
     calls: list[str] = field(default_factory=list)
     _outputs: list[IO[bytes]] = field(default_factory=list)
+    _started: set[str] = field(default_factory=set)
 
     def describe(self, verb: str, service: str) -> str:
         return f"the native stack's {service} process ({verb})"
+
+    def container(self, service: str) -> Container:
+        """The "container" whose log the service's output feeds."""
+        containers = {"dice-roller": self.stack.container, "die-service": self.stack.die_service}
+        container = containers.get(service)
+        assert container is not None, f"the native stack runs no {service} to restart"
+        return container
 
     def stop(self, service: str) -> None:
         self.calls.append(f"stop {service}")
@@ -146,12 +159,14 @@ class NativeControl:
 
     def start(self, service: str) -> None:
         self.calls.append(f"start {service}")
-        assert service == "dice-roller", service
+        container = self.container(service)
         old = self.stack.components[service]
         if old.process.poll() is None:
             return
-        command = service_command(self.stack.state_dir, self.stack.state_dir / "docker.sock")
-        command.env.update(self.service_env)
+        socket = self.stack.state_dir / "docker.sock"
+        command = service_command(self.stack.state_dir, socket, service, self.stage)
+        if service == "dice-roller":
+            command.env.update(self.service_env)
         output = old.log_path.open("ab")
         self._outputs.append(output)
         process = subprocess.Popen(
@@ -165,11 +180,13 @@ class NativeControl:
         for pipe, stream in ((process.stdout, STDOUT), (process.stderr, STDERR)):
             assert pipe is not None
             threading.Thread(
-                target=_pump, args=(pipe, stream, self.stack.container, output), daemon=True
+                target=_pump, args=(pipe, stream, container, output), daemon=True
             ).start()
         self.stack.components[service] = Component(service, process, command.argv, old.log_path)
+        self._started.add(service)
 
     def close(self) -> None:
-        self.stack.components["dice-roller"].stop()
+        for service in sorted(self._started):
+            self.stack.components[service].stop()
         for output in self._outputs:
             output.close()

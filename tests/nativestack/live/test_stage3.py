@@ -1,6 +1,7 @@
 """Stages 3 and 4 for real: a roll through the frontend is one trace over three
 services, the service graph gains the dice-roller → die-service edge, a batch's rolls
-are child spans side by side, and the die-service down is a prompt 503 that says so.
+are child spans side by side, the die-service-down drill sees its outage and its
+return, and the die-service down is a prompt 503 that says so.
 
 A stage-3 native stack of this module's own (stages/stage3.yml merged over compose,
 nativestack/), with the real Prometheus, Loki and Alloy; Tempo is the stand-in
@@ -9,14 +10,19 @@ nativestack/), with the real Prometheus, Loki and Alloy; Tempo is the stand-in
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from drills.catalogue import DRILLS
+from drills.runner import EXIT_OK, run_drill
 from nativestack.stack import native_stack
 from tests.support.dashboard_model import STAGE3_DASHBOARD_PATH, load_dashboard
+from tests.support.drills import NativeControl, live_generators, signals_responded, stack_settings
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.processes import eventually
 from verify import stage3, stage4
@@ -25,6 +31,15 @@ from verify.cli import run_checks
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 DICE = ["d4", "d20", "fair", "d6"]
+OUTAGE = [
+    "The dice-roller answers 503",
+    "Die-service errors up",
+    "The die-service's scrape fails",
+    "Die unavailable logged",
+    "A trace ends at the dice-roller",
+    "Calls to a virtual node",
+]
+RETURN = ["The die-service answers again", "Rolls succeed again"]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +107,50 @@ def test_every_query_of_the_stage3_dashboard_returns_data(live: LiveStack) -> No
     end = live.later_samples(sample, count=2)
     dashboard = load_dashboard(STAGE3_DASHBOARD_PATH)
     assert live.empty_panels(dashboard, end, live.rolls[0].trace_id) == []
+
+
+@pytest.fixture(scope="module")
+def die_service_control(live: LiveStack) -> Iterator[NativeControl]:
+    """Stops the die-service's process and starts a new one in its place, as `docker
+    compose stop` and `start` do; at the module's end it stops the one it started."""
+    control = NativeControl(live.native, stage=3)
+    try:
+        yield control
+    finally:
+        control.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_die_service_down_drill_sees_the_outage_from_the_dice_roller_and_its_return(
+    live: LiveStack, die_service_control: NativeControl
+) -> None:
+    """die-service-down as `python3 tasks.py drill die-service-down` runs it, at a
+    shorter pace, the die-service stopped and started by `die_service_control`. After
+    it, the die-service runs again (the last test stops it) and rolls work."""
+    native, control = live.native, die_service_control
+    settings = stack_settings(native, rate=5, round_seconds=20, poll=1)
+    out = io.StringIO()
+    began = time.monotonic()
+    code = run_drill(DRILLS["die-service-down"], settings, out, control)
+    text = out.getvalue()
+    print(text, f"\n(the drill took {time.monotonic() - began:.0f} s)")
+    assert code == EXIT_OK, text
+    assert control.calls == ["stop die-service", "start die-service"]
+    order = signals_responded(text)
+    assert sorted(order[: len(OUTAGE)]) == sorted(OUTAGE), order
+    assert sorted(order[len(OUTAGE) :]) == sorted(RETURN), order
+    assert '"Die-Service Failures by Reason"' in text
+    assert 'dashboard "Dice Roller - Stage 3"' in text
+    assert "HTTP 503 in" in text and "The die-service is unreachable at" in text
+    assert "no die-service span" in text and "ConnectError" in text
+    assert text.index("Started the die-service again") < text.index("The die-service answers")
+    assert live_generators(native.service_url) == []
+
+    # The stack is as it was: the die-service runs, and rolls of its dice work.
+    assert native.components["die-service"].process.poll() is None
+    assert httpx.get(f"{native.die_service_url}/", timeout=10).status_code == 200
+    rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
+    assert rolled.status_code == 200, rolled.text
 
 
 def test_the_die_service_down_is_a_prompt_503_that_says_so(live: LiveStack) -> None:
