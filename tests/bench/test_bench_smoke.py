@@ -1,5 +1,8 @@
 """The benchmarks cannot rot: a quick run of every part must print every figure.
 
+The hop part runs in tests/bench/test_hop.py, which checks it in detail; here the
+quick run takes every other part, so no part is measured twice per test run.
+
 No thresholds here (figures live in the bench, not in tests): the checks are that each
 part ran, printed its ratio or figure, and that the figure is a real positive number.
 """
@@ -40,12 +43,13 @@ Transfer/sec:    727.40KB
 def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     require_tool("wrk", "the benchmarks load the service with wrk")
     results = tmp_path / "bench.json"
-    done = run_bench("--quick", "--json", str(results))
+    parts = [part for part in PARTS if part != "hop"]
+    done = run_bench("--quick", "--only", ",".join(parts), "--json", str(results))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     out = done.stdout
 
-    for part in PARTS:
+    for part in parts:
         assert f"== {part}:" in out, f"part {part} did not run:\n{out}"
     assert "cores: " in out and "reproduce: python3 tasks.py bench" in out
     assert "throughput full/bare: " in out
@@ -81,16 +85,13 @@ def test_quick_run_prints_every_part_and_its_figures(tmp_path: Path) -> None:
     assert spans["missing"] == 0 and spans["delays_seconds"]
     assert all(positive(d) for d in spans["delays_seconds"])
 
-    hop = figures["hop"]  # in detail: tests/bench/test_hop.py
-    assert set(hop["added"]) == {"frontend", "die-service"}
-    for added in (by_hop["connections_50"]["on"] for by_hop in hop["added"].values()):
-        assert all(positive(added[r]) for r in ("p50_ratio", "p99_ratio", "throughput_ratio"))
+    assert "hop" not in figures  # tests/bench/test_hop.py runs it
 
     shortfall = figures["traffic"]["shortfall"]  # may be negative: a little ahead of the rate
     assert isinstance(shortfall, float) and math.isfinite(shortfall), figures["traffic"]
 
     judged = {check["part"] for check in data["checks"]}
-    assert judged == set(PARTS)
+    assert judged == set(parts)
     assert all(check["verdict"].startswith("not judged") for check in data["checks"])
     assert data["machine"]["cores"].isdigit()
 
