@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from stackclient import Component
 from verify.context import CONTAINER, JOB, SERVICE_NAME
 from verify.otlp_json import ERROR_STATUSES, SERVER_KINDS, spans_of
@@ -188,9 +190,9 @@ def _keep_trace(ctx: DrillContext, hop: Hop, trace_id: object) -> None:
         rolled.append(trace_id)
 
 
-def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
-    """A roll of the drill's own, asked of the caller: a quick 503 naming the callee
-    unreachable (its trace id is kept for `trace_ends_at_caller`)."""
+def _roll_at_caller(ctx: DrillContext, hop: Hop) -> tuple[httpx.Response, float]:
+    """A fair roll of the drill's own, asked of the caller, whatever it answers, and how
+    many milliseconds the answer took."""
     began = time.monotonic()
     response = ctx.api.request(
         hop.caller_component(ctx),
@@ -199,7 +201,13 @@ def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
         params={"die": "fair"},
         ok=tuple(range(200, 600)),
     )
-    milliseconds = (time.monotonic() - began) * 1000
+    return response, (time.monotonic() - began) * 1000
+
+
+def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
+    """A roll of the drill's own, asked of the caller: a quick 503 naming the callee
+    unreachable (its trace id is kept for `trace_ends_at_caller`)."""
+    response, milliseconds = _roll_at_caller(ctx, hop)
     try:
         body: Any = response.json()
     except ValueError:
@@ -368,15 +376,7 @@ def dice_roller_answers(ctx: DrillContext) -> Reading:
 def callee_answers(ctx: DrillContext, hop: Hop) -> Reading:
     """The callee answers again, as its caller finds it: a roll of the drill's own,
     asked of the caller, answers 200 (the caller got what it asked the callee)."""
-    began = time.monotonic()
-    response = ctx.api.request(
-        hop.caller_component(ctx),
-        "GET",
-        hop.roll_path,
-        params={"die": "fair"},
-        ok=tuple(range(200, 600)),
-    )
-    milliseconds = (time.monotonic() - began) * 1000
+    response, milliseconds = _roll_at_caller(ctx, hop)
     if response.status_code == 200:
         return seen(
             f"GET {hop.roll_path}?die=fair answered HTTP 200 in {milliseconds:.0f} ms: "
