@@ -6,20 +6,27 @@ service's server span a child of the roller's call. `get_die` then records the
 lookup in all three signals, side by side: span attributes (`die.name`,
 `die.faces`, `die.lookup`), the lookup counter with the trace id as exemplar, and
 the request's one log line.
+
+From stage 5 the catalogue is a PostgreSQL table (database.py): each lookup adds a
+`SELECT` span under this service's, made by asyncpg's instrumentation. When the
+database cannot answer, `database_unavailable` turns that into a 503 that says why,
+marked on the span (`error.type`) and in one ERROR line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated
 
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 from sandbox_telemetry import (
     create_tracer_provider,
@@ -32,7 +39,7 @@ from sandbox_telemetry import (
 from sandbox_telemetry.web import web_defaults
 
 from . import SERVICE_NAME, __version__
-from .catalogue import Catalogue, InMemoryCatalogue
+from .catalogue import Catalogue, CatalogueUnavailable, InMemoryCatalogue
 from .dice import NAME_PATTERN, DieSpec
 from .metrics import DieServiceMetrics, Outcome
 
@@ -56,6 +63,11 @@ class InvalidNameBody(UnknownDieBody):
     pattern: str = Field(description="What a die's name must match.")
 
 
+class UnavailableBody(BaseModel):
+    detail: str = Field(description="Why the catalogue cannot answer, in words.")
+    reason: str = Field(description="unreachable, timeout or error.")
+
+
 class ServiceInfo(BaseModel):
     service: str
     version: str
@@ -63,19 +75,27 @@ class ServiceInfo(BaseModel):
 
 
 def create_app(
-    catalogue: Catalogue | None = None, tracer_provider: TracerProvider | None = None
+    catalogue: Catalogue | None = None,
+    tracer_provider: TracerProvider | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The service over `catalogue` (the shipped dice, in memory, by default);
-    `tracer_provider` defaults to one configured from `OTEL_*`."""
+    `tracer_provider` defaults to one configured from `OTEL_*`, `registry` (where the
+    catalogue's own metrics may be already) to a new one."""
     dice: Catalogue = catalogue or InMemoryCatalogue()
     provider = tracer_provider or create_tracer_provider(SERVICE_NAME, __version__)
-    registry = new_registry()
+    registry = registry or new_registry()
     metrics = DieServiceMetrics(registry)
+    # Every query a CLIENT span with its statement (asyncpg is patched once per process).
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics.start_at_zero(die.name for die in await dice.all())
+        await dice.open()
+        with suppress(CatalogueUnavailable):  # if so, each series starts at its first lookup
+            metrics.start_at_zero(die.name for die in await dice.all())
         yield
+        await dice.close()
         provider.shutdown()  # uvicorn has let the requests finish: send their spans
 
     app = FastAPI(
@@ -112,6 +132,7 @@ def create_app(
         responses={
             404: {"model": UnknownDieBody, "description": "No die has this name."},
             422: {"model": InvalidNameBody, "description": "This cannot be a die's name."},
+            503: {"model": UnavailableBody, "description": "The database cannot answer."},
         },
     )
     async def get_die(
@@ -147,13 +168,28 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_name(request: Request, error: RequestValidationError) -> JSONResponse:
+        try:
+            allowed = await _names(dice)
+        except CatalogueUnavailable:
+            allowed = []  # the name is wrong whatever the database says
         # The offending value is not echoed back: it may be huge or hostile.
         body = InvalidNameBody(
             detail=f"Path parameter 'name' must be {NAME_RULE}.",
             pattern=NAME_PATTERN,
-            allowed=await _names(dice),
+            allowed=allowed,
         )
         return JSONResponse(body.model_dump(), status_code=422)
+
+    @app.exception_handler(CatalogueUnavailable)
+    async def database_unavailable(request: Request, error: CatalogueUnavailable) -> JSONResponse:
+        # The server span is ERROR already (a 5xx); this says which kind of error.
+        trace.get_current_span().set_attribute("error.type", error.reason)
+        log.error(
+            "Database unavailable",
+            extra={"reason": error.reason, "detail": error.detail, **request_fields(request, 503)},
+        )
+        body = UnavailableBody(detail=error.detail, reason=error.reason)
+        return JSONResponse(body.model_dump(), status_code=503)
 
     return app
 

@@ -27,11 +27,28 @@ def main(argv: Sequence[str] | None = None, prog: str = "die-service") -> int:
 
 
 def _create_app(settings: Settings) -> FastAPI:
-    """The app over the shipped dice: the settings say where to listen and how much to
-    log (run_service uses them), and the app itself needs none of them yet."""
-    from .app import create_app  # after logging is set up, so start-up lines are JSON too
+    """The app over the shipped dice: in memory (stage 3), or in the PostgreSQL
+    database `DIE_SERVICE_DATABASE_URL` names (stage 5)."""
+    # Imported after logging is set up, so start-up lines are JSON too.
+    from sandbox_telemetry import create_tracer_provider, new_registry
 
-    return create_app()
+    from . import SERVICE_NAME, __version__
+    from .app import create_app
+    from .database import PostgresCatalogue
+    from .metrics import DatabaseMetrics
+
+    if not settings.database_url:
+        return create_app()
+    provider = create_tracer_provider(SERVICE_NAME, __version__)
+    registry = new_registry()
+    catalogue = PostgresCatalogue(
+        settings.database_url,
+        settings.database_pool_size,
+        settings.database_timeout_seconds,
+        DatabaseMetrics(registry),
+        provider.get_tracer("die_service"),
+    )
+    return create_app(catalogue, provider, registry)
 
 
 if __name__ == "__main__":
