@@ -124,6 +124,8 @@ def nativestack(args: list[str]) -> int:
     uv = ensure_environment()
     if _nativestack_stage(args) >= 2:  # the frontend serves the bundle
         build_browser_bundle()
+    if _nativestack_stage(args) >= 5:
+        install_system_tools(STAGE5_PACKAGES)
     return call(
         [uv, "run", "--frozen", "python", "-m", "nativestack", *args], prog=f"{PROG} nativestack"
     )
@@ -467,21 +469,26 @@ def _install_uv() -> str:
     return uv
 
 
+STAGE5_PACKAGES = {
+    # Not on PATH: Debian keeps each major release's programs apart.
+    "/usr/lib/postgresql/15/bin/postgres": "postgresql-15",
+    "prometheus-postgres-exporter": "prometheus-postgres-exporter",
+}
+"""Stage 5's database and its exporter, as the native stack runs them."""
 DEBIAN_PACKAGES = {
     "wrk": "wrk",
     "ip": "iproute2",
     "npm": "npm",
     "node": "nodejs",
     "chromium": "chromium",  # the browser tests/frontend drives with Playwright
+    **STAGE5_PACKAGES,
 }
 """Commands the suite runs for real, and the Debian package of each."""
 
 
-def install_system_tools() -> None:
-    """Install the missing commands of DEBIAN_PACKAGES with apt (as root), or stop."""
-    missing = sorted(
-        {package for tool, package in DEBIAN_PACKAGES.items() if not shutil.which(tool)}
-    )
+def install_system_tools(packages: dict[str, str] = DEBIAN_PACKAGES) -> None:
+    """Install the missing commands of `packages` with apt (as root), or stop."""
+    missing = sorted({package for tool, package in packages.items() if not shutil.which(tool)})
     if not missing:
         return
     apt = shutil.which("apt-get")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .build import BuildError
 from .network import NetworkError
+from .postgres import PostgresError
 from .stack import NativeStackError, build_all, native_stack, stop_on_sigterm
 
 
@@ -21,7 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
             "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
-            "dice roller (from stage 2 the frontend too, from stage 3 the die-service) as plain "
+            "dice roller (from stage 2 the frontend too, from stage 3 the die-service, from "
+            "stage 5 Debian's PostgreSQL and postgres_exporter) as plain "
             "processes on the shipped "
             "configs, each in a network namespace of its own (needs root). See "
             "docs/native-stack.md."
@@ -33,10 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--stage",
         type=int,
-        choices=(1, 2, 3, 4),
+        choices=(1, 2, 3, 4, 5),
         default=1,
         help="which stage of the sandbox to run (docs/stages.md); 2 adds the frontend, "
-        "3 the die-service, 4 the same as 3 (its new part is an endpoint)",
+        "3 the die-service, 4 the same as 3 (its new part is an endpoint), 5 PostgreSQL",
     )
     parser.add_argument(
         "--state-dir",
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             threading.Event().wait()
-    except (BuildError, NetworkError, NativeStackError) as error:
+    except (BuildError, NetworkError, NativeStackError, PostgresError) as error:
         print(f"nativestack: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

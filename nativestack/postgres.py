@@ -3,13 +3,17 @@ database, made fresh in a folder and thrown away with it.
 
 The image reads `POSTGRES_USER`, `POSTGRES_PASSWORD` and `POSTGRES_DB` from its
 environment (stages/stage5.yml) and creates that superuser and database on first
-start. Here `initdb` makes the user, `createdb` the database. The password is not
-needed: only this machine's namespaces reach the server, and it trusts them
-(`-A trust`), as the image trusts its own socket.
+start. Here `initdb` makes the user with that password, `createdb` the database, and
+the server asks a password of every connection over the network, as the image's
+does (`host all all all scram-sha-256`); its own socket it trusts, as the image.
 
 PostgreSQL refuses to run as root, so every command runs as the `postgres` user the
-Debian package creates, on a folder that user owns. The same functions start the
-native stack's database (nativestack/stack.py) and the tests' (tests/support/postgres.py).
+Debian package creates, on a folder that user owns. `setpriv` becomes that user and
+then is the server (it execs, it does not fork), so a signal sent to the process
+reaches PostgreSQL itself: SIGINT is its fast shutdown, compose's `stop_signal`.
+
+The same functions start the native stack's database (nativestack/stack.py) and the
+tests' (tests/support/postgres.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = [
     "BIN",
     "EXPORTER",
     "PostgresError",
+    "accepts",
     "create_database",
     "init_cluster",
     "require_postgres",
@@ -62,24 +67,38 @@ def require_postgres() -> None:
 def _as_postgres(argv: Sequence[str]) -> list[str]:
     """`argv` run as the postgres user when we are root (otherwise as we are)."""
     if os.geteuid() == 0:
-        return ["runuser", "-u", OS_USER, "--", *argv]
+        return ["setpriv", f"--reuid={OS_USER}", f"--regid={OS_USER}", "--init-groups", *argv]
     return list(argv)
 
 
-def init_cluster(data_dir: Path, user: str) -> None:
-    """A new cluster in `data_dir` (created, owned by the postgres user) whose superuser
-    is `user`; fsync off, as the cluster lives no longer than its run."""
+def init_cluster(data_dir: Path, user: str, password: str) -> None:
+    """A new cluster in `data_dir` whose superuser is `user`. `data_dir`'s parent is a
+    folder of its own: both are handed to the postgres user. fsync is off, as the
+    cluster lives no longer than its run."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    password_file = data_dir.parent / "password"
+    password_file.write_text(password, encoding="utf-8")
     if os.geteuid() == 0:
         owner = pwd.getpwnam(OS_USER)
-        for path in (data_dir, data_dir.parent):
+        for path in (data_dir.parent, data_dir, password_file):
             os.chown(path, owner.pw_uid, owner.pw_gid)
     command = _as_postgres(
-        [str(BIN / "initdb"), "-D", str(data_dir), "-U", user, "-A", "trust", "--no-sync"]
+        [
+            str(BIN / "initdb"),
+            f"--pgdata={data_dir}",
+            f"--username={user}",
+            f"--pwfile={password_file}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+        ]
     )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    password_file.unlink()
     if done.returncode != 0:
         raise PostgresError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
+    with (data_dir / "pg_hba.conf").open("a", encoding="utf-8") as rules:
+        rules.write("host all all all scram-sha-256\n")
 
 
 def server_argv(data_dir: Path, host: str, port: int) -> list[str]:
@@ -99,15 +118,18 @@ def server_argv(data_dir: Path, host: str, port: int) -> list[str]:
     )
 
 
-def create_database(
-    host: str, port: int, user: str, database: str, prefix: Sequence[str] = ()
-) -> None:
-    """`CREATE DATABASE database` on the running server (`prefix`: where to run it from,
-    e.g. `ip netns exec NS`)."""
-    command = [
-        *prefix,
-        *_as_postgres([str(BIN / "createdb"), "-h", host, "-p", str(port), "-U", user, database]),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def accepts(host: str, port: int) -> bool | None:
+    """True once the server at `host`:`port` accepts connections; None while it does not
+    (a probe for stackclient's `wait_until`)."""
+    command = [str(BIN / "pg_isready"), "-q", "-h", host, "-p", str(port), "-t", "1"]
+    return subprocess.run(command, check=False).returncode == 0 or None
+
+
+def create_database(host: str, port: int, user: str, password: str, database: str) -> None:
+    """`CREATE DATABASE database` on the running server, over the network as the
+    services connect."""
+    command = [str(BIN / "createdb"), "-h", host, "-p", str(port), "-U", user, database]
+    env = {**os.environ, "PGPASSWORD": password}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise PostgresError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")

@@ -4,17 +4,20 @@ The order is compose's `depends_on`: the alert-receiver, then Alertmanager (whic
 notifies it), Prometheus (which sends Alertmanager its alerts), then Loki and Tempo,
 then Alloy (which ships to both), then the service (which sends spans to Alloy), and at
 stage 2 the frontend in front of it; at stage 3 the die-service starts before the
-service, which asks it what each die is (docs/stages.md). Every wait has
+service, which asks it what each die is, and at stage 5 PostgreSQL and its exporter
+before the die-service, which keeps the dice in it (docs/stages.md). Every wait has
 a limit; a component that exits or is not ready in time stops the whole start with
 one message naming it, its command and the last lines of its log. Whatever started is
-stopped when the block ends, on failure and on Ctrl-C: SIGTERM first, then SIGKILL
-for a process that does not exit in time (Tempo's does not, within 40 s).
+stopped when the block ends, on failure and on Ctrl-C: compose's `stop_signal`
+(SIGTERM unless it says otherwise) first, then SIGKILL for a process that does not
+exit in time (Tempo's does not, within 40 s).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from stackclient import wait_until_serving
+from stackclient import wait_until, wait_until_serving
 
-from . import build
+from . import build, postgres
 from .docker_api import STDERR, STDOUT, Container, DockerApi, serving_docker_api
 from .network import Network, private_network
 from .pins import pin
@@ -60,11 +63,16 @@ STAGE_HOSTS = {
     2: (*HOSTS, "frontend"),
     3: (*HOSTS, "frontend", "die-service"),
     4: (*HOSTS, "frontend", "die-service"),
+    5: (*HOSTS, "frontend", "die-service", "postgres", "postgres-exporter"),
 }
 """What each stage runs: stage 2 adds the frontend (compose's `stage2` profile), stage 3
-the die-service (stages/stage3.yml); stage 4 runs stage 3's, its new part an endpoint."""
+the die-service (stages/stage3.yml); stage 4 runs stage 3's, its new part an endpoint;
+stage 5 adds PostgreSQL and postgres_exporter (stages/stage5.yml)."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
+POSTGRES_PORT = 5432
+POSTGRES_EXPORTER_PORT = 9187
+"""postgres_exporter's port, the one stages/stage5.yml's label names."""
 
 
 class NativeStackError(RuntimeError):
@@ -79,6 +87,7 @@ class Component:
     process: subprocess.Popen[bytes]
     command: list[str]
     log_path: Path
+    stop_signal: int = signal.SIGTERM
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -87,7 +96,7 @@ class Component:
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if self.process.poll() is not None:
             return
-        self.process.terminate()
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -115,6 +124,8 @@ class NativeStack:
     """The frontend's "container", from stage 2."""
     die_service: Container | None = None
     """The die-service's "container", from stage 3."""
+    postgres: Container | None = None
+    """PostgreSQL's "container" (its server log), from stage 5."""
 
     def url(self, host: str, port: int) -> str:
         return f"http://{self.network.addresses[host]}:{port}"
@@ -130,6 +141,15 @@ class NativeStack:
     @property
     def die_service_url(self) -> str:
         return self.url("die-service", 8000)
+
+    @property
+    def postgres_address(self) -> tuple[str, int]:
+        """Where PostgreSQL listens (stage 5)."""
+        return self.network.addresses["postgres"], POSTGRES_PORT
+
+    @property
+    def postgres_exporter_url(self) -> str:
+        return self.url("postgres-exporter", POSTGRES_EXPORTER_PORT)
 
     @property
     def prometheus_url(self) -> str:
@@ -181,6 +201,14 @@ class NativeStack:
             *([("frontend (the page)", self.frontend_url)] if self.frontend else []),
             ("dice-roller", self.service_url),
             *([("die-service", self.die_service_url)] if self.die_service else []),
+            *(
+                [
+                    ("PostgreSQL 15 (Debian)", "postgresql://{}:{}".format(*self.postgres_address)),
+                    ("postgres_exporter (Debian)", self.postgres_exporter_url),
+                ]
+                if self.postgres
+                else []
+            ),
             (f"Prometheus {pin('prometheus').tag}", self.prometheus_url),
             (f"Loki {pin('loki').tag}", self.loki_url),
             (
@@ -212,6 +240,29 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
 
 def _wait_ready(component: Component, url: str, timeout: float, expect: int = 200) -> None:
     why = wait_until_serving(component.process, url, timeout, expect, interval=0.25)
+    _fail_if(component, why, url, timeout)
+
+
+def _wait_accepting(component: Component, host: str, port: int, timeout: float) -> None:
+    """Like `_wait_ready`, for PostgreSQL, which speaks no HTTP."""
+
+    def ready() -> bool | None:
+        if component.process.poll() is not None:
+            raise _Exited
+        return postgres.accepts(host, port)
+
+    try:
+        why = None if wait_until(ready, timeout) else "timed out"
+    except _Exited:
+        why = "exited"
+    _fail_if(component, why, f"{host}:{port}", timeout)
+
+
+class _Exited(Exception):
+    """The component being waited for ended."""
+
+
+def _fail_if(component: Component, why: str | None, where: str, timeout: float) -> None:
     if why == "exited":
         raise NativeStackError(
             f"{component.name} exited with code {component.process.returncode} while "
@@ -220,7 +271,7 @@ def _wait_ready(component: Component, url: str, timeout: float, expect: int = 20
         )
     if why == "timed out":
         raise NativeStackError(
-            f"{component.name} was not ready within {timeout:.0f} s ({url}): "
+            f"{component.name} was not ready within {timeout:.0f} s ({where}): "
             f"`{' '.join(component.command)}`\n  last lines of {component.log_path}:\n"
             f"{component.log_tail()}"
         )
@@ -244,6 +295,8 @@ def native_stack(
     """
     if stage not in STAGE_HOSTS:
         raise NativeStackError(f"stage {stage}: the native stack runs stages {list(STAGE_HOSTS)}")
+    if stage >= 5:
+        postgres.require_postgres()
     binaries, tempo_error = build_all(log)
     with ExitStack() as stack:
         if state_dir is None:
@@ -289,7 +342,9 @@ def native_stack(
             network, state_dir, docker, container, receiver_container, tempo_standin=tempo_error
         )
 
-        def start(name: str, command: NativeCommand, feed: Container | None = None) -> Component:
+        def start(
+            name: str, command: NativeCommand, feed: Container | None = None, stage: int = 1
+        ) -> Component:
             for path, text in command.written.items():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
@@ -305,7 +360,10 @@ def native_stack(
                 cwd=state_dir,
                 start_new_session=True,  # Ctrl-C reaches us; we stop them in order
             )
-            component = Component(name, process, command.argv, log_path)
+            stop_signal = compose_service(name, stage)[0].get("stop_signal", "SIGTERM")
+            component = Component(
+                name, process, command.argv, log_path, signal.Signals[stop_signal]
+            )
             running.components[name] = component
             stack.callback(component.stop)
             if feed is not None:
@@ -318,6 +376,28 @@ def native_stack(
 
         def native(name: str) -> NativeCommand:
             return native_command(name, binaries[name], state_dir, socket)
+
+        def start_postgres(feed: Container) -> None:
+            """PostgreSQL as the image makes it: POSTGRES_USER's cluster, POSTGRES_DB in it,
+            in a folder of its own that the postgres user owns (nativestack/postgres.py)."""
+            env = compose_service("postgres", stage)[0]["environment"]
+            home = Path(tempfile.mkdtemp(prefix="dice-sandbox-postgres-"))
+            stack.callback(shutil.rmtree, home, ignore_errors=True)
+            data = home / "data"
+            user, password = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]
+            postgres.init_cluster(data, user, password)
+            host, port = running.postgres_address
+            command = NativeCommand(postgres.server_argv(data, host, port), {})
+            server = start("postgres", command, feed=feed, stage=stage)
+            _wait_accepting(server, host, port, 30)
+            postgres.create_database(host, port, user, password, env["POSTGRES_DB"])
+
+        def exporter_command() -> NativeCommand:
+            """Debian's postgres_exporter with compose's DATA_SOURCE_NAME, on its port."""
+            spec, _ = compose_service("postgres-exporter", stage)
+            env = {str(k): str(v) for k, v in spec["environment"].items()}
+            listen = f"--web.listen-address=:{POSTGRES_EXPORTER_PORT}"
+            return NativeCommand([postgres.EXPORTER, listen], env)
 
         receiver = start("alert-receiver", receiver_command(), feed=receiver_container)
         _wait_ready(receiver, f"{running.receiver_url}/ready", 30)
@@ -337,19 +417,31 @@ def native_stack(
         _wait_ready(tempo, f"{running.tempo_url}/ready", 90)
         alloy = start("alloy", native("alloy"))
         _wait_ready(alloy, f"{running.alloy_url}/-/ready", 90)
+        if stage >= 5:
+            running.postgres = compose_container("postgres", POSTGRES_PORT)
+            start_postgres(running.postgres)
+            exporter = start(
+                "postgres-exporter",
+                exporter_command(),
+                feed=compose_container("postgres-exporter", POSTGRES_EXPORTER_PORT),
+                stage=stage,
+            )
+            _wait_ready(exporter, f"{running.postgres_exporter_url}/metrics", 30)
         if stage >= 3:
             running.die_service = compose_container("die-service", 8000)
             die_service_run = service_command(state_dir, socket, "die-service", stage)
-            die_service = start("die-service", die_service_run, feed=running.die_service)
+            die_service = start(
+                "die-service", die_service_run, feed=running.die_service, stage=stage
+            )
             _wait_ready(die_service, f"{running.die_service_url}/", 60)
         service_run = service_command(state_dir, socket, stage=stage)
         service_run.env.update(service_env or {})
-        service = start("dice-roller", service_run, feed=container)
+        service = start("dice-roller", service_run, feed=container, stage=stage)
         _wait_ready(service, f"{running.service_url}/", 60)
         if stage >= 2:
             running.frontend = compose_container("frontend", 8000)
             frontend_run = service_command(state_dir, socket, "frontend", stage)
-            frontend = start("frontend", frontend_run, feed=running.frontend)
+            frontend = start("frontend", frontend_run, feed=running.frontend, stage=stage)
             _wait_ready(frontend, f"{running.frontend_url}/", 60)
         yield running
 

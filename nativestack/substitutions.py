@@ -20,6 +20,12 @@ thing a container has and a process has not, its mounts, translated:
    that image runs: its `CMD` with this Python, its `ENV` (the port Alertmanager's
    config names), and its package folder on the import path.
 7. Tempo: the stand-in of nativestack/tempo_standin.py, when its module cannot be had.
+8. Stage 5's images, whose Go modules the proxy refuses or which are no Go program:
+   PostgreSQL is Debian's postgresql-15, made as the `postgres` image makes it
+   (nativestack/postgres.py), and postgres_exporter is Debian's
+   prometheus-postgres-exporter (0.11.1 where compose pins v0.20.1; the `pg_*`
+   families the dashboard and verify read are in both), with compose's
+   DATA_SOURCE_NAME.
 
 From stage 3 on, compose merges a stage's file over the root one (stages/stage3.yml);
 `compose_service(name, stage)` does that merge, for what those files change: maps
@@ -57,7 +63,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILES = (ROOT / "stack" / "compose.yml", ROOT / "docker-compose.yml")
-STAGE_FILES = {3: ROOT / "stages" / "stage3.yml"}
+STAGE_FILES = {3: ROOT / "stages" / "stage3.yml", 5: ROOT / "stages" / "stage5.yml"}
 """What compose merges over the root file at each stage, and every stage after it."""
 DOCKER_SOCKET = "/var/run/docker.sock"
 
