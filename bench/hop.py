@@ -2,7 +2,7 @@
 
 A hop is a service a roll goes through on top of the dice-roller's own work: what is
 in front, what is behind, the variable that wires one to the other, and the spans it
-adds. Two are measured, by the same code and reported in the same form:
+adds. Three are measured, by the same code and reported in the same form:
 
 - `frontend` (stage 2): a frontend (`python -m frontend`) in front of the dice-roller,
   `FRONTEND_DICE_ROLLER_URL` pointing at it; wrk loads the frontend's `/api/roll`;
@@ -11,7 +11,12 @@ adds. Two are measured, by the same code and reported in the same form:
   its `/roll`. The die-service's dice have their delays at 0 (`bench.serve`), as the
   dice-roller's own dice have here (`DICE_MAX_DELAY_SECONDS=0`): a stage-3 roll waits
   the delay the die-service gives, and the shipped fair die's (up to 1 s) would hide
-  the hop.
+  the hop;
+- `database` (stage 5): the same, the die-service keeping its dice in a PostgreSQL of
+  the bench's own (Debian's, `nativestack.postgres.temporary_server`,
+  `DIE_SERVICE_DATABASE_URL`): each lookup is a query through the pool. Against the
+  die-service hop, it is what the database adds; against direct, stage 5's path behind
+  the dice-roller.
 
 Both against the same direct roll: the dice-roller (delay 0, stage 1's dice known by
 heart) `/roll?die=fair`, the one the frontend hop's frontend calls. Per tracing mode
@@ -20,9 +25,10 @@ one such set of processes:
 - tracing off: all with `OTEL_SDK_DISABLED=true` (`metrics+logs`, `frontend-untraced`,
   `die-service-untraced`);
 - tracing on: all as they run (`full`, `frontend`, `die-service`), exporting over OTLP
-  to a bench receiver, so a roll through either hop makes three spans (frontend: its
-  server and client spans, the dice-roller's server span; die-service: the dice-roller's
-  server and client spans, the die-service's server span) and a direct one makes one.
+  to a bench receiver, so a roll through the frontend or the die-service makes three
+  spans (frontend: its server and client spans, the dice-roller's server span;
+  die-service: the dice-roller's server and client spans, the die-service's server
+  span), through the database four (the query's span besides), and a direct one one.
 
 wrk runs at two loads: one connection, one request at a time, where a latency is what
 one request costs and nothing queues; and `loaded_connections` connections, where wrk,
@@ -52,6 +58,9 @@ from typing import TypedDict
 
 import httpx
 
+from nativestack.postgres import temporary_server
+from stackclient import free_port
+
 from .receiver import BenchReceiver, bench_receiver
 from .report import Report
 from .servers import (
@@ -68,7 +77,7 @@ from .servers import (
 )
 from .wrk import WrkResult, run_wrk
 
-__all__ = ["HOPS", "Hop", "HopPlan", "counted", "rolls_counted", "run_hop"]
+__all__ = ["DATABASE", "HOPS", "Hop", "HopPlan", "counted", "rolls_counted", "run_hop"]
 
 PART = "hop"
 OFF, ON = "off", "on"
@@ -99,6 +108,8 @@ class Hop:
     hop_service: str  # the service the hop adds, whose CPU is shown on its own
     added_is_front: bool  # whether that service is the front (else the one behind)
     spans_per_roll: int = 3  # against 1 for a direct roll
+    behind_spans: int = 1  # the spans that line stands for (its server span, its query's)
+    database: bool = False  # whether the one behind keeps its dice in PostgreSQL
 
 
 FRONTEND_HOP = Hop(
@@ -129,7 +140,26 @@ DIE_SERVICE_HOP = Hop(
     hop_service="die-service",
     added_is_front=False,
 )
-HOPS = (FRONTEND_HOP, DIE_SERVICE_HOP)
+DATABASE_HOP = Hop(
+    name="database",
+    title="With the die-service and PostgreSQL",
+    route="dice-roller /roll + die-service + PostgreSQL",
+    front_builds=DIRECT_BUILDS,
+    behind_builds={OFF: DIE_SERVICE_UNTRACED, ON: DIE_SERVICE},
+    wire="DICE_DIE_SERVICE_URL",
+    front_line=ROLL_LINE,
+    front_spans=2,
+    behind_line=b'"Die found"',
+    counter="die_service_lookups_total",
+    hop_service="die-service",
+    added_is_front=False,
+    spans_per_roll=4,
+    behind_spans=2,
+    database=True,
+)
+HOPS = (FRONTEND_HOP, DIE_SERVICE_HOP, DATABASE_HOP)
+DATABASE = "dice"
+"""The bench's PostgreSQL's user, password and database: stages/stage5.yml's, on 127.0.0.1."""
 ROUTES = (DIRECT, *(hop.name for hop in HOPS))
 
 
@@ -241,8 +271,12 @@ def run_hop(report: Report, plan: HopPlan, output_dir: Path) -> None:
 
 def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
     """Per tracing mode, a receiver; then the direct dice-roller and what is behind each
-    hop; then each hop's front, wired to what is behind it."""
+    hop (a die-service on PostgreSQL for the database hop); then each hop's front, wired
+    to what is behind it."""
     receivers = {mode: stack.enter_context(bench_receiver()) for mode in MODES}
+    port = free_port()
+    stack.enter_context(temporary_server("127.0.0.1", port, DATABASE, DATABASE, DATABASE))
+    database_url = f"postgresql://{DATABASE}:{DATABASE}@127.0.0.1:{port}/{DATABASE}"
     first: list[tuple[str, Hop | None, str]] = [(mode, None, DIRECT_BUILDS[mode]) for mode in MODES]
     first += [
         (mode, hop, hop.behind_builds[mode])
@@ -252,7 +286,21 @@ def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
     ]
     started = stack.enter_context(
         start_servers(
-            [(build, _env(build, receivers[mode])) for mode, _, build in first], output_dir
+            [
+                (
+                    build,
+                    {
+                        **_env(build, receivers[mode]),
+                        **(
+                            {"DIE_SERVICE_DATABASE_URL": database_url}
+                            if hop and hop.database
+                            else {}
+                        ),
+                    },
+                )
+                for mode, hop, build in first
+            ],
+            output_dir,
         )
     )
     dice_rollers: dict[str, Server] = {}
@@ -354,7 +402,7 @@ def _spans(chains: list[Chain]) -> dict[str, SpanCount]:
             if hop.behind_builds is not None:  # a process of its own, a span per call
                 behind = leg.behind.count_in_output(hop.behind_line)
                 logged[f"{hop.name} hop: behind"] = behind
-                expected += behind
+                expected += hop.behind_spans * behind
         if chain.tracing != ON:
             expected = 0
         received = chain.receiver.wait_for_spans(expected, timeout=5.0) if expected else 0

@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve_die_service(port: int) -> int:
     """The die-service exactly as `python -m die_service` runs it (its settings,
-    logging, server and app), over its shipped dice with every delay at 0: the
-    dice-roller in front of it rolls with the die's delay, and the hop bench measures
-    the hop, not a wait of up to a second."""
+    logging, server and app; in memory, or in PostgreSQL with DIE_SERVICE_DATABASE_URL),
+    over its shipped dice with every delay at 0: the dice-roller in front of it rolls
+    with the die's delay, and the hop bench measures the hop, not a wait of up to a
+    second."""
+    from die_service.cli import create_app_for
     from die_service.dice import SHIPPED_DICE
     from die_service.settings import Settings as DieServiceSettings
     from die_service.settings import load_settings as load_die_service_settings
@@ -72,10 +74,7 @@ def serve_die_service(port: int) -> int:
     dice = [die.model_copy(update={"max_delay_seconds": 0.0}) for die in SHIPPED_DICE]
 
     def create_app(settings: DieServiceSettings) -> FastAPI:
-        from die_service.app import create_app as die_service_app  # after logging is set up
-        from die_service.catalogue import InMemoryCatalogue
-
-        return die_service_app(InMemoryCatalogue(dice))
+        return create_app_for(settings, dice)
 
     return run_service(
         "python -m bench.serve die-service",

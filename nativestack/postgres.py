@@ -12,8 +12,8 @@ Debian package creates, on a folder that user owns. `setpriv` becomes that user 
 then is the server (it execs, it does not fork), so a signal sent to the process
 reaches PostgreSQL itself: SIGINT is its fast shutdown, compose's `stop_signal`.
 
-The same functions start the native stack's database (nativestack/stack.py) and the
-tests' (tests/support/postgres.py).
+The same functions start the native stack's database (nativestack/stack.py);
+`temporary_server` puts them together for the bench and the tests.
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from stackclient import wait_until
 
 __all__ = [
     "BIN",
@@ -34,6 +39,7 @@ __all__ = [
     "init_cluster",
     "require_postgres",
     "server_argv",
+    "temporary_server",
 ]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
@@ -133,3 +139,34 @@ def create_database(host: str, port: int, user: str, password: str, database: st
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise PostgresError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
+
+
+@contextmanager
+def temporary_server(
+    host: str, port: int, user: str, password: str, database: str, timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A cluster of its own serving `database` at `host`:`port` until the block ends,
+    then stopped (fast shutdown) and removed: for the bench and the tests."""
+    require_postgres()
+    home = Path(tempfile.mkdtemp(prefix="dice-sandbox-postgres-"))
+    try:
+        init_cluster(home / "data", user, password)
+        with (home / "server.log").open("wb") as log:
+            process = subprocess.Popen(
+                server_argv(home / "data", host, port), stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                if not wait_until(lambda: process.poll() is None and accepts(host, port), timeout):
+                    tail = (home / "server.log").read_text(errors="replace")[-2000:]
+                    raise PostgresError(f"PostgreSQL did not start at {host}:{port}:\n{tail}")
+                create_database(host, port, user, password, database)
+                yield process
+            finally:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,7 +1,8 @@
-"""The hop bench (`bench.hop`): a quick run reports every figure of both hops, the
-frontend's (stage 2) and the die-service's (stage 3), and the figures hang together:
-every answer through a hop was counted by the service behind it (a roll at the
-dice-roller, a lookup at the die-service), every roll with tracing on left its spans.
+"""The hop bench (`bench.hop`): a quick run reports every figure of the three hops, the
+frontend's (stage 2), the die-service's (stage 3) and the database's (the die-service
+on PostgreSQL, stage 5), and the figures hang together: every answer through a hop was
+counted by the service behind it (a roll at the dice-roller, a lookup at the
+die-service), every roll with tracing on left its spans, the query's included.
 No thresholds: figures live in the bench."""
 
 from __future__ import annotations
@@ -26,17 +27,26 @@ from tests.support.tools import require_tool
 
 LOADS = ("connections_1", "connections_50")
 MODES = ("off", "on")
-HOPS = ("frontend", "die-service")
+HOPS = ("frontend", "die-service", "database")
 ROUTES = ("direct", *HOPS)
-LABELS = ("dice-roller /roll", "frontend /api/roll", "dice-roller /roll + die-service")
-COUNTERS = {"frontend": "dice_rolls_total", "die-service": "die_service_lookups_total"}
+LABELS = (
+    "dice-roller /roll",
+    "frontend /api/roll",
+    "dice-roller /roll + die-service",
+    "dice-roller /roll + die-service + PostgreSQL",
+)
+COUNTERS = {
+    "frontend": "dice_rolls_total",
+    "die-service": "die_service_lookups_total",
+    "database": "die_service_lookups_total",
+}
 
 
 @pytest.mark.slow
-def test_quick_hop_run_reports_both_hops_with_tracing_off_and_on(tmp_path: Path) -> None:
+def test_quick_hop_run_reports_the_three_hops_with_tracing_off_and_on(tmp_path: Path) -> None:
     require_tool("wrk", "the benchmarks load the services with wrk")
     results = tmp_path / "hop.json"
-    done = run_bench("--quick", "--only", "hop", "--json", str(results), timeout=200)
+    done = run_bench("--quick", "--only", "hop", "--json", str(results), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     out = done.stdout
@@ -48,6 +58,11 @@ def test_quick_hop_run_reports_both_hops_with_tracing_off_and_on(tmp_path: Path)
     assert "What the die-service hop adds, dice-roller /roll + die-service against direct" in out
     assert "Through the frontend, throughput at 50 connections" in out
     assert "With the die-service, throughput at 50 connections" in out
+    assert (
+        "What the database hop adds, dice-roller /roll + die-service + PostgreSQL against direct"
+        in out
+    )
+    assert "With the die-service and PostgreSQL, throughput at 50 connections" in out
 
     data = json.loads(results.read_text())
     assert set(data["figures"]) == {"hop"}
@@ -102,26 +117,32 @@ def test_quick_hop_run_reports_both_hops_with_tracing_off_and_on(tmp_path: Path)
         "frontend hop: front",
         "die-service hop: front",
         "die-service hop: behind",
+        "database hop: front",
+        "database hop: behind",
     }
     # A direct roll is one span, one through either hop three: the frontend's server
     # and client spans and the dice-roller's (counted in its lines, which include the
     # rolls relayed); the stage-3 dice-roller's server and client spans and the
-    # die-service's. The die-service looked up every roll the dice-roller in front of
-    # it logged, and answered its own readiness probe.
+    # die-service's; through the database four, the query's span besides. Each
+    # die-service looked up every roll the dice-roller in front of it logged, and
+    # answered its own readiness probe.
     assert logged["frontend hop: front"] > 0
     assert logged["dice-roller"] > logged["frontend hop: front"]
     assert logged["die-service hop: behind"] > logged["die-service hop: front"] > 0
+    assert logged["database hop: behind"] > logged["database hop: front"] > 0
     assert on["expected"] == (
         logged["dice-roller"]
         + 2 * logged["frontend hop: front"]
         + 2 * logged["die-service hop: front"]
         + logged["die-service hop: behind"]
+        + 2 * logged["database hop: front"]
+        + 2 * logged["database hop: behind"]
     )
     assert on["received"] >= on["expected"], on
     assert off["logged"]["die-service hop: behind"] > 0 and off["received"] == 0, off
 
     assert {check["part"] for check in data["checks"]} == {"hop"}
-    assert len(data["checks"]) == 3
+    assert len(data["checks"]) == 4
     assert all(check["value"] == 0 for check in data["checks"]), data["checks"]
     assert all(check["verdict"].startswith("not judged") for check in data["checks"])
 

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 from sandbox_telemetry import run_service
 
+from .dice import SHIPPED_DICE, DieSpec
 from .settings import Settings, load_settings
 
-__all__ = ["main"]
+__all__ = ["create_app_for", "main"]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "die-service") -> int:
@@ -21,24 +22,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "die-service") -> int:
         Settings,
         "DIE_SERVICE_",
         load_settings,
-        _create_app,
+        create_app_for,
         argv,
     )
 
 
-def _create_app(settings: Settings) -> FastAPI:
-    """The app over the shipped dice: in memory (stage 3), or in the PostgreSQL
-    database `DIE_SERVICE_DATABASE_URL` names (stage 5)."""
+def create_app_for(settings: Settings, dice: Sequence[DieSpec] = SHIPPED_DICE) -> FastAPI:
+    """The app over `dice`: in memory (stage 3), or in the PostgreSQL database
+    `DIE_SERVICE_DATABASE_URL` names (stage 5), where they are the rows it starts with."""
     # Imported after logging is set up, so start-up lines are JSON too.
     from sandbox_telemetry import create_tracer_provider, new_registry
 
     from . import SERVICE_NAME, __version__
     from .app import create_app
+    from .catalogue import InMemoryCatalogue
     from .database import PostgresCatalogue
     from .metrics import DatabaseMetrics
 
     if not settings.database_url:
-        return create_app()
+        return create_app(InMemoryCatalogue(dice))
     provider = create_tracer_provider(SERVICE_NAME, __version__)
     registry = new_registry()
     catalogue = PostgresCatalogue(
@@ -47,6 +49,7 @@ def _create_app(settings: Settings) -> FastAPI:
         settings.database_timeout_seconds,
         DatabaseMetrics(registry),
         provider.get_tracer("die_service"),
+        dice,
     )
     return create_app(catalogue, provider, registry)
 

@@ -76,10 +76,17 @@ UNREACHABLE = (
 
 
 class PostgresCatalogue:
-    """The dice table of the database at `url`, read through a pool of `pool_size`."""
+    """The dice table of the database at `url`, read through a pool of `pool_size`;
+    `dice` are the rows it starts with (`SHIPPED_DICE` unless told otherwise)."""
 
     def __init__(
-        self, url: str, pool_size: int, timeout: float, metrics: DatabaseMetrics, tracer: Tracer
+        self,
+        url: str,
+        pool_size: int,
+        timeout: float,
+        metrics: DatabaseMetrics,
+        tracer: Tracer,
+        dice: Sequence[DieSpec] = SHIPPED_DICE,
     ) -> None:
         self.timeout = timeout
         self.metrics = metrics
@@ -89,6 +96,7 @@ class PostgresCatalogue:
         self._pool: asyncpg.Pool | None = None
         self._schema_made = False
         self._schema_lock = asyncio.Lock()
+        self._dice = dice
 
     async def open(self) -> None:
         # min_size=0: no connection is opened here, so a database still starting does
@@ -152,7 +160,7 @@ class PostgresCatalogue:
                 async with self._pool.acquire(timeout=self.timeout) as connection:
                     await self._make_table(connection)
             self._schema_made = True
-            log.info("Dice table ready", extra={"dice": len(SHIPPED_DICE)})
+            log.info("Dice table ready", extra={"dice": len(self._dice)})
 
     async def _make_table(self, connection: PoolConnectionProxy) -> None:
         async with connection.transaction():
@@ -160,7 +168,7 @@ class PostgresCatalogue:
                 "SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK, timeout=self.timeout
             )
             await connection.execute(SCHEMA, timeout=self.timeout)
-            await connection.executemany(SEED, _seed_rows(SHIPPED_DICE), timeout=self.timeout)
+            await connection.executemany(SEED, _seed_rows(self._dice), timeout=self.timeout)
 
     @contextmanager
     def _failures(self) -> Iterator[None]:
