@@ -34,6 +34,14 @@ from .alert_probes import (
     receiver_line,
 )
 from .context import DrillContext, Reading
+from .database_probes import (
+    DATABASE_DOWN_LINES,
+    DATABASE_HOP,
+    POSTGRES,
+    database_fails_the_roll,
+    exporter_reports_down,
+    trace_of_database_failure,
+)
 from .flagfile import read_flag_file
 from .probes import (
     SERVICE_LOGS,
@@ -52,6 +60,7 @@ from .upstream_probes import (
     DIE_UNAVAILABLE_LINES,
     FAILED_LINES,
     REASON,
+    Hop,
     answers_503,
     callee_answers,
     callers_graph,
@@ -73,6 +82,7 @@ __all__ = [
     "SLOW_LINES",
     "STAGE2_DASHBOARD",
     "STAGE3_DASHBOARD",
+    "STAGE5_DASHBOARD",
     "Drill",
     "Plan",
     "Signal",
@@ -81,6 +91,7 @@ __all__ = [
 
 STAGE2_DASHBOARD = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 STAGE3_DASHBOARD = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
+STAGE5_DASHBOARD = ROOT / "grafana-dashboards" / "stage5-dashboard.json"
 
 SHIPPED: Mapping[str, str] = {
     "risky-failure-rate": "spec",
@@ -118,7 +129,8 @@ class WhereToLook:
     alerts: tuple[str, ...] = ()
     dashboard: Path = DASHBOARD_FILE
     """The dashboard's file: that of the drill's stage (stage 2's for a drill that needs
-    the frontend, stage 3's for one that needs the die-service)."""
+    the frontend, stage 3's for one that needs the die-service, stage 5's for one that
+    needs the database)."""
 
 
 @dataclass(frozen=True)
@@ -505,6 +517,12 @@ RECOVERY = Drill(
 
 # ---------------------------------------------------------------- upstream-down
 
+OUTAGE_WAIT = (
+    f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s for its return "
+    "(the scrapes and the trip to Loki)"
+)
+"""How long a drill that stops a service waits, in words, for --list."""
+
 HINT_STOPPED = (
     "Is the dice-roller stopped? `docker compose ps dice-roller`; elsewhere, "
     "--stop-command (or DRILL_STOP_COMMAND) must stop the service --service-url reaches."
@@ -577,8 +595,7 @@ UPSTREAM_DOWN = Drill(
         "from its callers too."
     ),
     plan=_upstream_down,
-    give_up_text=f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s "
-    "for its return (the scrapes and the trip to Loki)",
+    give_up_text=OUTAGE_WAIT,
     needs=("frontend", "service", "prometheus", "loki", "tempo"),
     stops="dice-roller",
     traffic=FRONTEND,
@@ -654,21 +671,22 @@ def _die_service_down(ctx: DrillContext) -> Plan:
             HINT_GRAPH,
         ),
     ]
-    back = [
+    back = _die_service_back(hop, HINT_DIE_SERVICE_STARTED)
+    return Plan(signals, timing.outage_seconds(), back=back, back_give_up=timing.return_seconds())
+
+
+def _die_service_back(hop: Hop, hint: str) -> list[Signal]:
+    """The return of what `hop` stopped, as the dice-roller's rolls see it: the
+    die-service answers (a roll of the drill's own is 200), and rolls succeed."""
+    return [
         Signal(
             "The die-service answers again",
             "the dice roller",
             lambda c: callee_answers(c, hop),
-            HINT_DIE_SERVICE_STARTED,
+            hint,
         ),
-        Signal(
-            "Rolls succeed again",
-            "Prometheus",
-            lambda c: rolls_succeed_again(c, hop),
-            HINT_DIE_SERVICE_STARTED,
-        ),
+        Signal("Rolls succeed again", "Prometheus", lambda c: rolls_succeed_again(c, hop), hint),
     ]
-    return Plan(signals, timing.outage_seconds(), back=back, back_give_up=timing.return_seconds())
 
 
 DIE_SERVICE_DOWN = Drill(
@@ -700,15 +718,126 @@ DIE_SERVICE_DOWN = Drill(
         "A dependency's outage is its caller's error: count it where it is met."
     ),
     plan=_die_service_down,
-    give_up_text=f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s "
-    "for its return (the scrapes and the trip to Loki)",
+    give_up_text=OUTAGE_WAIT,
     needs=("service", "prometheus", "loki", "tempo"),
     stops=DIE_SERVICE_HOP.callee,
     stage=3,
 )
 
 
+# ---------------------------------------------------------------- database-down
+
+STAGE5_FILES = "-f docker-compose.yml -f stages/stage3.yml -f stages/stage5.yml"
+STAGE5_PS = f"`docker compose {STAGE5_FILES} ps {POSTGRES}`"
+HINT_DATABASE_STOPPED = (
+    f"Is PostgreSQL stopped? {STAGE5_PS}; elsewhere, --stop-command (or DRILL_STOP_COMMAND) "
+    "must stop the database the die-service behind --service-url reads (its "
+    "DIE_SERVICE_DATABASE_URL). A roll that answers 200 found a database that still "
+    "answers, or a die-service that keeps its dice in memory (stage 3 or 4)."
+)
+HINT_DIE_SERVICE_METRICS = (
+    "Alloy scrapes the die-service by its container's label sandbox.metrics.port "
+    "(stages/stage3.yml) and remote-writes die_service_db_errors_total, exported when "
+    "DIE_SERVICE_DATABASE_URL is set (stages/stage5.yml)."
+)
+HINT_EXPORTER = (
+    "Alloy scrapes postgres_exporter by its container's label (stages/stage5.yml): "
+    'up{job="postgres-exporter"} is its scrape, pg_up whether it reached the database '
+    "of its DATA_SOURCE_NAME."
+)
+HINT_DIE_SERVICE_LOGS = (
+    "The die-service's lines reach Loki through Alloy; its stream is "
+    '{container_name="die-service"}.'
+)
+HINT_DIE_SERVICE_SPANS = (
+    "The die-service's spans reach Tempo through Alloy (OTEL_EXPORTER_OTLP_ENDPOINT in "
+    "stages/stage3.yml); traces are fetched by the ids of failed rolls."
+)
+HINT_DATABASE_STARTED = (
+    f"Is PostgreSQL running again? {STAGE5_PS}; elsewhere, --start-command (or "
+    "DRILL_START_COMMAND) must start it. The die-service reconnects by itself: no "
+    "restart is needed."
+)
+
+
+def _database_down(ctx: DrillContext) -> Plan:
+    hop = DATABASE_HOP
+    signals = [
+        Signal(
+            "The dice-roller answers 502",
+            "the dice roller",
+            database_fails_the_roll,
+            HINT_DATABASE_STOPPED,
+        ),
+        Signal(
+            "Database errors up",
+            "Prometheus",
+            lambda c: upstream_errors(c, hop),
+            HINT_DIE_SERVICE_METRICS,
+        ),
+        Signal("pg_up falls to 0", "Prometheus", exporter_reports_down, HINT_EXPORTER),
+        Signal(
+            "Database unavailable logged",
+            "Loki",
+            lambda c: failed_lines(c, hop),
+            HINT_DIE_SERVICE_LOGS,
+        ),
+        Signal(
+            "A trace's die-service span failed",
+            "Tempo",
+            trace_of_database_failure,
+            HINT_DIE_SERVICE_SPANS,
+        ),
+    ]
+    back = _die_service_back(hop, HINT_DATABASE_STARTED)
+    return Plan(signals, timing.outage_seconds(), back=back, back_give_up=timing.return_seconds())
+
+
+DATABASE_DOWN = Drill(
+    name="database-down",
+    summary="PostgreSQL stops while the dice-roller rolls: 502s that name the database, "
+    "the die-service's database errors, pg_up 0 and failed die-service spans; then it "
+    "comes back",
+    flags={},
+    look=WhereToLook(
+        panels=(
+            "Database Errors by Reason",
+            "PostgreSQL Up",
+            "Pool Connections",
+            "Database Unavailable",
+            "PostgreSQL Server Log",
+        ),
+        logql=DATABASE_DOWN_LINES,
+        traceql=f'{{ resource.service.name = "{DIE_SERVICE_HOP.callee}" && kind = server '
+        "&& span.http.response.status_code = 503 }",
+        dashboard=STAGE5_DASHBOARD,
+    ),
+    lesson=(
+        "The database sits two hops from the rolls, and each hop tells it in its own words: "
+        "the die-service answers 503, counts the lookups the database failed by reason, "
+        'logs "Database unavailable" and marks its span with database.failure; the dice-roller '
+        "turns that into a 502, an error of its upstream's answer (error_status), not an "
+        "unreachable one. The die-service itself is up: its scrape, and the exporter's, "
+        "still succeed; only pg_up says the database is gone. When it is back, nothing is "
+        "restarted: the die-service's pool opens new connections at the next lookup."
+    ),
+    plan=_database_down,
+    give_up_text=OUTAGE_WAIT,
+    needs=("service", "prometheus", "loki", "tempo"),
+    stops=POSTGRES,
+    stage=5,
+)
+
+
 DRILLS: dict[str, Drill] = {
     drill.name: drill
-    for drill in (ERROR_SPIKE, LATENCY, LOADED_DIE, UPSTREAM_DOWN, DIE_SERVICE_DOWN, RECOVERY)
+    for drill in (
+        ERROR_SPIKE,
+        LATENCY,
+        LOADED_DIE,
+        UPSTREAM_DOWN,
+        DIE_SERVICE_DOWN,
+        DATABASE_DOWN,
+        RECOVERY,
+    )
 }

@@ -3,9 +3,10 @@
 Under compose that is `docker compose stop dice-roller`, then `docker compose start
 dice-roller`, run from the repository (the compose project); for a stage-3 drill, with
 stage 3's compose files (`docker compose -f docker-compose.yml -f stages/stage3.yml stop
-die-service`: compose knows the die-service from the second file only). Elsewhere (a native
-stack, a remote one) `--stop-command` and `--start-command` say what to run instead;
-`{service}` in them is the compose service's name. Code that runs the stack itself
+die-service`: compose knows the die-service from the second file only), and for a
+stage-5 drill stage 5's file after them. Elsewhere (a native stack, a remote one)
+`--stop-command` and `--start-command` say what to run instead; `{service}` in them is
+the compose service's name. Code that runs the stack itself
 (the native stack's tests) passes its own `ServiceControl` to `run_drill`.
 
 `stopped_service` starts the service again however its block ends: normally, on an
@@ -45,9 +46,13 @@ __all__ = [
     "stopped_service",
 ]
 
-COMPOSE_FILES: dict[int, tuple[str, ...]] = {3: ("docker-compose.yml", "stages/stage3.yml")}
+COMPOSE_FILES: dict[int, tuple[str, ...]] = {
+    3: ("docker-compose.yml", "stages/stage3.yml"),
+    5: ("docker-compose.yml", "stages/stage3.yml", "stages/stage5.yml"),
+}
 """The compose files of a stage that needs more than compose's default file
-(docs/stages.md); stages 1 and 2 run from docker-compose.yml alone."""
+(docs/stages.md); stages 1 and 2 run from docker-compose.yml alone, stage 5 merges its
+file over stage 3's."""
 
 
 def compose_command(verb: str, stage: int = 1) -> str:

@@ -38,6 +38,7 @@ from .flagfile import (
     write_atomically,
 )
 from .outage import (
+    COMPOSE_FILES,
     CommandControl,
     OutageError,
     ServiceControl,
@@ -99,8 +100,9 @@ def check_stack(api: Api, settings: DrillSettings, needs: tuple[str, ...], stage
             options.append(_option_for(field))
     if problems:
         if stage >= 3:
-            start = "`docker compose -f docker-compose.yml -f stages/stage3.yml up -d`, or "
-            start += "`sudo python3 tasks.py nativestack --stage 3`"
+            files = "".join(f" -f {name}" for name in COMPOSE_FILES[5 if stage >= 5 else 3])
+            start = f"`docker compose{files} up -d`, or "
+            start += f"`sudo python3 tasks.py nativestack --stage {stage}`"
         elif "frontend" in needs or stage == 2:
             start = "`docker compose --profile stage2 up -d`, or `sudo python3 tasks.py "
             start += "nativestack --stage 2`"

@@ -3,7 +3,9 @@ calls it keeps serving, and every signal of the failure comes from that caller.
 
 Two such pairs (`Hop`): the frontend in front of the dice-roller (`FRONTEND_HOP`,
 upstream-down, stage 2), and the dice-roller in front of the die-service
-(`DIE_SERVICE_HOP`, die-service-down, stage 3). For each:
+(`DIE_SERVICE_HOP`, die-service-down, stage 3); database_probes.py adds a third, the
+die-service in front of PostgreSQL (database-down, stage 5), read with the same
+machinery. For each of the first two:
 
 - the caller's own answer: a roll answers 503 at once, naming the stopped service
   unreachable, with the trace id of the failed roll;
@@ -65,16 +67,19 @@ __all__ = [
     "Hop",
     "answers_503",
     "callee_answers",
+    "caller_fails",
     "callers_graph",
     "dice_roller_answers",
     "ends_at_caller",
     "ends_at_frontend",
     "failed_lines",
     "frontend_answers_503",
+    "lowest_since_start",
     "rolls_succeed_again",
     "scrape_fails",
     "trace_ends_at_caller",
     "trace_ends_at_frontend",
+    "trace_of_failed_roll",
     "upstream_errors",
 ]
 
@@ -105,8 +110,10 @@ class Hop:
     caller: str
     """The caller's `service.name`."""
     callee: str
-    """The stopped service's `service.name` (its compose service too)."""
+    """The stopped service's `service.name` (its compose service too); for one that
+    sends no spans (the database), what the probes call it."""
     caller_component: Callable[[DrillContext], Component]
+    """Where the drill's own rolls go: the caller, or the service in front of it."""
     roll_path: str
     """The caller's roll endpoint, asked with `?die=fair`."""
     errors: str
@@ -204,9 +211,11 @@ def _roll_at_caller(ctx: DrillContext, hop: Hop) -> tuple[httpx.Response, float]
     return response, (time.monotonic() - began) * 1000
 
 
-def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
-    """A roll of the drill's own, asked of the caller: a quick 503 naming the callee
-    unreachable (its trace id is kept for `trace_ends_at_caller`)."""
+def caller_fails(
+    ctx: DrillContext, hop: Hop, status: int, says: Callable[[dict[str, Any]], bool]
+) -> Reading:
+    """A roll of the drill's own, asked of the caller: a quick `status` whose JSON body
+    `says` what the outage is (its trace id is kept for the Tempo probe)."""
     response, milliseconds = _roll_at_caller(ctx, hop)
     try:
         body: Any = response.json()
@@ -215,15 +224,25 @@ def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
     answer = body if isinstance(body, dict) else {}
     reason = answer.get("reason")
     detail = str(answer.get("detail", ""))
-    unreachable = reason == REASON or detail.startswith(f"The {hop.callee} is {REASON}")
-    if response.status_code == 503 and unreachable:
+    if response.status_code == status and says(answer):
         ids = parse_traceresponse(response.headers.get("traceresponse"))
         _keep_trace(ctx, hop, answer.get("trace_id") or (ids[0] if ids else None))
-        return seen(f"HTTP 503 in {milliseconds:.0f} ms: {detail[:120]}")
+        return seen(f"HTTP {status} in {milliseconds:.0f} ms: {detail[:120]}")
     said = f", reason {reason}" if reason else ""
     return not_yet(
         f"a roll answered HTTP {response.status_code}{said}: is the {hop.callee} stopped?"
     )
+
+
+def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
+    """A roll of the drill's own, asked of the caller: a quick 503 naming the callee
+    unreachable (its trace id is kept for `trace_ends_at_caller`)."""
+
+    def unreachable(answer: dict[str, Any]) -> bool:
+        detail = str(answer.get("detail", ""))
+        return answer.get("reason") == REASON or detail.startswith(f"The {hop.callee} is {REASON}")
+
+    return caller_fails(ctx, hop, 503, unreachable)
 
 
 def frontend_answers_503(ctx: DrillContext) -> Reading:
@@ -249,6 +268,15 @@ def upstream_errors(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
     return seen(detail)
 
 
+def lowest_since_start(ctx: DrillContext, selector: str) -> list[dict[str, Any]] | None:
+    """The lowest value of each series of `selector` since the drill began (None in its
+    first second, which holds no sample yet)."""
+    window = math.floor(ctx.elapsed())
+    if window < 1:
+        return None
+    return prometheus_vector(ctx, f"min_over_time({selector}[{window}s])")
+
+
 def scrape_fails(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
     """The stopped service's own scrape fails: `up` was 0 at a scrape made since the
     drill stopped it.
@@ -259,10 +287,9 @@ def scrape_fails(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
     compose a stopped one's target goes away within Alloy's refresh (5 s): its series
     then ends (a stale marker) instead of falling to 0, which says the same."""
     selector = f'up{{job="{hop.scrape_job}"}}'
-    window = math.floor(ctx.elapsed())
-    if window < 1:
+    rows = lowest_since_start(ctx, selector)
+    if rows is None:
         return not_yet("no scrape since the drill began yet")
-    rows = prometheus_vector(ctx, f"min_over_time({selector}[{window}s])")
     if rows and sample_value(rows[0]) == 0:
         return seen(f"{selector} fell to 0: {hop.scraper}'s scrapes of it fail")
     if not rows:
@@ -322,9 +349,12 @@ def ends_at_frontend(spans: list[Span]) -> str | None:
     return ends_at_caller(spans, FRONTEND_HOP)
 
 
-def trace_ends_at_caller(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
+def trace_of_failed_roll(
+    ctx: DrillContext, hop: Hop, match: Callable[[list[Span]], str | None], what: str
+) -> Reading:
     """A trace of a failed roll (the drill's own, or a logged one) in Tempo, by id, that
-    ends at the caller (`ends_at_caller`)."""
+    `match` describes (None for a trace that is not the one wanted); `what` it is, in
+    words, for the reading while none is found."""
     key = hop.key
     if f"{key}:matched" in ctx.found:
         return seen(ctx.found[f"{key}:matched"])
@@ -340,14 +370,19 @@ def trace_ends_at_caller(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
         if not any(span["kind"] in SERVER_KINDS for span in spans):
             continue  # the server span ends last, and may come in a later batch
         checked.add(trace_id)
-        found = ends_at_caller(spans, hop)
+        found = match(spans)
         if found is not None:
             ctx.found[f"{key}:matched"] = f"trace {trace_id}: {found}"
             return seen(ctx.found[f"{key}:matched"])
     if not candidates:
-        return not_yet(f"no failed roll's trace id yet (from the {hop.caller}'s 503s or Loki)")
-    return not_yet(
-        f"no trace that ends at the {hop.caller} yet ({len(checked)} of {len(candidates)} read)"
+        return not_yet("no failed roll's trace id yet (from the drill's own rolls or Loki)")
+    return not_yet(f"no trace {what} yet ({len(checked)} of {len(candidates)} read)")
+
+
+def trace_ends_at_caller(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
+    """A trace of a failed roll in Tempo that ends at the caller (`ends_at_caller`)."""
+    return trace_of_failed_roll(
+        ctx, hop, lambda spans: ends_at_caller(spans, hop), f"that ends at the {hop.caller}"
     )
 
 

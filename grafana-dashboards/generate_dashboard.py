@@ -5,7 +5,10 @@
   call between the two, the service graph, and one request followed across both;
 - `stage3-dashboard.json`, "Dice Roller - Stage 3": the die-service behind the
   dice-roller, the eight dice it owns, the roller's call to it and how that call fails,
-  and one roll followed across the three services.
+  and one roll followed across the three services;
+- `stage5-dashboard.json`, "Dice Roller - Stage 5": the dice in PostgreSQL, the
+  database as the die-service sees it and as it sees itself, the die-service → dice
+  edge of the service graph, and the lines that say the database did not answer.
 
 The JSON Grafana loads is long and repetitive; the decisions behind it are few. This
 script keeps the decisions readable (one function per panel: its query, unit and
@@ -40,6 +43,7 @@ JSON = dict[str, Any]
 DASHBOARD_PATH = Path(__file__).with_name("stage1-dashboard.json")
 STAGE2_DASHBOARD_PATH = Path(__file__).with_name("stage2-dashboard.json")
 STAGE3_DASHBOARD_PATH = Path(__file__).with_name("stage3-dashboard.json")
+STAGE5_DASHBOARD_PATH = Path(__file__).with_name("stage5-dashboard.json")
 CONTAINER = "dice-roller-stage1"  # the compose container name; Alloy turns it into a Loki label
 SERVICE_NAME = "dice-roller"  # OpenTelemetry service.name of the traces
 ROLL = 'handler="/roll"'  # the API route; /metrics scrapes are never counted
@@ -89,11 +93,16 @@ def service_map() -> JSON:
 
 
 def quantiles(
-    histogram: str, selector: str, qs: Sequence[float], by: Sequence[str] = ()
+    histogram: str,
+    selector: str,
+    qs: Sequence[float],
+    by: Sequence[str] = (),
+    *,
+    exemplars: bool = True,
 ) -> list[JSON]:
-    """One `histogram_quantile` per quantile (refs A, B, ...), exemplars on: a line per
-    quantile, and per value of the `by` labels, legend "p99" or "p99 {{label}}". An
-    empty `selector` takes every series of the histogram."""
+    """One `histogram_quantile` per quantile (refs A, B, ...): a line per quantile, and
+    per value of the `by` labels, legend "p99" or "p99 {{label}}". An empty `selector`
+    takes every series of the histogram. Exemplars on, unless the histogram has none."""
     grouping = ", ".join(("le", *by))
     labels = "".join(f" {{{{{label}}}}}" for label in by)
     buckets = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
@@ -102,7 +111,7 @@ def quantiles(
             f"histogram_quantile({q}, sum by ({grouping}) (rate({buckets}[$__rate_interval])))",
             f"p{round(q * 100)}{labels}",
             "ABCDEFGH"[number],
-            exemplar=True,
+            exemplar=exemplars,
         )
         for number, q in enumerate(qs)
     ]
@@ -902,6 +911,288 @@ def stage3_trace_logs(y: int) -> JSON:
     )
 
 
+# --- Stage 5: the dice in PostgreSQL ----------------------------------------------------
+#
+# Stage 3's three services, the die-service's dice now rows of a PostgreSQL table, read
+# through a pool of connections. Two views of one database: the die-service's
+# (`die_service_db_*`, its pool and its queries) and the database's own
+# (postgres_exporter's `pg_*`, only families Debian's 0.11.1 and compose's v0.20.1
+# both have). The traces add a third: Alloy's service graph draws the database as a
+# node, named after the `db.name` of the die-service's query spans.
+
+DATABASE = "dice"  # POSTGRES_DB: the database's name, its `datname`, its service-graph node
+DICE_DATABASE = f'datname="{DATABASE}"'  # the exporter reports every database of the server
+DATABASE_EDGE = f'client="{DIE_SERVICE}", server="{DATABASE}", connection_type="database"'
+POSTGRES_CONTAINER = "postgres"
+UNAVAILABLE = "Database unavailable"  # the die-service's ERROR line when the database fails
+DATABASE_UNAVAILABLE_LOGS = (
+    f'{{container_name="{DIE_SERVICE_CONTAINER}"}} |= "{UNAVAILABLE}" | json'
+    f' | message="{UNAVAILABLE}"'
+)
+POSTGRES_LOGS = f'{{container_name="{POSTGRES_CONTAINER}"}}'
+# The die-service's server spans of the lookups the database failed: it names the
+# failure on its span (`database.failure`: unreachable, timeout, error).
+FAILED_DATABASE_LOOKUPS = f'{{resource.service.name="{DIE_SERVICE}" && span.database.failure != nil}}'
+DOWN_OR_UP = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "Down", "color": "red", "index": 0},
+            "1": {"text": "Up", "color": "green", "index": 1},
+        },
+    }
+]
+
+
+def query_duration(y: int) -> JSON:
+    return timeseries(
+        "Query Duration by Query",
+        "How long the die-service's queries take in PostgreSQL, p50 and p99, one pair of "
+        "lines per query: `one_die` (every lookup, so every roll) and `all_dice` (the "
+        "page's list of dice). Timed from sending the query to its rows, the pool's wait "
+        "apart (see Pool Wait p99). A healthy database answers in a millisecond or less; "
+        "a slow one shows here first, up to the die-service's limit "
+        "(`DIE_SERVICE_DATABASE_TIMEOUT_SECONDS`, 0.4 s), past which the lookup fails "
+        "with `timeout`. From `die_service_db_query_duration_seconds`; the dots are "
+        "exemplars, each a query's trace.",
+        (0, y, 6, 8),
+        quantiles("die_service_db_query_duration_seconds", "", (0.5, 0.99), by=("query",)),
+        unit="s",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def pool_connections(y: int) -> JSON:
+    return timeseries(
+        "Pool Connections",
+        "The die-service's pool of connections to PostgreSQL: those open, by state, "
+        "`in_use` (a query on it now) or `idle` (kept for the next lookup), and `max`, "
+        "the most the pool opens (`DIE_SERVICE_DATABASE_POOL_SIZE`). Connections are "
+        "opened on demand and closed after a minute idle. `in_use` at `max` means "
+        "lookups queue for a connection: Pool Wait p99 rises. From "
+        "`die_service_db_connections` and `die_service_db_connections_max`, read at each "
+        "scrape.",
+        (6, y, 6, 8),
+        [
+            prom("sum by (state) (die_service_db_connections)", "{{state}}"),
+            prom("max(die_service_db_connections_max)", "max", "B"),
+        ],
+        unit="short",
+        defaults={"min": 0, "decimals": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def pool_wait(y: int) -> JSON:
+    return timeseries(
+        "Pool Wait p99",
+        "How long a lookup waited for a connection from the pool: 99 % waited less. Near "
+        "zero while the pool has an idle connection; opening a new one shows here too "
+        "(a few milliseconds). High while Pool Connections is at its max: more lookups "
+        "at once than connections. A wait past the die-service's limit (0.4 s) fails "
+        "the lookup with `timeout`. From `die_service_db_pool_wait_seconds`.",
+        (12, y, 6, 8),
+        quantiles("die_service_db_pool_wait_seconds", "", (0.99,), exemplars=False),
+        unit="s",
+        defaults={"min": 0},
+    )
+
+
+def database_errors(y: int) -> JSON:
+    return timeseries(
+        "Database Errors by Reason",
+        "Lookups per second the database failed, as the die-service saw them, stacked "
+        "by reason: `unreachable` (no connection: PostgreSQL is down or refuses), "
+        "`timeout` (no connection or no answer within 0.4 s) and `error` (the query "
+        "failed, or a row is not a die). Each one is a 503 from the die-service, which "
+        "the dice-roller passes on as a 502. From `die_service_db_errors_total`; every "
+        "reason exists at zero from the start. Click a point for the die-service's "
+        "failed lookups in Tempo (`database.failure` on their span).",
+        (18, y, 6, 8),
+        [
+            prom(
+                "sum by (reason) (rate(die_service_db_errors_total[$__rate_interval]))",
+                "{{reason}}",
+            )
+        ],
+        unit="reqps",
+        defaults={
+            **STACKED,
+            "color": {"mode": "palette-classic"},
+            "links": [
+                {
+                    "title": "Search the lookups the database failed in Tempo",
+                    "url": explore_link(TEMPO, FAILED_DATABASE_LOOKUPS),
+                }
+            ],
+        },
+    )
+
+
+def postgres_up(y: int) -> JSON:
+    return panel(
+        "stat",
+        "PostgreSQL Up",
+        "Whether postgres_exporter could connect to PostgreSQL at its last scrape: `pg_up` "
+        "is 1 (Up) or 0 (Down). The exporter itself keeps answering while the database "
+        "is down, so this says whether the database is there, not the exporter. Down "
+        "here and `unreachable` in Database Errors by Reason go together.",
+        (0, y, 6, 8),
+        [prom("min(pg_up)", "pg_up", instant=True)],
+        unit="none",
+        defaults={
+            "decimals": 0,
+            "mappings": DOWN_OR_UP,
+            "thresholds": thresholds((None, "red"), (1, "green")),
+        },
+        options={
+            "reduceOptions": SINGLE_VALUE,
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "value",
+            "justifyMode": "center",
+        },
+    )
+
+
+def backends(y: int) -> JSON:
+    return timeseries(
+        "Backends",
+        f"Connections to the `{DATABASE}` database as PostgreSQL counts them, one server "
+        "process each (`pg_stat_database_numbackends`), beside the die-service's pool "
+        "(all its open connections, `die_service_db_connections`). The difference is the "
+        "other clients: postgres_exporter's own connection, a `psql` someone opened. "
+        "Backends far above the pool point at a client holding connections.",
+        (6, y, 6, 8),
+        [
+            prom(f"sum(pg_stat_database_numbackends{{{DICE_DATABASE}}})", "backends"),
+            prom("sum(die_service_db_connections)", "die-service pool", "B"),
+        ],
+        unit="short",
+        defaults={"min": 0, "decimals": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def transactions(y: int) -> JSON:
+    return timeseries(
+        "Transactions",
+        f"Transactions per second in the `{DATABASE}` database: committed, and rolled "
+        "back. Every query the die-service runs is a transaction of its own, so commits "
+        "follow the lookups (Die Lookups by Outcome at stage 3), plus the exporter's "
+        "scrapes. Rollbacks should stay near zero: a rise is queries failing in the "
+        "database. From postgres_exporter's `pg_stat_database_xact_commit` and "
+        "`pg_stat_database_xact_rollback`.",
+        (12, y, 6, 8),
+        [
+            prom(
+                f"sum(rate(pg_stat_database_xact_commit{{{DICE_DATABASE}}}[$__rate_interval]))",
+                "commits",
+            ),
+            prom(
+                f"sum(rate(pg_stat_database_xact_rollback{{{DICE_DATABASE}}}[$__rate_interval]))",
+                "rollbacks",
+                "B",
+            ),
+        ],
+        unit="ops",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def cache_hit_ratio(y: int) -> JSON:
+    hits = f"sum(rate(pg_stat_database_blks_hit{{{DICE_DATABASE}}}[$__rate_interval]))"
+    reads = f"sum(rate(pg_stat_database_blks_read{{{DICE_DATABASE}}}[$__rate_interval]))"
+    return timeseries(
+        "Cache Hit Ratio",
+        f"Share of the blocks the `{DATABASE}` database needed that PostgreSQL found in "
+        "its own memory (shared buffers), over `$__rate_interval`: hits divided by hits "
+        "plus reads from disk (or the OS cache), from `pg_stat_database_blks_hit` and "
+        "`pg_stat_database_blks_read`. The dice table is a few rows: after the first "
+        "lookups it sits in memory, and the ratio near 100 %. Below the dashed 99 % line, "
+        "queries wait for the disk.",
+        (18, y, 6, 8),
+        [prom(f"{hits}\n/\n({hits} + {reads})", "cache hit ratio")],
+        unit="percentunit",
+        defaults={
+            "max": 1,
+            "decimals": 1,
+            "thresholds": thresholds((None, "red"), (0.99, "green")),
+            "custom": {"thresholdsStyle": {"mode": "dashed"}},
+        },
+    )
+
+
+def database_calls(y: int) -> JSON:
+    calls = f"sum(rate(traces_service_graph_request_total{{{DATABASE_EDGE}}}[$__rate_interval]))"
+    failed = (
+        f"sum(rate(traces_service_graph_request_failed_total{{{DATABASE_EDGE}}}[$__rate_interval]))"
+    )
+    return timeseries(
+        f"Calls {DIE_SERVICE} → {DATABASE}",
+        f"The `{DIE_SERVICE}` → `{DATABASE}` edge of the service graph: queries per "
+        "second, and below them the failed ones (their span ended in error). A database "
+        "has no spans of its own, so Alloy draws it from the die-service's query spans "
+        f"alone: each `SELECT` span's `db.name` (`{DATABASE}`) names the node, and "
+        "`connection_type` is `database`. From `traces_service_graph_request_total` and "
+        "`..._failed_total`; `or 0 * ...` draws 0 before the first failure rather than "
+        "no line. A lookup that found no connection ran no query: those are only in "
+        "Database Errors by Reason.",
+        (0, y, 12, 8),
+        [
+            prom(calls, "calls"),
+            prom(f"{failed}\nor\n0 * {calls}", "failed", "B"),
+        ],
+        unit="reqps",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def database_call_duration(y: int) -> JSON:
+    return timeseries(
+        f"Call Duration {DIE_SERVICE} → {DATABASE}",
+        f"How long the `{DIE_SERVICE}` → `{DATABASE}` calls take, p50 and p99, as the "
+        "service graph measures them: the duration of each query span, from "
+        "`traces_service_graph_request_client_seconds`. The spans' view of Query "
+        "Duration by Query, which the die-service measures itself: the two should agree.",
+        (12, y, 12, 8),
+        quantiles(
+            "traces_service_graph_request_client_seconds",
+            DATABASE_EDGE,
+            (0.5, 0.99),
+            exemplars=False,
+        ),
+        unit="s",
+        defaults={"min": 0},
+    )
+
+
+def database_unavailable_logs(y: int) -> JSON:
+    return logs_panel(
+        "Database Unavailable",
+        f'The die-service\'s "{UNAVAILABLE}" lines, newest first: one per lookup the '
+        "database failed, logged at ERROR with its `reason` (`unreachable`, `timeout`, "
+        "`error`), a `detail` in words, and the lookup's `trace_id`. Empty while the "
+        "database answers. Expand a line and click **Open trace** for its trace in "
+        "Tempo: the dice-roller's 502, the die-service's 503 with `database.failure`, and no "
+        "query span when no connection could be had.",
+        DATABASE_UNAVAILABLE_LOGS,
+        (0, y, 12, 10),
+    )
+
+
+def postgres_logs(y: int) -> JSON:
+    return logs_panel(
+        "PostgreSQL Server Log",
+        "PostgreSQL's own log, newest first: its start (`database system is ready to "
+        "accept connections`), its shutdown (`received fast shutdown request`), failed "
+        "logins and queries it refused. Plain text, not JSON: the server's own format. "
+        f"Alloy reads it from the `{POSTGRES_CONTAINER}` container like the services' "
+        "lines. Put it beside Database Unavailable: the die-service's side of an outage, "
+        "and the database's.",
+        POSTGRES_LOGS,
+        (12, y, 12, 10),
+    )
+
+
 # --- The dashboards ---------------------------------------------------------------------
 
 
@@ -1062,6 +1353,45 @@ def build_stage3_dashboard() -> JSON:
     )
 
 
+STAGE3_LINK = {
+    **STAGE1_LINK,
+    "title": "Dice Roller - Stage 3",
+    "tooltip": "The die-service behind the dice-roller",
+    "url": "/d/dice-roller-stage3",
+}
+
+
+def build_stage5_dashboard() -> JSON:
+    """Stage 5: four rows, twelve panels."""
+    return dashboard(
+        "dice-roller-stage5",
+        "Dice Roller - Stage 5",
+        "The dice in PostgreSQL (stage 5): the database as the die-service sees it (its "
+        "queries, its pool, its errors), the database itself (postgres_exporter), the "
+        "die-service → dice edge of the service graph, and the lines of an outage.",
+        ["dice-roller", "frontend", "die-service", "postgres", "stage5", "observability-sandbox"],
+        [
+            row("Die-Service → Database", 0),
+            query_duration(1),
+            pool_connections(1),
+            pool_wait(1),
+            database_errors(1),
+            row("PostgreSQL", 9),
+            postgres_up(10),
+            backends(10),
+            transactions(10),
+            cache_hit_ratio(10),
+            row("In the Traces", 18),
+            database_calls(19),
+            database_call_duration(19),
+            row("Logs", 27),
+            database_unavailable_logs(28),
+            postgres_logs(28),
+        ],
+        links=[STAGE1_LINK, STAGE2_LINK, STAGE3_LINK],
+    )
+
+
 def _text(board: JSON) -> str:
     return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
 
@@ -1081,12 +1411,18 @@ def render_stage3() -> str:
     return _text(build_stage3_dashboard())
 
 
+def render_stage5() -> str:
+    """The dashboard as the exact text committed in `stage5-dashboard.json`."""
+    return _text(build_stage5_dashboard())
+
+
 def outputs() -> list[tuple[Path, str]]:
     """Each file this script writes, with its text (paths read now: tests redirect them)."""
     return [
         (DASHBOARD_PATH, render()),
         (STAGE2_DASHBOARD_PATH, render_stage2()),
         (STAGE3_DASHBOARD_PATH, render_stage3()),
+        (STAGE5_DASHBOARD_PATH, render_stage5()),
     ]
 
 

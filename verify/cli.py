@@ -29,13 +29,14 @@ from .service import run_service_checks
 from .stage2 import run_stage2_checks
 from .stage3 import run_stage3_checks
 from .stage4 import run_stage4_checks
+from .stage5 import run_stage5_checks
 from .traces import run_trace_checks, run_trace_to_logs_checks
 from .traffic import run_traffic
 
 __all__ = ["UsageError", "build_parser", "from_env", "main", "report_usage_error", "run_checks"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-STAGES = ("1", "2", "3", "4")
+STAGES = ("1", "2", "3", "4", "5")
 ASCII_SPELLINGS = str.maketrans({"→": "->", "…": "...", "—": "-"})
 
 URL_OPTIONS = {
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=stage_number,
         metavar="N",
         help="the stage that runs (docs/stages.md): 2 adds the Across Services boxes, 3 "
-        "the Three Services boxes, 4 the Async Rolls boxes "
+        "the Three Services boxes, 4 the Async Rolls boxes, 5 the PostgreSQL boxes "
         f"(env VERIFY_STAGE; default: {defaults.stage})",
     )
     parser.add_argument(
@@ -234,6 +235,8 @@ def run_checks(settings: Settings) -> Run:
         if settings.stage >= 4:
             with run.relying_on(ctx.service):
                 run_stage4_checks(ctx, run)
+        if settings.stage >= 5:
+            run_stage5_checks(ctx, run)
     finally:
         api.close()
     return run

@@ -36,6 +36,7 @@ GROUPS = (
     "Stage 2: Across Services",
     "Stage 3: Three Services",
     "Stage 4: Async Rolls",
+    "Stage 5: PostgreSQL",
 )
 """The checklist's sections, in the order docs/checklist.md lists them."""
 

@@ -30,6 +30,7 @@ __all__ = [
     "FRONTEND_JOB",
     "FRONTEND_SERVICE",
     "chain_of",
+    "complete_chain",
     "edge",
     "lines_of_every",
     "run_stage2_checks",
@@ -159,7 +160,7 @@ def chain_of(
 
 def _one_trace(ctx: Context) -> str:
     roll = _stage2_roll(ctx)
-    trace = poll(ctx, lambda: _complete(ctx, roll.trace_id))
+    trace = poll(ctx, lambda: complete_chain(ctx, roll.trace_id))
     if trace is None:
         found = tempo_trace(ctx, roll.trace_id)
         seen = sorted({s["service"] for s in spans_of(found)}) if found else []
@@ -175,10 +176,19 @@ def _one_trace(ctx: Context) -> str:
     )
 
 
-def _complete(ctx: Context, trace_id: str) -> Any:
+def complete_chain(
+    ctx: Context, trace_id: str, services: tuple[str, ...] = (FRONTEND_SERVICE, SERVICE_NAME)
+) -> Any:
+    """The trace once its whole chain down `services` is in Tempo, else None: every span
+    of it, not one per service, as a service's spans leave in batches of their own."""
     trace = tempo_trace(ctx, trace_id)
-    services = {span["service"] for span in spans_of(trace)} if trace else set()
-    return trace if {FRONTEND_SERVICE, SERVICE_NAME} <= services else None
+    if not trace:
+        return None
+    try:
+        chain_of(trace, services)
+    except Failed:
+        return None
+    return trace
 
 
 def _edge(ctx: Context) -> str:

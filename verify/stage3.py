@@ -11,7 +11,6 @@ Alloy; in Loki, the lines of all three services carrying the trace id.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from stackclient import decode_json
 
@@ -19,7 +18,15 @@ from .context import CONTAINER, SERVICE_NAME, Context, FreshRequest, poll
 from .model import Failed, Run
 from .otlp_json import spans_of
 from .service import parse_traceresponse
-from .stage2 import FRONTEND_CONTAINER, FRONTEND_SERVICE, chain_of, edge, lines_of_every, scraped
+from .stage2 import (
+    FRONTEND_CONTAINER,
+    FRONTEND_SERVICE,
+    chain_of,
+    complete_chain,
+    edge,
+    lines_of_every,
+    scraped,
+)
 from .tempo import tempo_trace
 
 __all__ = ["DIE", "DIE_SERVICE", "run_stage3_checks"]
@@ -119,7 +126,7 @@ def _roll(ctx: Context) -> str:
 
 def _one_trace(ctx: Context) -> str:
     roll = _stage3_roll(ctx)
-    trace = poll(ctx, lambda: _complete(ctx, roll.trace_id))
+    trace = poll(ctx, lambda: complete_chain(ctx, roll.trace_id, SERVICES))
     if trace is None:
         found = tempo_trace(ctx, roll.trace_id)
         seen = sorted({s["service"] for s in spans_of(found)}) if found else []
@@ -130,14 +137,3 @@ def _one_trace(ctx: Context) -> str:
     chain = chain_of(trace, SERVICES)
     names = " → ".join(f"{span['service']}:{span['name']}" for span in chain[::2])
     return f"{names} ({DIE_SERVICE} {chain[-1]['seconds'] * 1000:.1f} ms)"
-
-
-def _complete(ctx: Context, trace_id: str) -> Any:
-    trace = tempo_trace(ctx, trace_id)
-    if not trace:
-        return None
-    try:  # every span of the chain, not just one per service: batches arrive apart
-        chain_of(trace, SERVICES)
-    except Failed:
-        return None
-    return trace

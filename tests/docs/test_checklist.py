@@ -35,7 +35,7 @@ def documented_boxes() -> dict[str, list[str]]:
 def checked_boxes() -> dict[str, list[str]]:
     settings = nothing_running(
         frontend_url=closed_url(),
-        stage=4,
+        stage=5,
         with_traffic=True,
         traffic_args=("--users", "1", "--rolls", "1"),
     )

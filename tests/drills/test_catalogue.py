@@ -14,6 +14,7 @@ from drills.catalogue import (
     SLOW_LINES,
     STAGE2_DASHBOARD,
     STAGE3_DASHBOARD,
+    STAGE5_DASHBOARD,
 )
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
 from drills.timing import DRILL_ALERTS
@@ -36,7 +37,7 @@ def test_every_panel_a_drill_names_is_on_its_dashboard() -> None:
 
 
 def test_a_drill_shows_its_stage_s_dashboard_and_one_through_the_frontend_needs_it() -> None:
-    dashboards = {1: DASHBOARD_FILE, 2: STAGE2_DASHBOARD, 3: STAGE3_DASHBOARD}
+    dashboards = {1: DASHBOARD_FILE, 2: STAGE2_DASHBOARD, 3: STAGE3_DASHBOARD, 5: STAGE5_DASHBOARD}
     for drill in DRILLS.values():
         through_frontend = drill.traffic == "frontend"
         assert drill.look.dashboard == dashboards[drill.stage], drill.name

@@ -9,41 +9,63 @@ from the repository, or that a healthcheck runs `curl` in an image that has none
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from nativestack.substitutions import compose_service
 from tests.support.compose import (
     COMPOSE_FILES,
     ROOT,
     ROOT_COMPOSE,
     STACK_COMPOSE,
+    STAGE_COMPOSE_FILES,
+    STAGE_FILES,
     Project,
     Service,
     depends_on,
     image_reference,
     interpolate_defaults,
+    is_reset,
     load_project,
+    load_stage,
+    load_stage_file,
     load_yaml,
     mounts,
     ports,
     service_networks,
 )
 from tests.support.native import built
+from tests.support.paths import ALLOY_CONFIG
 from tests.support.prometheus import parse_duration
 
-PROJECTS = {
-    "docker-compose.yml": ROOT_COMPOSE,  # `docker compose up` at the root
-    "stack/compose.yml": STACK_COMPOSE,  # `python3 tasks.py compose stack`
+
+@cache
+def stage(number: int) -> Project:
+    """The project at stage `number`, loaded once for this module's read-only checks."""
+    return load_stage(number)
+
+
+PROJECTS: dict[str, Callable[[], Project]] = {
+    "docker-compose.yml": partial(load_project, ROOT_COMPOSE),  # `docker compose up`
+    "stack/compose.yml": partial(load_project, STACK_COMPOSE),  # `tasks.py compose stack`
+    # `docker compose -f docker-compose.yml -f stages/stage3.yml up`, and stage 5's three.
+    "stage 3": partial(stage, 3),
+    "stage 5": partial(stage, 5),
 }
 
 
 @pytest.fixture(params=sorted(PROJECTS), scope="module")
 def project(request: pytest.FixtureRequest) -> Project:
-    return load_project(PROJECTS[request.param])
+    return PROJECTS[request.param]()
 
 
 @dataclass(frozen=True)
@@ -80,7 +102,24 @@ IMAGES = {
         "alpine",
         frozenset({"sh", "wget", "curl", "cat", "od", "tr", "mv", "rm"}),
     ),
+    # Stage 5. docker-library/postgres 15/bookworm/Dockerfile: FROM debian:bookworm-slim
+    # (bash, dash as sh), postgresql-15 from apt.postgresql.org with its bin folder on
+    # PATH (pg_isready, psql, postgres), ENTRYPOINT docker-entrypoint.sh (bash), run as
+    # root and stepping down to `postgres` (999:999) with gosu; STOPSIGNAL SIGINT.
+    "postgres": ImageKind(
+        "15.18-bookworm",
+        "debian",
+        frozenset({"bash", "sh", "pg_isready", "psql", "postgres"}),
+    ),
+    # prometheus-community/postgres_exporter Dockerfile (v0.20.1): FROM
+    # quay.io/prometheus/busybox, COPY postgres_exporter to /bin, USER nobody, EXPOSE 9187
+    # (its --web.listen-address default, :9187); it reads DATA_SOURCE_NAME.
+    "prometheuscommunity/postgres-exporter": ImageKind(
+        "v0.20.1", "busybox", frozenset({"/bin/postgres_exporter", "sh", "wget"})
+    ),
 }
+# The port each third-party image listens on unless told otherwise (its Dockerfile's EXPOSE).
+IMAGE_PORTS = {"postgres": "5432", "prometheuscommunity/postgres-exporter": "9187"}
 # Images built from this repository: Python images.
 BUILT_EXECUTABLES = frozenset({"python", "sh"})
 HTTP_CLIENTS = ("curl", "wget")
@@ -96,8 +135,15 @@ def executables_of(service: Service) -> frozenset[str]:
     return IMAGES[repository].executables
 
 
-def test_compose_files_match_the_compose_specification() -> None:
-    """check-jsonschema, from this virtual environment, with the vendored compose-spec schema."""
+def test_compose_files_match_the_compose_specification(tmp_path: Path) -> None:
+    """check-jsonschema, from this virtual environment, with the vendored compose-spec schema.
+
+    Its YAML reader knows no `!reset`, so each stage file goes in as JSON, read as compose
+    reads it (a `!reset []` is the empty list it stands for)."""
+    stage_files = []
+    for path in STAGE_COMPOSE_FILES:
+        stage_files.append(tmp_path / f"{path.name}.json")
+        stage_files[-1].write_text(json.dumps(load_stage_file(path)), encoding="utf-8")
     result = subprocess.run(
         [
             sys.executable,
@@ -106,6 +152,7 @@ def test_compose_files_match_the_compose_specification() -> None:
             "--builtin-schema",
             "vendor.compose-spec",
             *map(str, COMPOSE_FILES),
+            *map(str, stage_files),
         ],
         capture_output=True,
         text=True,
@@ -371,6 +418,145 @@ def test_the_frontend_runs_only_at_stage_2_in_front_of_the_dice_roller() -> None
     assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
 
 
+# --- The stages: files compose merges over the root one -------------------------------
+
+HEALTHY = "service_healthy"
+# What a stage file may change in a service an earlier file defines: maps, which compose
+# merges key by key as `_merged` does. Compose appends to sequences (and merges ports and
+# volumes by their keys), turns a list-form environment into a map before merging, and
+# reads a later file's paths from the first file's folder; `_merged` does none of that.
+MERGED_MAPS = frozenset({"environment", "labels", "depends_on"})
+
+
+def test_stage_files_change_earlier_services_only_where_the_merge_is_composes() -> None:
+    """Else the stage projects tested here would not be the ones compose runs."""
+    defined = set(load_project(ROOT_COMPOSE).services)
+    for number, path in sorted(STAGE_FILES.items()):
+        document = load_stage_file(path)
+        assert set(document) <= {"services", "volumes", "networks"}, f"{path.name}: {set(document)}"
+        for name, override in document["services"].items():
+            if name not in defined:
+                defined.add(name)
+                continue
+            earlier, _ = compose_service(name, number - 1)
+            for key, value in override.items():
+                where = f"{path.name}: {name}.{key}"
+                if is_reset(value):
+                    # Compose ignores a reset's value: the attribute goes back to nothing.
+                    assert value == [], f"{where}: !reset keeps nothing of {value}"
+                    continue
+                assert key in MERGED_MAPS, f"{where}: compose and `_merged` may differ here"
+                assert isinstance(value, dict), f"{where}: write the map form"
+                assert isinstance(earlier.get(key, {}), dict), f"{where}: the earlier is no map"
+
+
+def test_each_stage_file_says_how_to_start_the_project_tested_here() -> None:
+    """The command in each stage file's header names the files `load_stage` merges, in order."""
+    for number, path in STAGE_FILES.items():
+        (command,) = re.findall(r"(?m)^#\s+(docker compose (?:-f \S+ )+up\b.*)$", path.read_text())
+        named = [ROOT / name for name in re.findall(r"-f (\S+)", command)]
+        files = [file for file in stage(number).files if file != STACK_COMPOSE]
+        assert files == named, f"{path.name}: {command}"
+
+
+def test_a_stage_keeps_what_came_before_and_adds_to_it() -> None:
+    """Maps merged key by key: the dice-roller keeps stage 1's environment and its wait
+    for Alloy; stage 3's `profiles: !reset []` starts the frontend with a plain `up`."""
+    stage1, stage3, stage5 = load_project(ROOT_COMPOSE), stage(3), stage(5)
+    assert set(stage3.services) == set(stage1.services) | {"die-service"}
+    assert set(stage5.services) == set(stage3.services) | {"postgres", "postgres-exporter"}
+    assert set(stage5.volumes) == set(stage1.volumes) | {"postgres-data"}
+    before, after = stage1.services["dice-roller"].spec, stage3.services["dice-roller"].spec
+    assert after["environment"] == {
+        **before["environment"],
+        "DICE_DIE_SERVICE_URL": "http://die-service:8000",
+    }
+    assert depends_on(stage3.services["dice-roller"]) == {"alloy": HEALTHY, "die-service": HEALTHY}
+    unchanged = set(before) - {"environment", "depends_on"}
+    assert {key: after[key] for key in unchanged} == {key: before[key] for key in unchanged}
+    assert stage1.services["frontend"].spec["profiles"] == ["stage2"]
+    assert stage3.services["frontend"].spec["profiles"] == []
+    assert depends_on(stage3.services["frontend"]) == {
+        "dice-roller": HEALTHY,
+        "alloy": HEALTHY,
+        "die-service": HEALTHY,
+    }
+    # A service only a stage file defines builds from the root, as compose reads its paths.
+    assert stage3.services["die-service"].base == ROOT
+
+
+POSTGRES = "postgres"
+
+
+def database_url(url: str, project: Project) -> dict[str, list[str]]:
+    """The query of a URL that must name the postgres service's database, with the
+    credentials its image is given to create (POSTGRES_USER, _PASSWORD, _DB)."""
+    environment = project.services[POSTGRES].spec["environment"]
+    parts = urlsplit(url)
+    assert parts.scheme == "postgresql", url
+    assert parts.username == environment["POSTGRES_USER"], url
+    assert parts.password == environment["POSTGRES_PASSWORD"], url
+    assert parts.hostname == POSTGRES, url
+    assert str(parts.port) == IMAGE_PORTS[POSTGRES], url
+    assert parts.path == f"/{environment['POSTGRES_DB']}", url
+    return parse_qs(parts.query, keep_blank_values=True)
+
+
+def test_stage_5_keeps_the_die_services_dice_in_postgres() -> None:
+    die_service = stage(5).services["die-service"]
+    url = die_service.spec["environment"]["DIE_SERVICE_DATABASE_URL"]
+    assert database_url(url, stage(5)) == {}
+    # It opens its pool at start: PostgreSQL must be accepting connections by then.
+    assert depends_on(die_service) == {"alloy": HEALTHY, POSTGRES: HEALTHY}
+    # Stage 3 keeps its dice in memory.
+    assert "DIE_SERVICE_DATABASE_URL" not in stage(3).services["die-service"].spec["environment"]
+
+
+def test_the_postgres_exporter_reads_the_same_database_and_alloy_scrapes_it() -> None:
+    project = stage(5)
+    exporter = project.services["postgres-exporter"]
+    spec = exporter.spec
+    # Inside the compose network, to a server with no certificate: no TLS.
+    assert database_url(spec["environment"]["DATA_SOURCE_NAME"], project) == {
+        "sslmode": ["disable"]
+    }
+    assert depends_on(exporter) == {POSTGRES: HEALTHY}
+    # Alloy keeps containers labelled with a port and scrapes them there: the port the
+    # image listens on, as nothing tells it another.
+    label = "sandbox.metrics.port"
+    alloy_label = "__meta_docker_container_label_" + re.sub(r"\W", "_", label)
+    assert alloy_label in ALLOY_CONFIG.read_text(encoding="utf-8")
+    reference = image_reference(exporter)
+    assert reference is not None
+    assert spec["labels"][label] == IMAGE_PORTS[reference[0]]
+    assert "command" not in spec and "entrypoint" not in spec
+    assert not ports(exporter), "Alloy reaches it on the compose network"
+
+
+def test_postgres_is_reached_only_on_the_compose_network_and_stops_fast() -> None:
+    project = stage(5)
+    service = project.services[POSTGRES]
+    spec = service.spec
+    assert "ports" not in spec and not ports(service), "the sandbox's password, no host port"
+    assert spec["networks"] == ["monitoring"]
+    # Fast shutdown: sessions closed, then stop. SIGTERM would wait for the die-service's
+    # pooled connections, until Docker's SIGKILL (a crash recovery at the next start).
+    assert spec["stop_signal"] == "SIGINT"
+    environment = spec["environment"]
+    assert spec["healthcheck"]["test"] == [
+        "CMD",
+        "pg_isready",
+        "-U",
+        environment["POSTGRES_USER"],
+        "-d",
+        environment["POSTGRES_DB"],
+    ]
+    # The data folder of the image (its PGDATA) is a named volume: the dice survive `down`.
+    assert "PGDATA" not in environment
+    volumes = {m.target: m.source for m in mounts(service) if not m.bind}
+    assert volumes == {"/var/lib/postgresql/data": "postgres-data"}
+
+
 ALERTMANAGER_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 
 
@@ -529,8 +715,8 @@ def test_grafana_reads_its_admin_password_from_a_file_and_from_nowhere_else() ->
 
 def test_grafana_waits_for_its_password_file() -> None:
     """Started without the file, Grafana would read an empty password and use `admin`."""
-    for path in PROJECTS.values():
-        grafana = load_project(path).services["grafana"]
+    for load in PROJECTS.values():
+        grafana = load().services["grafana"]
         assert depends_on(grafana).get(GRAFANA_INIT) == "service_completed_successfully"
 
 

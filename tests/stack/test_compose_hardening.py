@@ -1,13 +1,14 @@
 """Every container locked down, and SECURITY.md saying how, container by container.
 
-Each container gets `no-new-privileges`, a process limit and a CPU limit; each one
-drops every capability and has a read-only root filesystem; each third-party image runs
-as the user its own Dockerfile sets, named in `user:`. The one exception, Alloy, is
-listed with its reason and checked for it. What a container may then write is its
-volumes and tmpfs mounts: every path a component is configured to write must be one of
-them, and its image's user must be able to write there without capabilities.
-SECURITY.md's table is held to all of it. The stack workflow checks what Docker made of
-it (tests/stack/container_hardening.py, whose logic is tested here on canned answers).
+Each container, of every stage, gets `no-new-privileges`, a process limit and a CPU
+limit; each one drops every capability and has a read-only root filesystem; each
+third-party image runs as the user its own Dockerfile sets, named in `user:`. The
+exceptions, Alloy and stage 5's PostgreSQL, are listed with their reasons and checked for
+them. What a container may then write is its volumes and tmpfs mounts: every path a
+component is configured to write must be one of them, and its image's user must be able
+to write there without capabilities. SECURITY.md's table is held to all of it. The stack
+workflow checks what Docker made of stage 1's containers (tests/stack/container_hardening.py,
+whose logic is tested here on canned answers).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from tests.support.compose import (
     Service,
     image_reference,
     load_project,
+    load_stage,
     load_yaml,
     mounts,
 )
 
-SERVICES = load_project(ROOT_COMPOSE).services
+# Every container of every stage: stage 5's project holds them all, and a stage file
+# changes an earlier service's environment, labels and dependencies only
+# (tests/stack/test_compose.py), none of what is checked here.
+SERVICES = load_stage(5).services
 THIRD_PARTY = sorted(name for name, s in SERVICES.items() if image_reference(s) is not None)
 BUILT_HERE = sorted(name for name, s in SERVICES.items() if image_reference(s) is None)
 SECURITY_MD = ROOT / "SECURITY.md"
@@ -40,12 +45,13 @@ WORKFLOW = ROOT / ".github" / "workflows" / "stack.yml"
 
 @dataclass(frozen=True)
 class ImageUser:
-    """An image's USER and the data directory its Dockerfile prepares, with owner and mode."""
+    """An image's USER and the data directory its Dockerfile prepares, with owner and mode
+    (no data directory: an image that keeps nothing)."""
 
     user: str
-    data_dir: str
-    owner: tuple[int, int]
-    mode: int
+    data_dir: str | None
+    owner: tuple[int, int] = (0, 0)
+    mode: int = 0
 
 
 # From each image's Dockerfile at the pinned version.
@@ -68,6 +74,12 @@ IMAGE_USERS = {
     # grafana/grafana Dockerfile: GF_UID 472, GF_GID 0; GF_PATHS_DATA /var/lib/grafana,
     # owned by grafana and group 0, chmod 777.
     "grafana/grafana": ImageUser("472:0", "/var/lib/grafana", (472, 0), 0o777),
+    # docker-library/postgres 15/bookworm Dockerfile: no USER (root); useradd --uid 999
+    # postgres (group 999); PGDATA /var/lib/postgresql/data made postgres:postgres, mode
+    # 1777 ("replaced by 700 at runtime": the entrypoint chmods it).
+    "postgres": ImageUser("0:0", "/var/lib/postgresql/data", (999, 999), 0o1777),
+    # prometheus-community/postgres_exporter Dockerfile (v0.20.1): USER nobody; no data.
+    "prometheuscommunity/postgres-exporter": ImageUser("65534:65534", None),
 }
 
 # Third-party services that do not run as their image's user, and why.
@@ -75,6 +87,33 @@ USER_EXCEPTIONS = {
     # The Docker socket belongs to root (and a `docker` group whose number differs from
     # host to host); group 473 owns the storage path; no capabilities (SECURITY.md).
     "alloy": "0:473",
+}
+
+
+@dataclass(frozen=True)
+class StepsDown:
+    """A container whose image's entrypoint starts as root, does what only root may, and
+    then becomes the image's own user for good."""
+
+    user: str  # the name SECURITY.md gives it
+    uid_gid: str
+    cap_add: frozenset[str]
+
+
+# Third-party services that start as root, with the capabilities that takes, and why.
+STEPS_DOWN = {
+    # docker-entrypoint.sh, as root: `find $PGDATA \! -user postgres -exec chown postgres`
+    # on the volume (CHOWN; DAC_OVERRIDE and FOWNER for what root does not own), the same
+    # for /var/run/postgresql, `chmod 00700 $PGDATA`, then `exec gosu postgres` (SETGID,
+    # SETUID). Its root filesystem stays writable, as SECURITY.md's row says.
+    "postgres": StepsDown(
+        "postgres", "999:999", frozenset({"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"})
+    ),
+}
+
+# Third-party services that keep nothing and write nowhere, and why.
+WRITES_NOTHING = {
+    "postgres-exporter": "answers each scrape with what it asks PostgreSQL; no data folder",
 }
 
 
@@ -91,6 +130,12 @@ def image_user(service: Service) -> ImageUser:
     reference = image_reference(service)
     assert reference is not None
     return IMAGE_USERS[reference[0]]
+
+
+def data_dir(service: Service) -> str:
+    directory = image_user(service).data_dir
+    assert directory is not None, f"{service.name}: its image prepares no data directory"
+    return directory
 
 
 def dockerfile_user(service: Service) -> str:
@@ -143,18 +188,30 @@ def test_every_container_has_no_new_privileges_and_cpu_and_process_limits(name: 
 def test_every_container_drops_every_capability_and_has_a_read_only_root(name: str) -> None:
     spec = spec_of(name)
     assert spec.get("cap_drop") == ["ALL"], f"{name}: cap_drop: [ALL]"
-    assert not spec.get("cap_add"), f"{name}: adds capabilities back"
     assert not spec.get("privileged"), f"{name}: privileged"
+    if name in STEPS_DOWN:
+        # Exactly what its entrypoint needs before it steps down, nothing more.
+        assert set(spec.get("cap_add", [])) == STEPS_DOWN[name].cap_add, f"{name}: cap_add"
+        return
+    assert not spec.get("cap_add"), f"{name}: adds capabilities back"
     assert spec.get("read_only") is True, f"{name}: read_only: true"
+
+
+# The tmpfs mounts beyond /tmp, and why.
+MORE_TMPFS = {
+    # The server's Unix socket and lock file (Debian's unix_socket_directories).
+    "postgres": ["/tmp", "/var/run/postgresql"],
+}
 
 
 def test_only_services_that_talk_to_nothing_go_without_tmpfs() -> None:
     """A tmpfs /tmp for every long-running container; grafana-init writes only its file,
-    the alert-receiver only its stdout."""
+    the alert-receiver only its stdout, the postgres-exporter nothing at all."""
     without = sorted(name for name in SERVICES if not spec_of(name).get("tmpfs"))
-    assert without == ["alert-receiver", "grafana-init"]
+    assert without == ["alert-receiver", "grafana-init", "postgres-exporter"]
     for name in SERVICES:
-        assert [str(t) for t in spec_of(name).get("tmpfs", [])] in ([], ["/tmp"]), name
+        tmpfs = [str(t) for t in spec_of(name).get("tmpfs", [])]
+        assert tmpfs in ([], ["/tmp"], MORE_TMPFS.get(name)), name
 
 
 # --- Third-party images ----------------------------------------------------------------
@@ -167,16 +224,29 @@ def test_the_stack_has_the_third_party_images_it_should() -> None:
         "grafana",
         "grafana-init",
         "loki",
+        "postgres",
+        "postgres-exporter",
         "prometheus",
         "tempo",
     ]
-    assert set(BUILT_HERE) == {"alert-receiver", "dice-roller", "frontend", "traffic-gen"}
+    assert set(BUILT_HERE) == {
+        "alert-receiver",
+        "dice-roller",
+        "die-service",
+        "frontend",
+        "traffic-gen",
+    }
 
 
 @pytest.mark.parametrize("name", THIRD_PARTY)
 def test_third_party_images_run_as_their_own_user_named_in_compose(name: str) -> None:
     service = SERVICES[name]
     user = service.spec.get("user")
+    if name in STEPS_DOWN:
+        # A `user:` would skip the entrypoint's root part: it starts as its image's root.
+        assert user is None, f"{name}: user {user!r}, its entrypoint starts as root"
+        assert image_user(service).user == "0:0"
+        return
     assert isinstance(user, str) and re.fullmatch(r"\d+:\d+", user), (
         f"{name}: user: should be a numeric uid:gid, got {user!r}"
     )
@@ -191,9 +261,11 @@ def test_alloy_is_root_only_for_the_docker_socket_and_without_capabilities() -> 
     assert uid == "0" and alloy.spec["cap_drop"] == ["ALL"]
     # Its group is the one that owns its storage path (checked for writing below).
     assert int(gid) == image_user(alloy).owner[1]
-    # Every other service is someone other than root.
+    # Every other service is someone other than root, at the latest once started.
     for name, service in SERVICES.items():
-        if name not in USER_EXCEPTIONS:
+        if name in STEPS_DOWN:
+            assert STEPS_DOWN[name].uid_gid.split(":")[0] != "0", name
+        elif name not in USER_EXCEPTIONS:
             assert effective_user(service).split(":")[0] != "0", name
 
 
@@ -220,11 +292,16 @@ def test_each_image_user_can_write_the_volume_on_its_data_directory(name: str) -
     service = SERVICES[name]
     image = image_user(service)
     volumes = {m.target: m for m in mounts(service) if not m.bind}
-    assert image.data_dir in volumes, f"{name}: no volume on {image.data_dir}"
-    assert not volumes[image.data_dir].read_only
-    assert can_write(effective_user(service), image.owner, image.mode), (
-        f"{name}: {effective_user(service)} cannot write {image.data_dir} "
-        f"(owner {image.owner}, mode {image.mode:o})"
+    if name in WRITES_NOTHING:
+        assert image.data_dir is None and not volumes, f"{name}: {sorted(volumes)}"
+        return
+    directory = data_dir(service)
+    assert directory in volumes, f"{name}: no volume on {directory}"
+    assert not volumes[directory].read_only
+    # One that steps down writes it as the user it becomes.
+    user = STEPS_DOWN[name].uid_gid if name in STEPS_DOWN else effective_user(service)
+    assert can_write(user, image.owner, image.mode), (
+        f"{name}: {user} cannot write {directory} (owner {image.owner}, mode {image.mode:o})"
     )
 
 
@@ -266,15 +343,23 @@ def configured_write_paths(name: str) -> list[str]:
         return [trace["wal"]["path"], trace["local"]["path"], generator]
     if name == "grafana":
         environment = service.spec["environment"]
-        return [image_user(service).data_dir, environment["GF_SECURITY_ADMIN_PASSWORD__FILE"]]
+        return [data_dir(service), environment["GF_SECURITY_ADMIN_PASSWORD__FILE"]]
     if name == "grafana-init":
         return [service.spec["entrypoint"][-1]]
+    if name == "postgres":
+        # PGDATA, the image's unless compose sets it; the socket folder; psql's and the
+        # entrypoint's here-documents in /tmp.
+        pgdata = service.spec["environment"].get("PGDATA", data_dir(service))
+        return [pgdata, "/var/run/postgresql", "/tmp"]
     return []
 
 
 @pytest.mark.parametrize("name", THIRD_PARTY)
 def test_every_path_a_component_writes_is_a_volume_or_tmpfs(name: str) -> None:
     paths = configured_write_paths(name)
+    if name in WRITES_NOTHING:
+        assert paths == [] and writable_paths(SERVICES[name]) == {}, name
+        return
     assert paths, f"{name}: where does it write?"
     writable = list(writable_paths(SERVICES[name]))
     for path in paths:
@@ -332,7 +417,13 @@ def test_security_md_row_matches_compose(name: str) -> None:
     row = security_table()[name]
     service = SERVICES[name]
     spec = service.spec
-    assert backticked(row.runs_as)[0] == effective_user(service), row.runs_as
+    if name in STEPS_DOWN:
+        assert row.runs_as.startswith("root at start"), row.runs_as
+        assert backticked(row.runs_as)[0] == STEPS_DOWN[name].user, row.runs_as
+        for capability in sorted(STEPS_DOWN[name].cap_add):
+            assert f"`{capability}`" in row.why, f"{name}: say why it needs {capability}"
+    else:
+        assert backticked(row.runs_as)[0] == effective_user(service), row.runs_as
     expected_root = "read-only" if spec.get("read_only") else "writable"
     assert row.root_filesystem == expected_root
     writable = writable_paths(service)
@@ -384,7 +475,12 @@ def inspected_as_docker_would(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+# The workflow starts stage 1 (`docker compose up`), and its check knows no exception
+# but Alloy's user: it would report postgres's writable root and added capabilities.
+WORKFLOW_SERVICES = sorted(load_project(ROOT_COMPOSE).services)
+
+
+@pytest.mark.parametrize("name", WORKFLOW_SERVICES)
 def test_the_workflow_check_accepts_a_container_made_as_compose_says(name: str) -> None:
     problems = container_hardening.container_problems(
         compose_config_form(name), inspected_as_docker_would(name)

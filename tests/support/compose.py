@@ -4,6 +4,11 @@
 stack/compose.yml with its own directory as the base of relative paths. The checks
 need that merged view: a service of the root file may depend on a service, or join a
 network, that only the included file defines.
+
+From stage 3 on, compose merges a stage's file over the root one
+(`docker compose -f docker-compose.yml -f stages/stage3.yml ...`): `load_stage` gives
+that project, with the native stack's own merge (nativestack/substitutions.py), so the
+tests hold the same view of each service the native stack runs.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from typing import Any
 
 import yaml
 
+from nativestack.substitutions import STAGE_FILES as STAGE_FILES  # re-exported
+from nativestack.substitutions import _ComposeLoader, _merged, _Reset, compose_service
 from tests.support.paths import ROOT as ROOT  # re-exported for the tests here
 
 ROOT_COMPOSE = ROOT / "docker-compose.yml"
 STACK_COMPOSE = ROOT / "stack" / "compose.yml"
 COMPOSE_FILES = (ROOT_COMPOSE, STACK_COMPOSE)
+STAGE_COMPOSE_FILES = tuple(path for _, path in sorted(STAGE_FILES.items()))
 
 JSON = dict[str, Any]
 
@@ -100,6 +108,43 @@ def _load_into(project: Project, path: Path) -> None:
                 target[name] = Service(name, spec or {}, path)
             else:
                 target[name] = spec or {}
+
+
+def load_stage_file(path: Path) -> JSON:
+    """A stage file as compose reads it: `!reset` known (a list that replaces, not merges)."""
+    document = yaml.load(path.read_text(encoding="utf-8"), _ComposeLoader)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return document
+
+
+def is_reset(value: object) -> bool:
+    """Whether a stage file's value carries compose's `!reset` tag."""
+    return isinstance(value, _Reset)
+
+
+def load_stage(stage: int) -> Project:
+    """The project `docker compose -f docker-compose.yml -f stages/stage3.yml ...` runs at
+    `stage`: the root file, its include, and each stage file up to `stage` merged over them.
+
+    Each service is `compose_service(name, stage)`, the native stack's merge; a service
+    only a stage file defines has its paths relative to the root file, as in compose.
+    Top-level volumes and networks are maps, merged the same way.
+    """
+    project = load_project(ROOT_COMPOSE)
+    names = list(project.services)
+    for number, path in sorted(STAGE_FILES.items()):
+        if number > stage:
+            continue
+        document = load_stage_file(path)
+        project.files.append(path.resolve())
+        names += [name for name in document.get("services") or {} if name not in names]
+        project.networks = _merged(project.networks, document.get("networks") or {})
+        project.volumes = _merged(project.volumes, document.get("volumes") or {})
+    for name in names:
+        spec, defined_in = compose_service(name, stage)
+        project.services[name] = Service(name, spec, defined_in.resolve())
+    return project
 
 
 def service_networks(service: Service) -> list[str]:

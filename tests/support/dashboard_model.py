@@ -35,6 +35,7 @@ from tests.support.paths import ROOT as ROOT
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 STAGE2_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 STAGE3_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
+STAGE5_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage5-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
@@ -345,12 +346,34 @@ Exposed = dict[str, dict[str, set[str]]]
 """Each sample name a service exposes, with the values seen of each of its labels."""
 
 
-def exposed_labels(openmetrics: str) -> Exposed:
-    """What one scrape of a service (OpenMetrics text) exposes."""
+_SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+\S+")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def exposed_labels(openmetrics: str, *, text_format: bool = False) -> Exposed:
+    """What one scrape of a service exposes: OpenMetrics text, or with `text_format`
+    Prometheus' older text format, as exporters such as postgres_exporter answer. The
+    latter is read line by line, each sample by the name it is written with, as
+    Prometheus stores it (prometheus_client's parser would add `_total` to a counter's)."""
     found: Exposed = defaultdict(lambda: defaultdict(set))
+    if text_format:
+        for line in openmetrics.splitlines():
+            if (sample := _SAMPLE.match(line)) is not None:
+                labels = found[sample[1]]
+                for label, value in _LABEL.findall(sample[2] or ""):
+                    labels[label].add(value)
+        return found
     for family in text_string_to_metric_families(openmetrics):
         for sample in family.samples:
             labels = found[sample.name]
             for label, value in sample.labels.items():
                 labels[label].add(value)
     return found
+
+
+def loki_trace_link_pattern() -> re.Pattern[str]:
+    """The regex of the Loki data source's derived field that makes a line's trace id
+    the **Open trace** link of the log panels (its `datasourceUid` is Tempo's)."""
+    [source] = [s for s in provisioned_datasources() if s["type"] == "loki"]
+    [field] = [f for f in source["jsonData"]["derivedFields"] if f["datasourceUid"] == "tempo"]
+    return re.compile(field["matcherRegex"])

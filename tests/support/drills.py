@@ -1,7 +1,7 @@
 """What the drill tests share: a copy of the shipped flag file, a drill run as a
 user runs it, the options that point it at the native stack, the generators it
-left running, and a way to stop a service of the native stack (the dice-roller, or
-the die-service) and start it again."""
+left running, and a way to stop a service of the native stack (the dice-roller, the
+die-service, or PostgreSQL) and start it again."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import IO, Any
 from drills.settings import DrillSettings
 from nativestack.docker_api import STDERR, STDOUT, Container
 from nativestack.stack import Component, NativeStack
-from nativestack.substitutions import service_command
+from nativestack.substitutions import NativeCommand, service_command
 from tests.support.flags import SHIPPED_FLAGS, copy_shipped
 from tests.support.paths import ROOT
 from tests.support.processes import command_lines
@@ -131,7 +131,10 @@ class NativeControl:
     (same network namespace, environment and "container", so Alloy reads its lines on).
     The dice-roller (`service_env` added to its environment, as `native_stack` adds it),
     or from stage 3 the die-service; `stage` is the stack's, whose compose environment
-    the new process gets.
+    the new process gets. From stage 5, PostgreSQL too: the same command line again (the
+    server on the same data folder, which a fast shutdown leaves whole), its lines fed
+    to its "container" (`stack.postgres`); it stops with compose's `stop_signal`, as
+    the process it replaces did.
 
     The stack stops only the processes it started: `close()` stops those started here.
     """
@@ -148,7 +151,11 @@ class NativeControl:
 
     def container(self, service: str) -> Container:
         """The "container" whose log the service's output feeds."""
-        containers = {"dice-roller": self.stack.container, "die-service": self.stack.die_service}
+        containers = {
+            "dice-roller": self.stack.container,
+            "die-service": self.stack.die_service,
+            "postgres": self.stack.postgres,
+        }
         container = containers.get(service)
         assert container is not None, f"the native stack runs no {service} to restart"
         return container
@@ -163,8 +170,11 @@ class NativeControl:
         old = self.stack.components[service]
         if old.process.poll() is None:
             return
-        socket = self.stack.state_dir / "docker.sock"
-        command = service_command(self.stack.state_dir, socket, service, self.stage)
+        if service == "postgres":
+            command = NativeCommand(old.command, {})
+        else:
+            socket = self.stack.state_dir / "docker.sock"
+            command = service_command(self.stack.state_dir, socket, service, self.stage)
         if service == "dice-roller":
             command.env.update(self.service_env)
         output = old.log_path.open("ab")
@@ -182,7 +192,9 @@ class NativeControl:
             threading.Thread(
                 target=_pump, args=(pipe, stream, container, output), daemon=True
             ).start()
-        self.stack.components[service] = Component(service, process, command.argv, old.log_path)
+        self.stack.components[service] = Component(
+            service, process, command.argv, old.log_path, old.stop_signal
+        )
         self._started.add(service)
 
     def close(self) -> None:
