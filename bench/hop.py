@@ -274,9 +274,7 @@ def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
     hop (a die-service on PostgreSQL for the database hop); then each hop's front, wired
     to what is behind it."""
     receivers = {mode: stack.enter_context(bench_receiver()) for mode in MODES}
-    port = free_port()
-    stack.enter_context(temporary_server("127.0.0.1", port, DATABASE, DATABASE, DATABASE))
-    database_url = f"postgresql://{DATABASE}:{DATABASE}@127.0.0.1:{port}/{DATABASE}"
+    database = stack.enter_context(temporary_server(DATABASE, DATABASE, DATABASE, free_port()))
     first: list[tuple[str, Hop | None, str]] = [(mode, None, DIRECT_BUILDS[mode]) for mode in MODES]
     first += [
         (mode, hop, hop.behind_builds[mode])
@@ -292,7 +290,7 @@ def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
                     {
                         **_env(build, receivers[mode]),
                         **(
-                            {"DIE_SERVICE_DATABASE_URL": database_url}
+                            {"DIE_SERVICE_DATABASE_URL": database.url}
                             if hop and hop.database
                             else {}
                         ),

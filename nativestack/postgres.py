@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackclient import wait_until
@@ -34,6 +35,7 @@ __all__ = [
     "BIN",
     "EXPORTER",
     "PostgresError",
+    "Server",
     "accepts",
     "create_database",
     "init_cluster",
@@ -141,32 +143,93 @@ def create_database(host: str, port: int, user: str, password: str, database: st
         raise PostgresError(f"`{' '.join(command)}` failed:\n{done.stdout}{done.stderr}")
 
 
+@dataclass
+class Server:
+    """A PostgreSQL server of its own on `host`:`port`, on `data_dir`, whose superuser
+    `user` owns `database`. It can be stopped and started again on the same data: a
+    database that goes down and comes back."""
+
+    data_dir: Path
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / "server.log"
+
+    @property
+    def url(self) -> str:
+        """`database`'s URL, as DIE_SERVICE_DATABASE_URL and asyncpg take it."""
+        return self.url_of(self.database)
+
+    def url_of(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        """What the server printed, every run of it."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Run the server; return once it accepts connections."""
+        assert not self.running, "running already"
+        with self.log_path.open("ab") as sink:
+            process = subprocess.Popen(
+                server_argv(self.data_dir, self.host, self.port), stdout=sink, stderr=sink
+            )
+        self.process = process
+
+        def accepting() -> bool | None:
+            if process.poll() is not None:
+                raise PostgresError(f"PostgreSQL exited while starting:\n{self.output()}")
+            return accepts(self.host, self.port)
+
+        if wait_until(accepting, timeout) is None:
+            self.stop()
+            raise PostgresError(f"PostgreSQL was not ready within {timeout:g} s:\n{self.output()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGINT, PostgreSQL's fast shutdown (compose's `stop_signal`); killed if it
+        does not exit in time."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def create_database(self, database: str) -> str:
+        """A new, empty database on this server; its URL."""
+        create_database(self.host, self.port, self.user, self.password, database)
+        return self.url_of(database)
+
+
 @contextmanager
 def temporary_server(
-    host: str, port: int, user: str, password: str, database: str, timeout: float = 30.0
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A cluster of its own serving `database` at `host`:`port` until the block ends,
-    then stopped (fast shutdown) and removed: for the bench and the tests."""
+    user: str, password: str, database: str, port: int, host: str = "127.0.0.1"
+) -> Iterator[Server]:
+    """A fresh cluster serving `database` until the block ends, then stopped and its
+    folder removed, however the block ends: for the bench and the tests."""
     require_postgres()
     home = Path(tempfile.mkdtemp(prefix="dice-sandbox-postgres-"))
     try:
-        init_cluster(home / "data", user, password)
-        with (home / "server.log").open("wb") as log:
-            process = subprocess.Popen(
-                server_argv(home / "data", host, port), stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                if not wait_until(lambda: process.poll() is None and accepts(host, port), timeout):
-                    tail = (home / "server.log").read_text(errors="replace")[-2000:]
-                    raise PostgresError(f"PostgreSQL did not start at {host}:{port}:\n{tail}")
-                create_database(host, port, user, password, database)
-                yield process
-            finally:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        server = Server(home / "data", host, port, user, password, database)
+        init_cluster(server.data_dir, user, password)
+        try:
+            server.start()
+            server.create_database(database)
+            yield server
+        finally:
+            server.stop()
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -21,10 +21,8 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +43,8 @@ from sandbox_telemetry import create_tracer_provider, new_registry
 from sandbox_telemetry.logs import JsonLogFormatter, TraceContextFilter
 
 from nativestack import postgres
-from stackclient import wait_until
+from nativestack.postgres import Server, temporary_server
+from stackclient import answers, wait_until
 from tests.support.dashboard_model import (
     ALLOY_CONFIG,
     DASHBOARD_PATH,
@@ -187,13 +186,14 @@ class _Process:
 
 
 async def _lookups(
-    services: dict[str, JSON], port: int, exporter_url: str, server: _Process
+    services: dict[str, JSON], server: Server, exporter_url: str
 ) -> tuple[dict[str, Exposed], str, list[ReadableSpan], list[str], str, str]:
     exporter = InMemorySpanExporter()
     provider = create_tracer_provider("die-service", "test", {"OTEL_TRACES_EXPORTER": "none"})
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     registry = new_registry()
-    url = _on_localhost(services["die-service"]["environment"]["DIE_SERVICE_DATABASE_URL"], port)
+    database_url = services["die-service"]["environment"]["DIE_SERVICE_DATABASE_URL"]
+    url = _on_localhost(database_url, server.port)
     catalogue = PostgresCatalogue(
         url, 5, 2.0, DatabaseMetrics(registry), provider.get_tracer("die_service")
     )
@@ -220,7 +220,7 @@ async def _lookups(
             assert all(answer.status_code == 200 for answer in found), found[0].text
             async with httpx.AsyncClient() as plain:
                 pg_scrape = (await plain.get(f"{exporter_url}/metrics")).text
-            server.stop(signal.SIGINT)  # compose's stop_signal: fast shutdown
+            server.stop()  # compose's stop_signal, SIGINT: fast shutdown
             failed = await client.get("/dice/d4")
             assert failed.status_code == 503, failed.text
             scrape = await client.get("/metrics", headers={"Accept": OPENMETRICS})
@@ -239,55 +239,29 @@ async def _lookups(
 
 @pytest.fixture(scope="module")
 def stage5(services: dict[str, JSON]) -> Iterator[Stage5]:
-    postgres.require_postgres()
     env = services["postgres"]["environment"]
-    home = Path(tempfile.mkdtemp(prefix="test-stage5-dashboard-"))
-    port, exporter_port = free_port(), free_port()
-    try:
-        postgres.init_cluster(home / "data", env["POSTGRES_USER"], env["POSTGRES_PASSWORD"])
-        log_path = home / "postgres.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                postgres.server_argv(home / "data", "127.0.0.1", port),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+    credentials = (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+    exporter_port = free_port()
+    with temporary_server(*credentials, free_port()) as server:
+        dsn = services["postgres-exporter"]["environment"]["DATA_SOURCE_NAME"]
+        exporter = _Process(
+            subprocess.Popen(
+                [postgres.EXPORTER, f"--web.listen-address=127.0.0.1:{exporter_port}"],
+                env={**os.environ, "DATA_SOURCE_NAME": _on_localhost(dsn, server.port)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
-        server = _Process(process)
-        exporter: _Process | None = None
+        )
         try:
-            assert wait_until(lambda: postgres.accepts("127.0.0.1", port), 30), "no PostgreSQL"
-            user, password = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]
-            postgres.create_database("127.0.0.1", port, user, password, env["POSTGRES_DB"])
-            dsn = services["postgres-exporter"]["environment"]["DATA_SOURCE_NAME"]
-            exporter = _Process(
-                subprocess.Popen(
-                    [postgres.EXPORTER, f"--web.listen-address=127.0.0.1:{exporter_port}"],
-                    env={**os.environ, "DATA_SOURCE_NAME": _on_localhost(dsn, port)},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
             exporter_url = f"http://127.0.0.1:{exporter_port}"
-
-            def serving() -> bool | None:
-                try:
-                    answer = httpx.get(f"{exporter_url}/metrics", timeout=2)
-                except httpx.HTTPError:
-                    return None
-                return answer.status_code == 200 or None
-
-            assert wait_until(serving, 30), "postgres_exporter does not answer"
+            assert wait_until(lambda: answers(f"{exporter_url}/metrics"), 30), "no exporter"
             exposed, scrape, spans, lines, found, failed = asyncio.run(
-                _lookups(services, port, exporter_url, server)
+                _lookups(services, server, exporter_url)
             )
         finally:
-            if exporter is not None:
-                exporter.stop(signal.SIGTERM)
-            server.stop(signal.SIGINT)
-        output = log_path.read_text(encoding="utf-8", errors="replace")
-        yield Stage5(exposed, scrape, spans, lines, output, found, failed)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+            exporter.stop(signal.SIGTERM)
+        output = server.output()
+    yield Stage5(exposed, scrape, spans, lines, output, found, failed)
 
 
 # --- Generated ---------------------------------------------------------------------------

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from die_service.settings import load_settings
 
 from nativestack.substitutions import (
     ROOT,
@@ -159,3 +162,42 @@ def test_the_service_reads_the_repositorys_flag_folder_where_compose_mounts_it(
     assert container_path.startswith(flags.target + "/")
     native_path = Path(service_command(tmp_path, tmp_path / "d.sock").env["DICE_FLAGS_FILE"])
     assert native_path == STACK / "flags" / "flags.json" and native_path.is_file()
+
+
+def test_stage_5_adds_postgresql_stopped_by_sigint_as_compose_stops_it() -> None:
+    spec, _ = compose_service("postgres", 5)
+    assert signal.Signals[spec["stop_signal"]] == signal.SIGINT, "PostgreSQL's fast shutdown"
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= set(spec["environment"])
+    with pytest.raises(KeyError):
+        compose_service("postgres", 3)
+    with pytest.raises(KeyError):
+        compose_service("postgres-exporter", 3)
+
+
+def test_stage_5s_die_service_is_stage_3s_with_the_database_postgres_has() -> None:
+    stage3, _ = compose_service("die-service", 3)
+    stage5, _ = compose_service("die-service", 5)
+    assert "DIE_SERVICE_DATABASE_URL" not in stage3["environment"]
+    url = stage5["environment"].pop("DIE_SERVICE_DATABASE_URL")
+    assert stage5["environment"] == stage3["environment"], "stage 3's settings kept"
+    assert {k: v for k, v in stage5.items() if k not in ("environment", "depends_on")} == {
+        k: v for k, v in stage3.items() if k not in ("environment", "depends_on")
+    }
+    assert set(stage5["depends_on"]) == {*stage3["depends_on"], "postgres"}
+
+    postgres = compose_service("postgres", 5)[0]["environment"]
+    user, password, database = (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
+    assert url == f"postgresql://{user}:{password}@postgres:5432/{database}"
+    assert load_settings({"DIE_SERVICE_DATABASE_URL": url}).database_url == url
+
+
+def test_the_native_die_service_of_stage_5_gets_the_database_url(tmp_path: Path) -> None:
+    env = service_command(tmp_path, tmp_path / "d.sock", "die-service", 5).env
+    assert env["DIE_SERVICE_DATABASE_URL"].startswith("postgresql://")
+    stage3 = service_command(tmp_path, tmp_path / "d.sock", "die-service", 3).env
+    assert "DIE_SERVICE_DATABASE_URL" not in stage3
+    assert {k: env[k] for k in stage3} == stage3

@@ -1,11 +1,13 @@
-"""Stages 3 and 4 for real: a roll through the frontend is one trace over three
-services, the service graph gains the dice-roller → die-service edge, a batch's rolls
-are child spans side by side, the die-service-down drill sees its outage and its
-return, and the die-service down is a prompt 503 that says so.
+"""Stages 3, 4 and 5 for real: a roll through the frontend is one trace over three
+services and a query, the service graph gains the dice-roller → die-service and
+die-service → dice (the database) edges, a batch's rolls are child spans side by side,
+the die-service-down and database-down drills see their outages and the returns, and
+the die-service down is a prompt 503 that says so.
 
-A stage-3 native stack of this module's own (stages/stage3.yml merged over compose,
-nativestack/), with the real Prometheus, Loki and Alloy; Tempo is the stand-in
-(docs/native-stack.md).
+One stage-5 native stack for the module (stages/stage3.yml and stage5.yml merged over
+compose, nativestack/): stage 5 runs everything stage 3 and 4 run, and adds Debian's
+PostgreSQL and postgres_exporter. The real Prometheus, Loki and Alloy; Tempo is the
+stand-in (docs/native-stack.md).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ import pytest
 from drills.catalogue import DRILLS
 from drills.runner import EXIT_OK, run_drill
 from nativestack.stack import native_stack
-from tests.support.dashboard_model import STAGE3_DASHBOARD_PATH, load_dashboard
+from tests.support.dashboard_model import (
+    STAGE3_DASHBOARD_PATH,
+    STAGE5_DASHBOARD_PATH,
+    load_dashboard,
+)
 from tests.support.drills import NativeControl, live_generators, signals_responded, stack_settings
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.processes import eventually
-from verify import stage3, stage4
+from verify import stage2, stage3, stage4, stage5
 from verify.cli import run_checks
 
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
@@ -40,11 +46,18 @@ OUTAGE = [
     "Calls to a virtual node",
 ]
 RETURN = ["The die-service answers again", "Rolls succeed again"]
+DATABASE_OUTAGE = [
+    "The dice-roller answers 502",
+    "Database errors up",
+    "pg_up falls to 0",
+    "Database unavailable logged",
+    "A trace's die-service span failed",
+]
 
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveStack]:
-    with native_stack(stage=3) as native:
+    with native_stack(stage=5) as native:
         live = LiveStack(native, [], native.started)
         live.rolls = roll(f"{native.frontend_url}/api", DICE * 2)
         yield live
@@ -66,14 +79,15 @@ def test_rolls_of_the_die_services_dice_show_their_faces(live: LiveStack) -> Non
             assert rolled.value in faces[rolled.die], rolled
 
 
-def test_verify_ticks_every_stage3_and_stage4_box(live: LiveStack) -> None:
-    """One run at stage 4 checks stage 3's boxes too: stage 4 is stage 3's stack, plus an
-    endpoint."""
-    results = run_checks(live.verify_settings(stage=4)).results
-    three = [r for r in results if r.group == stage3.GROUP]
-    four = [r for r in results if r.group == stage4.GROUP]
-    assert (len(three), len(four)) == (5, 4)
-    assert [(r.title, r.detail) for r in three + four if not r.passed] == []
+def test_verify_ticks_every_box_of_stages_2_to_5(live: LiveStack) -> None:
+    """One run at stage 5 checks the earlier stages' boxes too: the query span under
+    the die-service's lookup, postgres_exporter up, the die-service → dice edge, the
+    pool, besides stage 4's batch, stage 3's three-service trace and stage 2's page."""
+    results = run_checks(live.verify_settings(stage=5)).results
+    groups = (stage2.GROUP, stage3.GROUP, stage4.GROUP, stage5.GROUP)
+    boxes = {group: [r for r in results if r.group == group] for group in groups}
+    assert [len(b) for b in boxes.values()] == [5, 5, 4, 5]
+    assert [(r.group, r.title, r.detail) for b in boxes.values() for r in b if not r.passed] == []
 
 
 def test_every_line_of_the_die_service_is_json_with_its_trace(live: LiveStack) -> None:
@@ -113,7 +127,7 @@ def test_every_query_of_the_stage3_dashboard_returns_data(live: LiveStack) -> No
 def die_service_control(live: LiveStack) -> Iterator[NativeControl]:
     """Stops the die-service's process and starts a new one in its place, as `docker
     compose stop` and `start` do; at the module's end it stops the one it started."""
-    control = NativeControl(live.native, stage=3)
+    control = NativeControl(live.native, stage=5)
     try:
         yield control
     finally:
@@ -151,6 +165,76 @@ def test_the_die_service_down_drill_sees_the_outage_from_the_dice_roller_and_its
     assert httpx.get(f"{native.die_service_url}/", timeout=10).status_code == 200
     rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
     assert rolled.status_code == 200, rolled.text
+
+
+@pytest.fixture(scope="module")
+def postgres_control(live: LiveStack) -> Iterator[NativeControl]:
+    """Stops PostgreSQL's process and starts a new one in its place (the same command,
+    on the same data folder), as `docker compose stop` and `start` do; at the module's
+    end it stops the one it started."""
+    control = NativeControl(live.native, stage=5)
+    try:
+        yield control
+    finally:
+        control.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_database_down_drill_sees_the_outage_two_hops_up_and_its_return(
+    live: LiveStack, postgres_control: NativeControl
+) -> None:
+    """database-down as `python3 tasks.py drill database-down` runs it, at a shorter
+    pace, PostgreSQL stopped and started by `postgres_control`. After it, PostgreSQL
+    runs again, the die-service recovered without a restart, and rolls work."""
+    native, control = live.native, postgres_control
+    die_service = native.components["die-service"].process
+    settings = stack_settings(native, rate=5, round_seconds=20, poll=1)
+    out = io.StringIO()
+    began = time.monotonic()
+    code = run_drill(DRILLS["database-down"], settings, out, control)
+    text = out.getvalue()
+    print(text, f"\n(the drill took {time.monotonic() - began:.0f} s)")
+    assert code == EXIT_OK, text
+    assert control.calls == ["stop postgres", "start postgres"]
+    order = signals_responded(text)
+    assert sorted(order[: len(DATABASE_OUTAGE)]) == sorted(DATABASE_OUTAGE), order
+    assert sorted(order[len(DATABASE_OUTAGE) :]) == sorted(RETURN), order
+    assert '"Database Errors by Reason"' in text
+    assert 'dashboard "Dice Roller - Stage 5"' in text
+    assert "HTTP 502 in" in text
+    assert "The die-service answered 503: The database cannot be reached" in text
+    assert "(up is 1: the exporter answers, the database does not)" in text
+    assert "database.failure=unreachable" in text and "upstream.failure=error_status" in text
+    assert text.index("Started the postgres again") < text.index("The die-service answers")
+    assert live_generators(native.service_url) == []
+
+    # The stack is as it was: PostgreSQL runs, the same die-service serves rolls again.
+    assert native.components["postgres"].process.poll() is None
+    assert native.components["die-service"].process is die_service
+    assert die_service.poll() is None
+    rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
+    assert rolled.status_code == 200, rolled.text
+
+
+def test_every_query_of_the_stage5_dashboard_returns_data(live: LiveStack) -> None:
+    """Each Prometheus and Loki panel over the run, as Grafana would ask, after the
+    database-down drill: its outage left the "Database unavailable" lines, PostgreSQL's
+    own log and the errors the panels show. The failed-calls line needs no failed
+    query (`or 0 * ...`), the errors panel no error (every reason starts at zero)."""
+    edge = (
+        'traces_service_graph_request_total{client="die-service", server="dice", '
+        'connection_type="database"}'
+    )
+    eventually(lambda: live.prometheus(edge)["result"], "no die-service → dice edge", WAIT)
+    # Two later samples of each: the die-service's and the exporter's, scraped by
+    # Alloy, and the service graph's, remote-written in batches.
+    sample = (
+        'min(timestamp(die_service_db_errors_total{reason="unreachable"})'
+        f" or timestamp(pg_up) or timestamp({edge}))"
+    )
+    end = live.later_samples(sample, count=2)
+    dashboard = load_dashboard(STAGE5_DASHBOARD_PATH)
+    assert live.empty_panels(dashboard, end) == []
 
 
 def test_the_die_service_down_is_a_prompt_503_that_says_so(live: LiveStack) -> None:
