@@ -131,3 +131,13 @@ def test_a_bad_database_setting_names_its_variable_and_the_rule(
     [line] = problems({variable: value})
     assert line.startswith(f"{variable}=")
     assert allowed in line
+
+
+def test_a_bad_database_url_is_said_back_without_its_password() -> None:
+    """The message goes to a terminal and to logs: the user and host help find the
+    typo, the password is not theirs to see."""
+    with pytest.raises(SettingsError) as error:
+        load_settings({"DIE_SERVICE_DATABASE_URL": "postgresql://dice:s3cret@postgres:5432"})
+    message = str(error.value)
+    assert "s3cret" not in message
+    assert "DIE_SERVICE_DATABASE_URL='postgresql://dice:***@postgres:5432'" in message

@@ -7,6 +7,7 @@ the same pass, so a typo stops the service rather than silently losing its trace
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal, TypeVar
 
@@ -72,5 +73,14 @@ def _describe(
             source = f"{prefix}{name.upper()}"
             value = env.get(source)
         hint = f" ({field.description})" if field is not None and field.description else ""
-        lines.append(f"{source}={value!r}: {item['msg']}{hint}")
+        lines.append(f"{source}={_without_password(value)!r}: {item['msg']}{hint}")
     return lines
+
+
+def _without_password(value: object) -> object:
+    """`value`, a URL's password hidden (`postgresql://dice:***@...`): an error message
+    goes to a terminal and to logs."""
+    return _PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
+
+
+_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
