@@ -99,6 +99,8 @@ SHIPPED: Mapping[str, str] = {
     "extra-latency-seconds": "off",
     "extra-latency-share": "all",
     "loaded-die-bias": "off",
+    "die-service-latency-seconds": "off",
+    "database-latency-seconds": "off",
 }
 """Each flag's default variant as stack/flags/flags.json ships it: the spec's behaviour."""
 

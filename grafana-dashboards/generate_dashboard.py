@@ -932,7 +932,9 @@ DATABASE_UNAVAILABLE_LOGS = (
 POSTGRES_LOGS = f'{{container_name="{POSTGRES_CONTAINER}"}}'
 # The die-service's server spans of the lookups the database failed: it names the
 # failure on its span (`database.failure`: unreachable, timeout, error).
-FAILED_DATABASE_LOOKUPS = f'{{resource.service.name="{DIE_SERVICE}" && span.database.failure != nil}}'
+FAILED_DATABASE_LOOKUPS = (
+    f'{{resource.service.name="{DIE_SERVICE}" && span.database.failure != nil}}'
+)
 DOWN_OR_UP = [
     {
         "type": "value",

@@ -10,13 +10,14 @@ import sys
 from tests.support.paths import ROOT
 
 README = ROOT / "dice-roller" / "README.md"
-LIMIT = 875
+LIMIT = 625
 """The whole service, in lines of code, stays under this: it is read in one sitting.
 (600 until the flag file needed a watcher of our own, flag_file.py, 104 lines: flagd's
 applies a file only when its mtime grows, and blocks on a FIFO; docs/reliability.md.
 650 until stage 3 made the dice data from another service: catalogue.py and the
 die-service's failure path in app.py, about 100 lines. 750 until stage 4's batches,
-batch.py, 97 lines.)"""
+batch.py, 97 lines. 875 until the flag machinery moved into sandbox_telemetry, shared
+with the die-service's flags: the dice-roller keeps its flags' definitions.)"""
 PATH_LIMIT = 375
 """One `/roll` in app.py, dice.py and the shared HTTP telemetry (300 before stage 3's
 failure path in app.py; 350 before `find_die` and `wait_and_roll`, which stage 4's

@@ -154,7 +154,7 @@ def test_a_file_that_cannot_be_used_is_one_message(
 def test_an_unknown_flag_or_variant_names_what_the_file_has(tmp_path: Path) -> None:
     path = copy_flags(tmp_path)
     original = path.read_bytes()
-    with pytest.raises(FlagFileError, match=r"no flag 'nope' \(it has: extra-latency"):
+    with pytest.raises(FlagFileError, match=r"no flag 'nope' \(it has: database-latency"):
         switched_flags(path, {"nope": "x"}).__enter__()
     with pytest.raises(FlagFileError, match=r"no variant 'x' \(it has: off, loaded\)"):
         switched_flags(path, {"loaded-die-bias": "x"}).__enter__()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from dice_roller.dice import DieType
-from dice_roller.flag_file import Refused, read_bounded
 from dice_roller.flags import RISKY_FAILURE_RATE, FaultFlags
 from dice_roller.settings import Settings
 from openfeature.event import EventDetails, ProviderEvent
+from sandbox_telemetry.flag_file import Refused, read_bounded
 
 from tests.support.flags import copy_shipped, select_variants, write_many_flags
 from tests.support.processes import eventually

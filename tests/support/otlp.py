@@ -46,6 +46,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     parent_span_id: str = ""
     """The parent's span id, hex; empty for a root span."""
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Each event's name and attributes, in order (protobuf payloads only)."""
 
     @property
     def duration_seconds(self) -> float:
@@ -114,6 +116,10 @@ class OtlpReceiver(LocalHTTPServer):
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             resource=resource,
                             parent_span_id=span.parent_span_id.hex(),
+                            events=tuple(
+                                (e.name, {a.key: _value(a.value) for a in e.attributes})
+                                for e in span.events
+                            ),
                         )
                     )
         with self._lock:

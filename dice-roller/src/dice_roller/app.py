@@ -34,6 +34,7 @@ from sandbox_telemetry import (
     request_fields,
     server_spans,
 )
+from sandbox_telemetry.flags import RequestFlags
 from sandbox_telemetry.upstream import UpstreamFailure
 from sandbox_telemetry.web import web_defaults
 
@@ -47,7 +48,6 @@ from .flags import (
     FAILURE_RATE,
     LOADED_DIE_BIAS,
     FaultFlags,
-    RollFlags,
 )
 from .metrics import DiceMetrics
 from .settings import Settings
@@ -192,7 +192,7 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             return die_service_failed(request, die, failure)
         return spec if spec is not None else await unknown_die(request, die)
 
-    async def wait_and_roll(spec: Die, roll_flags: RollFlags) -> int:
+    async def wait_and_roll(spec: Die, roll_flags: RequestFlags) -> int:
         """A roll's own work, as the flags break it: wait, then roll (or raise DieFailure)."""
         failure_flag = FAILURE_RATE.get(spec.name)  # fair and risky; the others as specified
         failure_rate = roll_flags.number(failure_flag) if failure_flag else spec.failure_rate

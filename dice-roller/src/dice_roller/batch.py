@@ -21,9 +21,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import BaseModel, Field
 from sandbox_telemetry import current_exemplar, request_fields
+from sandbox_telemetry.flags import RequestFlags
 
 from .dice import NAME_PATTERN, Die, DieFailure
-from .flags import FaultFlags, RollFlags
+from .flags import FaultFlags
 from .metrics import DiceMetrics
 
 __all__ = ["MAX_BATCH", "TIMES_RULE", "BatchResult", "batch_router"]
@@ -41,7 +42,7 @@ class BatchResult(BaseModel):
 
 def batch_router(
     find_die: Callable[[Request, str], Awaitable[Die | JSONResponse]],
-    wait_and_roll: Callable[[Die, RollFlags], Awaitable[int]],
+    wait_and_roll: Callable[[Die, RequestFlags], Awaitable[int]],
     flags: FaultFlags,
     metrics: DiceMetrics,
     tracer: Tracer,
@@ -97,7 +98,7 @@ def batch_router(
             return JSONResponse({"detail": f"Every roll of the {die} die failed."}, 500)
         return BatchResult(rolls=values, failed=failed)
 
-    async def roll_one(spec: Die, roll_flags: RollFlags) -> int | None:
+    async def roll_one(spec: Die, roll_flags: RequestFlags) -> int | None:
         """One roll of a batch, in a span of its own: its value, or None if it failed."""
         with tracer.start_as_current_span(f"roll {spec.name}") as span:
             metrics.rolls_in_flight.inc()

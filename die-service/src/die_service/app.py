@@ -10,11 +10,17 @@ the request's one log line.
 From stage 5 the catalogue is a PostgreSQL table (database.py): each lookup adds a
 `SELECT` span under this service's, made by asyncpg's instrumentation. When the
 database cannot answer, `database_unavailable` turns that into a 503 that says why,
-marked on the span (`error.type`) and in one ERROR line.
+marked on the span (`database.failure`) and in one ERROR line.
+
+The fault flags (flags.py) slow a lookup on purpose: `die-service-latency-seconds`
+here, before the lookup; `database-latency-seconds` in the database's query. Each
+evaluation that changes the lookup is an event on the server span, and the lookup's
+log line names the flags away from their default, as the dice-roller's rolls do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -41,7 +47,9 @@ from sandbox_telemetry.web import web_defaults
 from . import SERVICE_NAME, __version__
 from .catalogue import Catalogue, CatalogueUnavailable, InMemoryCatalogue
 from .dice import NAME_PATTERN, DieSpec
+from .flags import DIE_SERVICE_LATENCY_SECONDS, FaultFlags
 from .metrics import DieServiceMetrics, Outcome
+from .settings import Settings
 
 __all__ = ["create_app"]
 
@@ -78,11 +86,13 @@ def create_app(
     catalogue: Catalogue | None = None,
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
+    flags: FaultFlags | None = None,
 ) -> FastAPI:
     """The service over `catalogue` (the shipped dice, in memory, by default);
     `tracer_provider` defaults to one configured from `OTEL_*`, `registry` (where the
-    catalogue's own metrics may be already) to a new one."""
+    catalogue's own metrics may be already) to a new one, `flags` to none (no faults)."""
     dice: Catalogue = catalogue or InMemoryCatalogue()
+    faults = flags or FaultFlags(Settings())
     provider = tracer_provider or create_tracer_provider(SERVICE_NAME, __version__)
     registry = registry or new_registry()
     metrics = DieServiceMetrics(registry)
@@ -96,6 +106,7 @@ def create_app(
             metrics.start_at_zero(die.name for die in await dice.all())
         yield
         await dice.close()
+        faults.close()
         provider.shutdown()  # uvicorn has let the requests finish: send their spans
 
     app = FastAPI(
@@ -139,7 +150,12 @@ def create_app(
         request: Request,
         name: Annotated[str, Path(pattern=NAME_PATTERN, description="The die's name.")],
     ) -> DieSpec | JSONResponse:
-        spec = await dice.get(name)
+        lookup_flags = faults.for_lookup(name)  # the fault flags: how to slow this lookup
+        request.state.flags = lookup_flags  # for the 503's line, if the database fails
+        delay = lookup_flags.number(DIE_SERVICE_LATENCY_SECONDS)
+        if delay:
+            await asyncio.sleep(delay)
+        spec = await dice.get(name, lookup_flags)
         outcome: Outcome = "unknown" if spec is None else "found"
 
         span = trace.get_current_span()  # the request's server span, FastAPI's
@@ -148,7 +164,12 @@ def create_app(
         if spec is None:
             log.info(  # the request's one line; the trace and span ids are added to it
                 "Die unknown",
-                extra={"die_name": name, "outcome": outcome, **request_fields(request, status=404)},
+                extra={
+                    "die_name": name,
+                    "outcome": outcome,
+                    **lookup_flags.log_fields(),
+                    **request_fields(request, status=404),
+                },
             )
             # `name` matched NAME_PATTERN: it is short and harmless to say back.
             body = UnknownDieBody(detail=f"There is no die {name!r}.", allowed=await _names(dice))
@@ -161,6 +182,7 @@ def create_app(
                 "die_name": name,
                 "outcome": outcome,
                 "die_faces": len(spec.faces),
+                **lookup_flags.log_fields(),
                 **request_fields(request, status=200),
             },
         )
@@ -182,11 +204,18 @@ def create_app(
 
     @app.exception_handler(CatalogueUnavailable)
     async def database_unavailable(request: Request, error: CatalogueUnavailable) -> JSONResponse:
-        # The server span is ERROR already (a 5xx); this says which kind of error.
-        trace.get_current_span().set_attribute("error.type", error.reason)
+        # The server span is ERROR already (a 5xx: its `error.type` is "503"); this says
+        # why, as the dice-roller's `upstream.failure` does for its upstream.
+        trace.get_current_span().set_attribute("database.failure", error.reason)
+        lookup_flags = getattr(request.state, "flags", None)  # GET /dice/{name}'s
         log.error(
             "Database unavailable",
-            extra={"reason": error.reason, "detail": error.detail, **request_fields(request, 503)},
+            extra={
+                "reason": error.reason,
+                "detail": error.detail,
+                **(lookup_flags.log_fields() if lookup_flags else {}),
+                **request_fields(request, 503),
+            },
         )
         body = UnavailableBody(detail=error.detail, reason=error.reason)
         return JSONResponse(body.model_dump(), status_code=503)

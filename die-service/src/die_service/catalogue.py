@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from sandbox_telemetry.flags import RequestFlags
+
 from .dice import SHIPPED_DICE, DieSpec
 from .metrics import DatabaseFailure
 
@@ -38,8 +40,9 @@ class Catalogue(Protocol):
         """Let go of what `open` took (the app's end)."""
         ...
 
-    async def get(self, name: str) -> DieSpec | None:
-        """The die called `name`, or None when there is none."""
+    async def get(self, name: str, flags: RequestFlags | None = None) -> DieSpec | None:
+        """The die called `name`, or None when there is none; `flags` are the lookup's
+        fault flags, for a catalogue that has one of its own (database.py's)."""
         ...
 
     async def all(self) -> list[DieSpec]:
@@ -63,8 +66,8 @@ class InMemoryCatalogue:
     async def close(self) -> None:
         pass
 
-    async def get(self, name: str) -> DieSpec | None:
-        return self._dice.get(name)
+    async def get(self, name: str, flags: RequestFlags | None = None) -> DieSpec | None:
+        return self._dice.get(name)  # no query: nothing for database-latency-seconds to slow
 
     async def all(self) -> list[DieSpec]:
         return list(self._dice.values())

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "die-service") -> int:
 
 def create_app_for(settings: Settings, dice: Sequence[DieSpec] = SHIPPED_DICE) -> FastAPI:
     """The app over `dice`: in memory (stage 3), or in the PostgreSQL database
-    `DIE_SERVICE_DATABASE_URL` names (stage 5), where they are the rows it starts with."""
+    `DIE_SERVICE_DATABASE_URL` names (stage 5), where they are the rows it starts with;
+    with the fault flags of `DIE_SERVICE_FLAGS_FILE`, if set."""
     # Imported after logging is set up, so start-up lines are JSON too.
     from sandbox_telemetry import create_tracer_provider, new_registry
 
@@ -37,10 +38,12 @@ def create_app_for(settings: Settings, dice: Sequence[DieSpec] = SHIPPED_DICE) -
     from .app import create_app
     from .catalogue import InMemoryCatalogue
     from .database import PostgresCatalogue
+    from .flags import FaultFlags
     from .metrics import DatabaseMetrics
 
+    flags = FaultFlags(settings)
     if not settings.database_url:
-        return create_app(InMemoryCatalogue(dice))
+        return create_app(InMemoryCatalogue(dice), flags=flags)
     provider = create_tracer_provider(SERVICE_NAME, __version__)
     registry = new_registry()
     catalogue = PostgresCatalogue(
@@ -51,7 +54,7 @@ def create_app_for(settings: Settings, dice: Sequence[DieSpec] = SHIPPED_DICE) -
         provider.get_tracer("die_service"),
         dice,
     )
-    return create_app(catalogue, provider, registry)
+    return create_app(catalogue, provider, registry, flags)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ Follow one lookup, `get("d20")`:
    also `die_service_db_query_duration_seconds`, with the trace id as exemplar;
 3. the connection goes back to the pool.
 
+The fault flag `database-latency-seconds` (flags.py), while on, makes the lookup's
+query wait in PostgreSQL itself: the SELECT is `ONE_DIE_AFTER_SLEEP`, whose
+`pg_sleep($2)` the span's `db.statement` shows, and the span lasts as long. Past
+`timeout` the lookup fails as a slow database's would.
+
 Each wait is bounded: `timeout` for a connection, `timeout` again for the query. A
 database that is down or slow makes the lookup raise `CatalogueUnavailable` in
 time; the app answers 503 and `die_service_db_errors_total` counts why. Nothing is
@@ -37,9 +42,11 @@ from asyncpg.pool import PoolConnectionProxy
 from opentelemetry.trace import Tracer
 from pydantic import ValidationError
 from sandbox_telemetry import current_exemplar
+from sandbox_telemetry.flags import RequestFlags
 
 from .catalogue import CatalogueUnavailable
 from .dice import SHIPPED_DICE, DieSpec
+from .flags import DATABASE_LATENCY_SECONDS
 from .metrics import DatabaseFailure, DatabaseMetrics, Query
 
 __all__ = ["SCHEMA", "PostgresCatalogue"]
@@ -61,6 +68,10 @@ INSERT INTO dice (name, position, faces, failure_rate, max_delay_seconds)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (name) DO NOTHING"""
 ONE_DIE = "SELECT name, faces, failure_rate, max_delay_seconds FROM dice WHERE name = $1"
+ONE_DIE_AFTER_SLEEP = (
+    "SELECT name, faces, failure_rate, max_delay_seconds FROM pg_sleep($2), dice WHERE name = $1"
+)
+"""ONE_DIE, after `$2` seconds' sleep in the database: the flag database-latency-seconds."""
 ALL_DICE = "SELECT name, faces, failure_rate, max_delay_seconds FROM dice ORDER BY position, name"
 SCHEMA_LOCK = 5_2023_11
 """An advisory lock's key: two die-services starting at once make the table one by one."""
@@ -127,8 +138,12 @@ class PostgresCatalogue:
         if self._pool is not None:
             await asyncio.wait_for(self._pool.close(), timeout=5)
 
-    async def get(self, name: str) -> DieSpec | None:
-        found = await self._query("one_die", ONE_DIE, name)
+    async def get(self, name: str, flags: RequestFlags | None = None) -> DieSpec | None:
+        sleep = flags.number(DATABASE_LATENCY_SECONDS) if flags else 0.0
+        if sleep:
+            found = await self._query("one_die", ONE_DIE_AFTER_SLEEP, name, sleep)
+        else:
+            found = await self._query("one_die", ONE_DIE, name)
         return found[0] if found else None
 
     async def all(self) -> list[DieSpec]:

@@ -2,9 +2,9 @@
 
 Few on purpose: the dice themselves are data (dice.py, PostgreSQL from stage 5), not
 settings. Without `DIE_SERVICE_DATABASE_URL` the dice are kept in memory (stage 3);
-with it, in PostgreSQL (stage 5, database.py). OpenTelemetry keeps its standard
-`OTEL_*` variables, read by the SDK itself; the ones a typo would silently break are
-checked with these, at start.
+with it, in PostgreSQL (stage 5, database.py). `DIE_SERVICE_FLAGS_FILE` names the flag
+file of faults (flags.py). OpenTelemetry keeps its standard `OTEL_*` variables, read by
+the SDK itself; the ones a typo would silently break are checked with these, at start.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FilePath
 from sandbox_telemetry.settings import LogLevel, SettingsError, read_settings
 
 __all__ = ["DATABASE_URL_PATTERN", "Settings", "SettingsError", "load_settings"]
@@ -46,6 +46,11 @@ class Settings(BaseModel):
     )
     database_pool_size: int = Field(
         default=5, ge=1, le=100, description="Most connections the service keeps open."
+    )
+    flags_file: FilePath | None = Field(
+        default=None,
+        description="A flagd flag file of faults (a slow service, a slow database), watched "
+        "and applied live, see stack/flags/README.md; unset: no faults.",
     )
 
 

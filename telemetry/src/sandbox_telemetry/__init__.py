@@ -14,6 +14,11 @@ app with uvicorn (`serve`).
 
 What each call does, and why, is said where it is defined: `logs`, `tracing`, `http`,
 `settings`, `server`.
+
+A service with fault flags (the dice-roller, the die-service) installs the `flags`
+extra and subclasses `flags.ServiceFlags`: its flags, read live from a flagd file that
+`flag_file` watches, each evaluation that changes a request on the request's span.
+Not imported here: the services without flags do without OpenFeature.
 """
 
 from .http import (
