@@ -54,6 +54,28 @@ from .probes import (
     p99_above,
     value_skew,
 )
+from .slow_probes import (
+    DATABASE_FLAG,
+    DATABASE_SLOW_HOP,
+    DATABASE_TIMEOUT,
+    DATABASE_TIMEOUT_LINES,
+    DIE_SERVICE_FLAG,
+    DIE_SERVICE_SLOW_HOP,
+    DIE_SERVICE_TIMEOUT,
+    DIE_TIMEOUT_LINES,
+    SLOW_LOOKUP_SECONDS,
+    SLOW_QUERY_SECONDS,
+    STUCK_QUERY_SECONDS,
+    database_times_out,
+    die_service_times_out,
+    lookups_slower_than_the_wait,
+    query_p99_rises,
+    slow_lookups_logged,
+    slow_queries_logged,
+    trace_of_cut_query,
+    trace_of_slow_lookup,
+    trace_of_slow_query,
+)
 from .traffic import FRONTEND
 from .upstream_probes import (
     DIE_SERVICE_HOP,
@@ -86,6 +108,7 @@ __all__ = [
     "Drill",
     "Plan",
     "Signal",
+    "Step",
     "WhereToLook",
 ]
 
@@ -136,6 +159,18 @@ class WhereToLook:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A later step of a drill: flags switched further once the signals before it have
+    responded (or been given up on), and what must respond then."""
+
+    flags: Mapping[str, str]
+    signals: list[Signal]
+    give_up: float
+    says: str
+    """What the step does, in words, printed as it begins."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a drill waits for, decided when it starts (recovery looks at what fires)."""
 
@@ -148,8 +183,12 @@ class Plan:
     """Lines to show before waiting."""
     done: str | None = None
     """Set when there is nothing to wait for: the runner says so and stops."""
+    then: list[Step] = field(default_factory=list)
+    """Later steps, in order, each switching flags further (database-slow: `slow`, then
+    `stuck`)."""
     back: list[Signal] = field(default_factory=list)
-    """A drill that stops a service: what must respond once it is started again."""
+    """What must respond once the drill has undone its change: a stopped service started
+    again, or (a flag drill) its flags put back, the traffic still running."""
     back_give_up: float = 0.0
     """Seconds to wait for `back`, unless --give-up says otherwise."""
 
@@ -831,6 +870,232 @@ DATABASE_DOWN = Drill(
 )
 
 
+# ---------------------------------------------------------------- die-service-slow
+
+DIE_SERVICE_SLOW_FLAGS = {DIE_SERVICE_FLAG: "slow"}
+FLAG_WAIT = (
+    f"{timing.outage_seconds():.0f} s, then {timing.return_seconds():.0f} s for the return "
+    "once the flags are back (the scrapes and the trip to Loki)"
+)
+"""How long a drill that slows a dependency waits, in words, for --list."""
+HINT_DIE_SERVICE_FLAGS = (
+    "Rolls that answer 200 in time: is --flags-file (or DRILL_FLAGS_FILE) the file the "
+    "die-service reads (its DIE_SERVICE_FLAGS_FILE)? Under compose, and for the native "
+    "stack, that is stack/flags/flags.json; stages/stage3.yml mounts its folder. A "
+    "dice-roller that asks no die-service (stage 1 or 2) cannot wait for one."
+)
+HINT_DIE_SERVICE_LATENCY = (
+    "Alloy scrapes the die-service by its container's label sandbox.metrics.port "
+    "(stages/stage3.yml) and remote-writes its http_request_duration_seconds; the "
+    "die-service measures a lookup when it ends, 1.5 s after it began."
+)
+HINT_DIE_SERVICE_FLAG_LINES = (
+    'The die-service\'s lines reach Loki through Alloy ({container_name="die-service"}); '
+    "a lookup's line names the flags away from their default (feature_flags)."
+)
+HINT_SLOW_SPANS = (
+    "Both services' spans reach Tempo through Alloy; the die-service's span ends 0.5 s "
+    "after the dice-roller's gave up, and carries the flag's feature_flag.evaluation event."
+)
+HINT_FLAGS_BACK = (
+    "The flags are back in the file: the die-service reads it twice a second. Rolls that "
+    "still fail: is another drill, or an edit, holding a flag?"
+)
+
+
+def _die_service_slow(ctx: DrillContext) -> Plan:
+    hop = DIE_SERVICE_SLOW_HOP
+    signals = [
+        Signal(
+            "The dice-roller answers 504",
+            "the dice roller",
+            die_service_times_out,
+            HINT_DIE_SERVICE_FLAGS,
+        ),
+        *_counted_and_logged(
+            hop,
+            ("Die-service timeouts up", HINT_DICE_ROLLER_METRICS),
+            ("Die unavailable logged", HINT_DICE_ROLLER_LOGS),
+        ),
+        Signal(
+            f"Lookups past {DIE_SERVICE_TIMEOUT:g} s",
+            "Prometheus",
+            lookups_slower_than_the_wait,
+            HINT_DIE_SERVICE_LATENCY,
+        ),
+        Signal(
+            "Slow lookups logged with the flag",
+            "Loki",
+            slow_lookups_logged,
+            HINT_DIE_SERVICE_FLAG_LINES,
+        ),
+        Signal(
+            "A die-service span outlasts the wait",
+            "Tempo",
+            trace_of_slow_lookup,
+            HINT_SLOW_SPANS,
+        ),
+    ]
+    return _slowed(signals, DIE_SERVICE_SLOW_FLAGS, hop)
+
+
+def _counted_and_logged(
+    hop: Hop, counted: tuple[str, str], logged: tuple[str, str]
+) -> list[Signal]:
+    """The caller's failed calls of `hop.reason`: counted in Prometheus, logged in Loki
+    (each signal's name and hint)."""
+    return [
+        Signal(counted[0], "Prometheus", lambda c: upstream_errors(c, hop), counted[1]),
+        Signal(logged[0], "Loki", lambda c: failed_lines(c, hop), logged[1]),
+    ]
+
+
+def _slowed(
+    signals: list[Signal], flags: Mapping[str, str], hop: Hop, then: list[Step] | None = None
+) -> Plan:
+    """The plan of a drill that slows what `hop` calls by its flags: no alert, so as long
+    as an outage's; then the flags go back and its return is seen as an outage's."""
+    back = _die_service_back(hop, HINT_FLAGS_BACK)
+    give_up, back_give_up = timing.outage_seconds(), timing.return_seconds()
+    return Plan(signals, give_up, flags, then=then or [], back=back, back_give_up=back_give_up)
+
+
+DIE_SERVICE_SLOW = Drill(
+    name="die-service-slow",
+    summary=f"the die-service waits {SLOW_LOOKUP_SECONDS:g} s before each lookup, past the "
+    f"dice-roller's {DIE_SERVICE_TIMEOUT:g} s: 504s, timeouts, and spans that outlast the "
+    "wait; then the flag goes back",
+    flags=DIE_SERVICE_SLOW_FLAGS,
+    look=WhereToLook(
+        panels=(
+            "Die-Service Failures by Reason",
+            "Die-Service Lookup Duration",
+            "Roll Duration p99 by Die",
+            "Rolls by Die",
+            "Logs of One Trace",
+        ),
+        logql=DIE_TIMEOUT_LINES,
+        traceql=f'{{ resource.service.name = "{DIE_SERVICE_SLOW_HOP.callee}" && kind = server '
+        f'&& event.feature_flag.key = "{DIE_SERVICE_FLAG}" }}',
+        dashboard=STAGE3_DASHBOARD,
+    ),
+    lesson=(
+        "A slow dependency is not a down one, and the caller's timeout decides what it "
+        f"becomes: the die-service answers every lookup, {SLOW_LOOKUP_SECONDS:g} s late, "
+        f"but the dice-roller stops waiting after {DIE_SERVICE_TIMEOUT:g} s and answers 504, "
+        'counting a timeout and logging "Die unavailable". Both sides are true at once: the '
+        "die-service's own metrics and lines say every lookup succeeded, slowly; the "
+        "dice-roller's say every roll failed. In the trace the die-service's span runs on "
+        "after its caller's has ended: work nobody waits for any more. Bound every wait, "
+        "and read a dependency's latency against its callers' timeouts."
+    ),
+    plan=_die_service_slow,
+    give_up_text=FLAG_WAIT,
+    needs=("service", "prometheus", "loki", "tempo"),
+    stage=3,
+)
+
+
+# ---------------------------------------------------------------- database-slow
+
+DATABASE_SLOW_FLAGS = {DATABASE_FLAG: "slow"}
+DATABASE_STUCK_FLAGS = {DATABASE_FLAG: "stuck"}
+HINT_DATABASE_FLAGS = (
+    "Lookups that do not change with the flag: is --flags-file (or DRILL_FLAGS_FILE) the "
+    "file the die-service reads (its DIE_SERVICE_FLAGS_FILE)? Under compose, and for the "
+    "native stack, that is stack/flags/flags.json. With its dice in memory (stage 3 or 4, "
+    "no DIE_SERVICE_DATABASE_URL) the die-service makes no query to slow."
+)
+HINT_QUERY_METRICS = (
+    "Alloy scrapes the die-service by its container's label (stages/stage3.yml) and "
+    "remote-writes die_service_db_query_duration_seconds, exported from stage 5 "
+    "(DIE_SERVICE_DATABASE_URL); it measures the queries that end."
+)
+HINT_QUERY_SPANS = (
+    "The die-service's spans reach Tempo through Alloy; asyncpg's instrumentation makes "
+    "each query a SELECT span under the lookup's, its statement in db.statement."
+)
+
+
+def _database_slow(ctx: DrillContext) -> Plan:
+    hop = DATABASE_SLOW_HOP
+    slow = [
+        Signal("Query p99 rises", "Prometheus", query_p99_rises, HINT_QUERY_METRICS),
+        Signal(
+            "Slow lookups logged with the flag",
+            "Loki",
+            slow_queries_logged,
+            HINT_DIE_SERVICE_LOGS,
+        ),
+        Signal("A SELECT waits in pg_sleep", "Tempo", trace_of_slow_query, HINT_QUERY_SPANS),
+    ]
+    stuck = [
+        Signal(
+            "The dice-roller answers 502",
+            "the dice roller",
+            database_times_out,
+            HINT_DATABASE_FLAGS,
+        ),
+        *_counted_and_logged(
+            hop,
+            ("Database timeouts up", HINT_DIE_SERVICE_METRICS),
+            ("Database unavailable logged", HINT_DIE_SERVICE_LOGS),
+        ),
+        Signal(
+            "A SELECT cut at the bound",
+            "Tempo",
+            trace_of_cut_query,
+            HINT_DIE_SERVICE_SPANS,
+        ),
+    ]
+    step = Step(
+        DATABASE_STUCK_FLAGS,
+        stuck,
+        timing.outage_seconds(),
+        f"Now {DATABASE_FLAG}: stuck, {STUCK_QUERY_SECONDS:g} s, past the die-service's "
+        f"{DATABASE_TIMEOUT:g} s bound:",
+    )
+    return _slowed(slow, DATABASE_SLOW_FLAGS, hop, [step])
+
+
+DATABASE_SLOW = Drill(
+    name="database-slow",
+    summary=f"the lookup's query waits {SLOW_QUERY_SECONDS:g} s in PostgreSQL, then "
+    f"{STUCK_QUERY_SECONDS:g} s, past the die-service's {DATABASE_TIMEOUT:g} s bound: "
+    "slow queries, then timeouts, 502s and cut SELECT spans; then the flag goes back",
+    flags=DATABASE_SLOW_FLAGS,
+    look=WhereToLook(
+        panels=(
+            "Query Duration by Query",
+            "Call Duration die-service → dice",
+            "Database Errors by Reason",
+            "Pool Connections",
+            "Database Unavailable",
+        ),
+        logql=DATABASE_TIMEOUT_LINES,
+        traceql=f'{{ resource.service.name = "{DIE_SERVICE_SLOW_HOP.callee}" && kind = server '
+        f'&& span.database.failure = "timeout" }}',
+        dashboard=STAGE5_DASHBOARD,
+    ),
+    lesson=(
+        f"First the query waits {SLOW_QUERY_SECONDS:g} s, under the die-service's "
+        f"{DATABASE_TIMEOUT:g} s bound: nothing fails, every roll is late, and only the "
+        "latency shows it: the query's p99, and the SELECT span in pg_sleep. Then it waits "
+        f"{STUCK_QUERY_SECONDS:g} s, past the bound: the die-service cuts each query at "
+        f"{DATABASE_TIMEOUT:g} s and answers 503, reason timeout, which the dice-roller "
+        "turns into a 502. The query's duration panel now goes quiet rather than up: a "
+        "query cut short is never measured as one that ended, it is counted as an error. "
+        "A bounded wait turns a stuck dependency into a prompt error; watch the errors "
+        "beside the latency, or the worst of it looks like nothing."
+    ),
+    plan=_database_slow,
+    give_up_text=f"{timing.outage_seconds():.0f} s for each step (slow, then stuck), then "
+    f"{timing.return_seconds():.0f} s for the return once the flags are back",
+    needs=("service", "prometheus", "loki", "tempo"),
+    stage=5,
+)
+
+
 DRILLS: dict[str, Drill] = {
     drill.name: drill
     for drill in (
@@ -840,6 +1105,8 @@ DRILLS: dict[str, Drill] = {
         UPSTREAM_DOWN,
         DIE_SERVICE_DOWN,
         DATABASE_DOWN,
+        DIE_SERVICE_SLOW,
+        DATABASE_SLOW,
         RECOVERY,
     )
 }

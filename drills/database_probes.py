@@ -108,9 +108,10 @@ def exporter_reports_down(ctx: DrillContext) -> Reading:
     return seen(f"{selector} fell to 0 ({scrape}: the exporter answers, the database does not)")
 
 
-def database_failed(spans: list[Span]) -> str | None:
-    """What shows that the trace of `spans` met the database down: the die-service's
-    server span failed, answering 503, its `database.failure` saying why (`unreachable`), and
+def database_failed(spans: list[Span], reason: str = REASON) -> str | None:
+    """What shows that the trace of `spans` met the database down (or slow): the
+    die-service's server span failed, answering 503, its `database.failure` saying why
+    (`reason`: `unreachable`, or `timeout` for database-slow), and
     the dice-roller's, when it is in already, says its upstream answered an error
     status. None when the trace is not that."""
     failed = next(
@@ -121,13 +122,13 @@ def database_failed(spans: list[Span]) -> str | None:
             and span["kind"] in SERVER_KINDS
             and span["status"] in ERROR_STATUSES
             and str(span["attributes"].get("http.response.status_code")) == "503"
-            and span["attributes"].get("database.failure") == REASON
+            and span["attributes"].get("database.failure") == reason
         ),
         None,
     )
     if failed is None:
         return None
-    found = f"the {DIE_SERVICE}'s {failed['name']!r} ERROR, HTTP 503, database.failure={REASON}"
+    found = f"the {DIE_SERVICE}'s {failed['name']!r} ERROR, HTTP 503, database.failure={reason}"
     for span in spans:
         failure = span["attributes"].get("upstream.failure")
         if span["service"] == SERVICE_NAME and span["kind"] in SERVER_KINDS and failure:

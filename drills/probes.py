@@ -37,11 +37,13 @@ __all__ = [
     "error_ratio",
     "fair_rolls_succeed",
     "flag_event",
+    "flag_variant",
     "flagged_lines",
     "flagged_spans",
     "generator_flags_skew",
     "latency_objective",
     "p99_above",
+    "p99_since_start",
     "prometheus_vector",
     "sample_value",
     "since",
@@ -134,15 +136,21 @@ def p99_above(ctx: DrillContext, fallback_objective: float) -> Reading:
     """p99 of /roll since the drill began (the "Request Duration" panel's quantile),
     against the latency objective."""
     objective_seconds = latency_objective(ctx, fallback_objective)
-    buckets = since_start(
-        ctx, f'http_request_duration_seconds_bucket{{job="{JOB}", handler="/roll"}}', "le"
+    p99 = p99_since_start(
+        ctx, f'http_request_duration_seconds_bucket{{job="{JOB}", handler="/roll"}}'
     )
-    samples = prometheus_vector(ctx, f"histogram_quantile(0.99, {buckets})")
-    p99 = sample_value(samples[0]) if samples else math.nan
     if math.isnan(p99):
         return not_yet("no /roll request measured since the drill began")
     detail = f"p99 {p99:.2f} s (objective {objective_seconds:g} s)"
     return Reading(p99 > objective_seconds, detail)
+
+
+def p99_since_start(ctx: DrillContext, buckets: str) -> float:
+    """The p99 of the histogram whose `_bucket` series `buckets` selects, over what it
+    measured since the drill began (NaN when it measured nothing)."""
+    grown = since_start(ctx, buckets, "le")
+    samples = prometheus_vector(ctx, f"histogram_quantile(0.99, {grown})")
+    return sample_value(samples[0]) if samples else math.nan
 
 
 def value_skew(ctx: DrillContext) -> Reading:
@@ -226,7 +234,8 @@ def flag_event(span: Span, flag: str) -> dict[str, Any] | None:
     return None
 
 
-def _variant(event: dict[str, Any]) -> str:
+def flag_variant(event: dict[str, Any]) -> str:
+    """The variant a flag evaluation event names."""
     attributes = event.get("attributes", {})
     return str(
         attributes.get("feature_flag.result.variant") or attributes.get("feature_flag.variant")
@@ -263,7 +272,7 @@ def flagged_spans(
                 if event is not None and wanted(span):
                     matched[label] = (
                         f"{label}: trace {trace_id}, span {span['name']!r} "
-                        f"{span['seconds']:.2f} s, {flag}={_variant(event)}"
+                        f"{span['seconds']:.2f} s, {flag}={flag_variant(event)}"
                     )
                     break
             if label in matched:

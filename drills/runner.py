@@ -164,6 +164,16 @@ def describe(
             was = flags.default_variant(key)
             change = f"{was} -> {variant}" if was != variant else f"{variant} (already)"
             lines.append(f"Flag {key}: {change}  ({flags.path})")
+        current = {**{key: flags.default_variant(key) for key in plan.flags}, **plan.flags}
+        for step in plan.then:
+            for key, variant in step.flags.items():
+                was = current.get(key) or flags.default_variant(key)
+                lines.append(f"Then flag {key}: {was} -> {variant}")
+                current[key] = variant
+        if plan.back and drill.stops is None:
+            lines.append(
+                "Then puts the flags back, the traffic still running, and waits for the return"
+            )
     if drill.stops is not None and control is not None:
         lines.append(
             f"Stops the {drill.stops}: {control.describe('stop', drill.stops)}; starts it "
@@ -257,7 +267,8 @@ def run_drill(
         try:
             plan = drill.plan(ctx)
             if flags is not None:
-                flags.with_defaults(plan.flags)  # every flag and variant exists, or stop here
+                for choices in (plan.flags, *(step.flags for step in plan.then)):
+                    flags.with_defaults(choices)  # every flag and variant exists, or stop here
         except (ApiError, Failed) as error:
             raise DrillError(f"cannot start the drill: {error}") from None
         except FlagFileError as error:
@@ -307,6 +318,7 @@ def _run(
     give_up = settings.give_up if settings.give_up is not None else plan.give_up
 
     switching: AbstractContextManager[object] = nullcontext()
+    steps: list[AbstractContextManager[object]] = []
     if flags is not None and drill.keeps_flags:
         if plan.flags:
             try:
@@ -317,13 +329,17 @@ def _run(
         path = flags.path
 
         def restored(kept: Path | None) -> None:
+            ctx.resumed = time.time()
             if kept is not None:
                 say(f"The flag file changed during the drill: that version is kept in {kept}.")
             say(f"Flags put back: {path} holds its original bytes again.")
 
         switching = switched_flags(path, plan.flags, on_restore=restored)
+        # Each step switches over the one before, and puts back what that one wrote.
+        steps = [switched_flags(path, step.flags) for step in plan.then]
     with ExitStack() as undo:
-        undo.enter_context(switching)
+        flags_back = undo.enter_context(ExitStack())
+        flags_back.enter_context(switching)
         outage = None
         if drill.stops is not None:
             service = drill.stops
@@ -345,9 +361,22 @@ def _run(
         undo.callback(traffic.stop)  # first of all: before the flags or the service
         traffic.start()
         outcome = wait_for(plan.signals, ctx, give_up, say)
-        if outage is not None:
+        for step, switch in zip(plan.then, steps, strict=True):
             say("")
-            outage.end()
+            say(step.says)
+            flags_back.enter_context(switch)
+            patience = step.give_up if settings.give_up is None else settings.give_up
+            say(f"Waiting up to {_duration(patience)} for {len(step.signals)} signals:")
+            more = wait_for(step.signals, ctx, patience, say)
+            outcome = Outcome(
+                outcome.responded + more.responded, outcome.missing + more.missing, more.seconds
+            )
+        if plan.back:
+            say("")
+            if outage is not None:
+                outage.end()
+            else:
+                flags_back.close()  # the flags back, the traffic still running
             patience = plan.back_give_up if settings.give_up is None else settings.give_up
             say(f"Waiting up to {_duration(patience)} for {len(plan.back)} signals of its return:")
             back = wait_for(plan.back, ctx, patience, say)

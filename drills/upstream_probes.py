@@ -74,6 +74,7 @@ __all__ = [
     "ends_at_frontend",
     "failed_lines",
     "frontend_answers_503",
+    "has_server_span",
     "lowest_since_start",
     "rolls_succeed_again",
     "scrape_fails",
@@ -132,7 +133,11 @@ class Hop:
     scraper: str
     """Who scrapes it: Prometheus itself, or Alloy (by its container's label)."""
     failed_lines: str
-    """LogQL: the caller's lines of rolls that found the callee unreachable."""
+    """LogQL: the caller's lines of rolls that found the callee unreachable (or what
+    `reason` says)."""
+    reason: str = REASON
+    """The `reason` of the failed calls the drill waits for: `unreachable` for a stopped
+    service; `timeout` for one made slow by a flag (drills/slow_probes.py)."""
 
     @property
     def unanswered(self) -> str:
@@ -212,10 +217,15 @@ def _roll_at_caller(ctx: DrillContext, hop: Hop) -> tuple[httpx.Response, float]
 
 
 def caller_fails(
-    ctx: DrillContext, hop: Hop, status: int, says: Callable[[dict[str, Any]], bool]
+    ctx: DrillContext,
+    hop: Hop,
+    status: int,
+    says: Callable[[dict[str, Any]], bool],
+    question: str | None = None,
 ) -> Reading:
-    """A roll of the drill's own, asked of the caller: a quick `status` whose JSON body
-    `says` what the outage is (its trace id is kept for the Tempo probe)."""
+    """A roll of the drill's own, asked of the caller: a `status` whose JSON body
+    `says` what the outage is (its trace id is kept for the Tempo probe). `question`:
+    what to ask while it answers otherwise (by default, whether the callee is stopped)."""
     response, milliseconds = _roll_at_caller(ctx, hop)
     try:
         body: Any = response.json()
@@ -229,9 +239,8 @@ def caller_fails(
         _keep_trace(ctx, hop, answer.get("trace_id") or (ids[0] if ids else None))
         return seen(f"HTTP {status} in {milliseconds:.0f} ms: {detail[:120]}")
     said = f", reason {reason}" if reason else ""
-    return not_yet(
-        f"a roll answered HTTP {response.status_code}{said}: is the {hop.callee} stopped?"
-    )
+    question = question or f"is the {hop.callee} stopped?"
+    return not_yet(f"a roll answered HTTP {response.status_code}{said}: {question}")
 
 
 def answers_503(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
@@ -251,19 +260,19 @@ def frontend_answers_503(ctx: DrillContext) -> Reading:
 
 
 def upstream_errors(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
-    """The caller's calls to the callee that found it unreachable since the drill
-    stopped it (upstream-down: the "Upstream Errors by Reason" panel; die-service-down:
-    "Die-Service Failures by Reason"), and its 5xx answers to rolls."""
+    """The caller's calls to the callee that found it unreachable (`hop.reason`) since
+    the drill stopped it (upstream-down: the "Upstream Errors by Reason" panel;
+    die-service-down: "Die-Service Failures by Reason"), and its 5xx answers to rolls."""
     errors = _by(ctx, since_start(ctx, hop.errors, "reason"), "reason")
     answers = _by(ctx, since_start(ctx, hop.answers, "status"), "status")
-    unreachable = errors.get(REASON, 0.0)
+    counted = errors.get(hop.reason, 0.0)
     total, failed = sum(answers.values()), answers.get("5xx", 0.0)
     share = f" ({failed / total:.0%})" if total else ""
     detail = (
-        f"{unreachable:.0f} calls to the {hop.callee} {REASON}; {failed:.0f} of {total:.0f} "
+        f"{counted:.0f} calls to the {hop.callee} {hop.reason}; {failed:.0f} of {total:.0f} "
         f"{hop.roll_path} answers 5xx{share}"
     )
-    if unreachable < MIN_CALLS:
+    if counted < MIN_CALLS:
         return not_yet(f"{detail} (waiting for {MIN_CALLS})")
     return seen(detail)
 
@@ -300,9 +309,9 @@ def scrape_fails(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
 
 
 def failed_lines(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
-    """The caller's lines of failed rolls with reason unreachable, since the drill
-    began (their trace ids are kept for `trace_ends_at_caller`)."""
-    return flagged_lines(ctx, hop.key, {f"reason={REASON}": hop.failed_lines})
+    """The caller's lines of failed rolls with reason unreachable (`hop.reason`), since
+    the drill began (their trace ids are kept for `trace_ends_at_caller`)."""
+    return flagged_lines(ctx, hop.key, {f"reason={hop.reason}": hop.failed_lines})
 
 
 def ends_at_caller(spans: list[Span], hop: Hop = FRONTEND_HOP) -> str | None:
@@ -349,12 +358,23 @@ def ends_at_frontend(spans: list[Span]) -> str | None:
     return ends_at_caller(spans, FRONTEND_HOP)
 
 
+def has_server_span(spans: list[Span]) -> bool:
+    """Whether a trace holds a server span: the caller's ends last, and may come in a
+    later batch than its client span."""
+    return any(span["kind"] in SERVER_KINDS for span in spans)
+
+
 def trace_of_failed_roll(
-    ctx: DrillContext, hop: Hop, match: Callable[[list[Span]], str | None], what: str
+    ctx: DrillContext,
+    hop: Hop,
+    match: Callable[[list[Span]], str | None],
+    what: str,
+    complete: Callable[[list[Span]], bool] = has_server_span,
 ) -> Reading:
     """A trace of a failed roll (the drill's own, or a logged one) in Tempo, by id, that
     `match` describes (None for a trace that is not the one wanted); `what` it is, in
-    words, for the reading while none is found."""
+    words, for the reading while none is found. A trace is judged once `complete` says
+    the span that ends last is in; until then it is asked for again."""
     key = hop.key
     if f"{key}:matched" in ctx.found:
         return seen(ctx.found[f"{key}:matched"])
@@ -367,8 +387,8 @@ def trace_of_failed_roll(
         if trace is None:
             continue  # not in Tempo yet: ask again next round
         spans = spans_of(trace)
-        if not any(span["kind"] in SERVER_KINDS for span in spans):
-            continue  # the server span ends last, and may come in a later batch
+        if not complete(spans):
+            continue  # the span that ends last may come in a later batch
         checked.add(trace_id)
         found = match(spans)
         if found is not None:
@@ -421,13 +441,14 @@ def callee_answers(ctx: DrillContext, hop: Hop) -> Reading:
 
 
 def rolls_succeed_again(ctx: DrillContext, hop: Hop = FRONTEND_HOP) -> Reading:
-    """The caller's rolls through the callee succeed again, since it was started."""
+    """The caller's rolls through the callee succeed again, since it was back: started
+    again, or (a flag drill) its flags put back (`ctx.resumed`)."""
     if ctx.resumed is None:
-        return not_yet(f"the {hop.callee} has not been started again")
+        return not_yet(f"the {hop.callee} is not back yet (started again, or its flags put back)")
     label = hop.outcome_label
     outcomes = _by(ctx, since(ctx.resumed, hop.successes, label), label)
     succeeded = outcomes.get(hop.success_value, 0.0)
-    detail = f"{succeeded:.0f} {hop.successes_are} succeeded since the {hop.callee} started"
+    detail = f"{succeeded:.0f} {hop.successes_are} succeeded since the {hop.callee} was back"
     if succeeded < MIN_CALLS:
         return not_yet(f"{detail} (waiting for {MIN_CALLS})")
     return seen(detail)

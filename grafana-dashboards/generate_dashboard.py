@@ -8,7 +8,9 @@
   and one roll followed across the three services;
 - `stage5-dashboard.json`, "Dice Roller - Stage 5": the dice in PostgreSQL, the
   database as the die-service sees it and as it sees itself, the die-service → dice
-  edge of the service graph, and the lines that say the database did not answer.
+  edge of the service graph, and the lines that say the database did not answer;
+- `host-dashboard.json`, "Host and Containers": stage 5's node_exporter (the host's
+  CPU, memory, network and load) and cAdvisor (each container's CPU, memory and network).
 
 The JSON Grafana loads is long and repetitive; the decisions behind it are few. This
 script keeps the decisions readable (one function per panel: its query, unit and
@@ -44,6 +46,7 @@ DASHBOARD_PATH = Path(__file__).with_name("stage1-dashboard.json")
 STAGE2_DASHBOARD_PATH = Path(__file__).with_name("stage2-dashboard.json")
 STAGE3_DASHBOARD_PATH = Path(__file__).with_name("stage3-dashboard.json")
 STAGE5_DASHBOARD_PATH = Path(__file__).with_name("stage5-dashboard.json")
+HOST_DASHBOARD_PATH = Path(__file__).with_name("host-dashboard.json")
 CONTAINER = "dice-roller-stage1"  # the compose container name; Alloy turns it into a Loki label
 SERVICE_NAME = "dice-roller"  # OpenTelemetry service.name of the traces
 ROLL = 'handler="/roll"'  # the API route; /metrics scrapes are never counted
@@ -1195,6 +1198,176 @@ def postgres_logs(y: int) -> JSON:
     )
 
 
+# --- Host and containers: node_exporter and cAdvisor (stage 5) -------------------------
+
+NODE_EXPORTER = "node-exporter"  # its compose service, the Prometheus job Alloy gives it
+CADVISOR = "cadvisor"
+CONTAINERS = 'name!=""'  # cAdvisor's Docker containers: `name` is the container's name
+HOST_NETWORK = 'device!="lo"'  # every interface but loopback
+CADVISOR_PANELS = ("Container CPU", "Container Memory", "Container Network")
+"""The panels that read cAdvisor alone: compose only, since the native stack has no
+Docker containers for it to watch (docs/native-stack.md)."""
+COMPOSE_ONLY = (
+    " cAdvisor runs with compose only: the native stack has no Docker containers, so "
+    "there this panel stays empty."
+)
+
+
+def host_cpu(y: int) -> JSON:
+    return timeseries(
+        "Host CPU Busy",
+        "Share of the host's CPU time spent on anything but idling, over "
+        "`$__rate_interval`, all cores together: 1 minus the idle share of "
+        "node_exporter's `node_cpu_seconds_total`. It reads the host's /proc (mounted "
+        "read-only into its container), so this is the whole machine, the stack and "
+        "everything else on it. Past the dashed 80 % line, the services compete for CPU "
+        "and their latencies rise with it.",
+        (0, y, 6, 8),
+        [
+            prom(
+                '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[$__rate_interval]))',
+                "busy",
+            )
+        ],
+        unit="percentunit",
+        defaults={
+            "min": 0,
+            "max": 1,
+            "decimals": 1,
+            "thresholds": thresholds((None, "green"), (0.8, "red")),
+            "custom": {"thresholdsStyle": {"mode": "dashed"}},
+        },
+    )
+
+
+def host_memory(y: int) -> JSON:
+    return timeseries(
+        "Host Memory",
+        "The host's memory: used (total minus available) and available, as the kernel "
+        "estimates what it can hand out without swapping (`MemAvailable` in /proc/meminfo, "
+        "node_exporter's `node_memory_MemAvailable_bytes`). Page cache counts as "
+        "available. When available nears zero the kernel starts killing processes: the "
+        "containers' memory limits are there to make it one of them, not the machine.",
+        (6, y, 6, 8),
+        [
+            prom(
+                "sum(node_memory_MemTotal_bytes) - sum(node_memory_MemAvailable_bytes)",
+                "used",
+            ),
+            prom("sum(node_memory_MemAvailable_bytes)", "available", "B"),
+        ],
+        unit="bytes",
+        defaults={**STACKED, "color": {"mode": "palette-classic"}},
+    )
+
+
+def host_network(y: int) -> JSON:
+    return timeseries(
+        "Host Network",
+        "Bytes per second received and sent on every interface but loopback, over "
+        "`$__rate_interval` (node_exporter's `node_network_receive_bytes_total` and "
+        "`node_network_transmit_bytes_total`). These are node_exporter's own network "
+        "namespace's interfaces: in compose its container's (host networking would put "
+        "its port on every interface of the host), natively its namespace's. Its "
+        "scrapes are most of what it sees.",
+        (12, y, 6, 8),
+        [
+            prom(
+                f"sum(rate(node_network_receive_bytes_total{{{HOST_NETWORK}}}[$__rate_interval]))",
+                "received",
+            ),
+            prom(
+                f"sum(rate(node_network_transmit_bytes_total{{{HOST_NETWORK}}}[$__rate_interval]))",
+                "sent",
+                "B",
+            ),
+        ],
+        unit="Bps",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def host_load(y: int) -> JSON:
+    return timeseries(
+        "Host Load",
+        "The host's load average over 1, 5 and 15 minutes (node_exporter's `node_load1`, "
+        "`node_load5`, `node_load15`): processes running or waiting for a CPU (or for "
+        "the disk), averaged. Above the number of cores, work queues up; a 1-minute "
+        "line above the 15-minute one means the load is rising.",
+        (18, y, 6, 8),
+        [
+            prom("max(node_load1)", "1 min"),
+            prom("max(node_load5)", "5 min", "B"),
+            prom("max(node_load15)", "15 min", "C"),
+        ],
+        unit="short",
+        defaults={"min": 0, "decimals": 2, "color": {"mode": "palette-classic"}},
+    )
+
+
+def container_cpu(y: int) -> JSON:
+    return timeseries(
+        "Container CPU",
+        "CPU each container uses, in cores (1 = one core busy all the time), over "
+        "`$__rate_interval`, by container name: cAdvisor's "
+        "`container_cpu_usage_seconds_total` from each container's cgroup. Each "
+        "container's limit is its `cpus` in the compose files (SECURITY.md): a line flat "
+        "at its limit is a container being throttled." + COMPOSE_ONLY,
+        (0, y, 8, 8),
+        [
+            prom(
+                f"sum by (name) (rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}"
+                "[$__rate_interval]))",
+                "{{name}}",
+            )
+        ],
+        unit="short",
+        defaults={"min": 0, "decimals": 2, "color": {"mode": "palette-classic"}},
+    )
+
+
+def container_memory(y: int) -> JSON:
+    return timeseries(
+        "Container Memory",
+        "Memory each container holds that the kernel could not simply drop, by container "
+        "name: cAdvisor's `container_memory_working_set_bytes` (usage minus inactive "
+        "file pages), the figure the kernel compares with the container's memory limit "
+        "before killing it. The limits are in the compose files (SECURITY.md); tmpfs "
+        "mounts count here too." + COMPOSE_ONLY,
+        (8, y, 8, 8),
+        [prom(f"sum by (name) (container_memory_working_set_bytes{{{CONTAINERS}}})", "{{name}}")],
+        unit="bytes",
+        defaults={"min": 0, "color": {"mode": "palette-classic"}},
+    )
+
+
+def container_network(y: int) -> JSON:
+    return timeseries(
+        "Container Network",
+        "Bytes per second each container receives (above the axis) and sends (below), "
+        "over `$__rate_interval`, by container name: cAdvisor's "
+        "`container_network_receive_bytes_total` and "
+        "`container_network_transmit_bytes_total`. Prometheus, Loki and Tempo receive "
+        "the most: every scrape, log line and span ends up there." + COMPOSE_ONLY,
+        (16, y, 8, 8),
+        [
+            prom(
+                f"sum by (name) (rate(container_network_receive_bytes_total{{{CONTAINERS}}}"
+                "[$__rate_interval]))",
+                "{{name}} received",
+            ),
+            prom(
+                f"-sum by (name) (rate(container_network_transmit_bytes_total{{{CONTAINERS}}}"
+                "[$__rate_interval]))",
+                "{{name}} sent",
+                "B",
+            ),
+        ],
+        unit="Bps",
+        defaults={"color": {"mode": "palette-classic"}},
+    )
+
+
 # --- The dashboards ---------------------------------------------------------------------
 
 
@@ -1394,6 +1567,39 @@ def build_stage5_dashboard() -> JSON:
     )
 
 
+STAGE5_LINK = {
+    **STAGE1_LINK,
+    "title": "Dice Roller - Stage 5",
+    "tooltip": "The dice in PostgreSQL",
+    "url": "/d/dice-roller-stage5",
+}
+
+
+def build_host_dashboard() -> JSON:
+    """Stage 5's host and containers: two rows, seven panels."""
+    return dashboard(
+        "dice-roller-host",
+        "Host and Containers",
+        "The machine under the stack (stage 5): the host's CPU, memory, network and load "
+        "from node_exporter, and each container's CPU, memory and network from cAdvisor, "
+        "beside the services' own dashboards. cAdvisor runs with compose only: natively "
+        "its row stays empty (docs/native-stack.md).",
+        ["host", "containers", "node-exporter", "cadvisor", "stage5", "observability-sandbox"],
+        [
+            row("Host (node_exporter)", 0),
+            host_cpu(1),
+            host_memory(1),
+            host_network(1),
+            host_load(1),
+            row("Containers (cAdvisor, compose only)", 9),
+            container_cpu(10),
+            container_memory(10),
+            container_network(10),
+        ],
+        links=[STAGE5_LINK],
+    )
+
+
 def _text(board: JSON) -> str:
     return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
 
@@ -1418,6 +1624,11 @@ def render_stage5() -> str:
     return _text(build_stage5_dashboard())
 
 
+def render_host() -> str:
+    """The dashboard as the exact text committed in `host-dashboard.json`."""
+    return _text(build_host_dashboard())
+
+
 def outputs() -> list[tuple[Path, str]]:
     """Each file this script writes, with its text (paths read now: tests redirect them)."""
     return [
@@ -1425,6 +1636,7 @@ def outputs() -> list[tuple[Path, str]]:
         (STAGE2_DASHBOARD_PATH, render_stage2()),
         (STAGE3_DASHBOARD_PATH, render_stage3()),
         (STAGE5_DASHBOARD_PATH, render_stage5()),
+        (HOST_DASHBOARD_PATH, render_host()),
     ]
 
 

@@ -21,9 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog=os.environ.pop("SANDBOX_PROG", "") or "python -m nativestack",
         description=(
             "Build Prometheus, Alertmanager, Loki and Alloy at the versions stack/compose.yml "
-            "pins (once; cached), then run them, a Tempo stand-in, the alert-receiver and the "
-            "dice roller (from stage 2 the frontend too, from stage 3 the die-service, from "
-            "stage 5 Debian's PostgreSQL and postgres_exporter) as plain "
+            "pins, and node_exporter at stages/stage5.yml's (once; cached), then run them, a "
+            "Tempo stand-in, the alert-receiver and the dice roller (from stage 2 the "
+            "frontend too, from stage 3 the die-service, from stage 5 Debian's PostgreSQL "
+            "and postgres_exporter, and node_exporter) as plain "
             "processes on the shipped "
             "configs, each in a network namespace of its own (needs root). See "
             "docs/native-stack.md."

@@ -1,5 +1,5 @@
-"""Build Prometheus, Alertmanager, Loki, Tempo and Alloy from their Go modules, once per
-pinned version.
+"""Build Prometheus, Alertmanager, Loki, Tempo, Alloy and node_exporter from their Go
+modules, once per pinned version (node_exporter's pin is stages/stage5.yml's).
 
 Each project's go.mod has `replace` directives, which `go install module@version`
 refuses. So each is built inside a copy of its own downloaded module, as its
@@ -315,6 +315,16 @@ PROGRAMS: dict[str, GoProgram] = {
             ),
             cold_build_minutes=5,
             version_text=lambda p: p.tag,
+        ),
+        GoProgram(
+            service="node-exporter",
+            image="prom/node-exporter",
+            module="github.com/prometheus/node_exporter",
+            package=".",
+            module_version=lambda p: p.tag,
+            # Its .promu.yml: CGO off, no build tags, the version in prometheus/common.
+            version_variables=("github.com/prometheus/common/version.Version",),
+            cold_build_minutes=1,
         ),
     )
 }

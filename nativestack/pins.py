@@ -1,6 +1,7 @@
-"""Which version of each component the stack runs: read from the compose file, nowhere else.
+"""Which version of each component the stack runs: read from the compose files, nowhere else.
 
-stack/compose.yml pins every image to an exact tag. The native stack builds the same
+stack/compose.yml pins every image to an exact tag, and so does each stage file for the
+images it adds (stages/stage5.yml: node_exporter). The native stack builds the same
 release from its Go module, so the tag is the one source of truth, and this module
 only knows how each project spells a release as a Go module version.
 """
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["COMPOSE_FILE", "Pin", "PinError", "image_pins", "pin"]
+from .substitutions import _ComposeLoader
+
+__all__ = ["COMPOSE_FILE", "STAGE_COMPOSE_FILES", "Pin", "PinError", "image_pins", "pin"]
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "stack" / "compose.yml"
+STAGE_COMPOSE_FILES = (ROOT / "stages" / "stage3.yml", ROOT / "stages" / "stage5.yml")
+"""The stage files, whose services a `pin` finds when stack/compose.yml has no such service."""
 
 
 class PinError(ValueError):
@@ -43,7 +48,8 @@ class Pin:
 
 def image_pins(compose_file: Path = COMPOSE_FILE) -> dict[str, Pin]:
     """Every service of `compose_file` that names an image, by service name."""
-    document = yaml.safe_load(compose_file.read_text(encoding="utf-8"))
+    # The stage files' `!reset` read as compose reads it.
+    document = yaml.load(compose_file.read_text(encoding="utf-8"), _ComposeLoader) or {}
     pins: dict[str, Pin] = {}
     for service, spec in (document.get("services") or {}).items():
         image = (spec or {}).get("image")
@@ -56,9 +62,13 @@ def image_pins(compose_file: Path = COMPOSE_FILE) -> dict[str, Pin]:
     return pins
 
 
-def pin(service: str, compose_file: Path = COMPOSE_FILE) -> Pin:
-    """The pin of one compose service; a clear error if it has none."""
-    pins = image_pins(compose_file)
-    if service not in pins:
-        raise PinError(f"{compose_file}: no service {service!r} with an image")
-    return pins[service]
+def pin(service: str, compose_file: Path | None = None) -> Pin:
+    """The pin of one compose service; a clear error if it has none.
+
+    Without `compose_file`: stack/compose.yml's, else the first stage file's that names it."""
+    files = (compose_file,) if compose_file is not None else (COMPOSE_FILE, *STAGE_COMPOSE_FILES)
+    for path in files:
+        pins = image_pins(path)
+        if service in pins:
+            return pins[service]
+    raise PinError(f"{', '.join(map(str, files))}: no service {service!r} with an image")

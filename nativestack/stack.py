@@ -5,10 +5,10 @@ notifies it), Prometheus (which sends Alertmanager its alerts), then Loki and Te
 then Alloy (which ships to both), then the service (which sends spans to Alloy), and at
 stage 2 the frontend in front of it; at stage 3 the die-service starts before the
 service, which asks it what each die is, and at stage 5 PostgreSQL and its exporter
-before the die-service, which keeps the dice in it (docs/stages.md). Every wait has
-a limit; a component that exits or is not ready in time stops the whole start with
-one message naming it, its command and the last lines of its log. Whatever started is
-stopped when the block ends, on failure and on Ctrl-C: compose's `stop_signal`
+before the die-service, which keeps the dice in it, and node_exporter (docs/stages.md).
+Every wait has a limit; a component that exits or is not ready in time stops the whole
+start with one message naming it, its command and the last lines of its log. Whatever
+started is stopped when the block ends, on failure and on Ctrl-C: compose's `stop_signal`
 (SIGTERM unless it says otherwise) first, then SIGKILL for a process that does not
 exit in time (Tempo's does not, within 40 s).
 """
@@ -63,16 +63,22 @@ STAGE_HOSTS = {
     2: (*HOSTS, "frontend"),
     3: (*HOSTS, "frontend", "die-service"),
     4: (*HOSTS, "frontend", "die-service"),
-    5: (*HOSTS, "frontend", "die-service", "postgres", "postgres-exporter"),
+    5: (*HOSTS, "frontend", "die-service", "postgres", "postgres-exporter", "node-exporter"),
 }
 """What each stage runs: stage 2 adds the frontend (compose's `stage2` profile), stage 3
 the die-service (stages/stage3.yml); stage 4 runs stage 3's, its new part an endpoint;
-stage 5 adds PostgreSQL and postgres_exporter (stages/stage5.yml)."""
+stage 5 adds PostgreSQL, postgres_exporter and node_exporter (stages/stage5.yml; its
+cAdvisor watches Docker's containers, and there are none here)."""
 LOG_TAIL = 30
 STOP_TIMEOUT = 15.0
 POSTGRES_PORT = 5432
 POSTGRES_EXPORTER_PORT = 9187
 """postgres_exporter's port, the one stages/stage5.yml's label names."""
+NODE_EXPORTER_PORT = 9100
+"""node_exporter's port (its default), the one stages/stage5.yml's label names."""
+NOT_NATIVE = frozenset({"cadvisor"})
+"""Stage 5's compose services the native stack does not run: cAdvisor reads Docker's
+containers, and the native stack has none (docs/native-stack.md)."""
 
 
 class NativeStackError(RuntimeError):
@@ -152,6 +158,10 @@ class NativeStack:
         return self.url("postgres-exporter", POSTGRES_EXPORTER_PORT)
 
     @property
+    def node_exporter_url(self) -> str:
+        return self.url("node-exporter", NODE_EXPORTER_PORT)
+
+    @property
     def prometheus_url(self) -> str:
         return self.url("prometheus", 9090)
 
@@ -205,6 +215,7 @@ class NativeStack:
                 [
                     ("PostgreSQL 15 (Debian)", "postgresql://{}:{}".format(*self.postgres_address)),
                     ("postgres_exporter (Debian)", self.postgres_exporter_url),
+                    (f"node_exporter {pin('node-exporter').tag}", self.node_exporter_url),
                 ]
                 if self.postgres
                 else []
@@ -227,7 +238,7 @@ def build_all(log: Callable[[str], None]) -> tuple[dict[str, Path], str | None]:
     """The binaries of every component, and why Tempo's could not be built (if so)."""
     binaries = {}
     tempo_error = None
-    for service in ("prometheus", "alertmanager", "loki", "alloy", "tempo"):
+    for service in ("prometheus", "alertmanager", "loki", "alloy", "tempo", "node-exporter"):
         try:
             binaries[service] = build.build(service)
         except build.BuildError as error:
@@ -283,13 +294,15 @@ def native_stack(
     *,
     stage: int = 1,
     service_env: Mapping[str, str] | None = None,
+    die_service_env: Mapping[str, str] | None = None,
     extra_containers: Sequence[Container] = (),
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> Iterator[NativeStack]:
     """Build what is missing, start everything, yield it, and stop it all at the end.
 
     `service_env` adds to compose's environment of the service (tests: a seed, a
-    failure rate); `extra_containers` are listed by the Docker API stand-in besides
+    failure rate), `die_service_env` to the die-service's (tests: a flag file of their
+    own); `extra_containers` are listed by the Docker API stand-in besides
     the service (tests: a container of another project, which Alloy must ignore).
     `stage` 2 adds the frontend, 3 the die-service.
     """
@@ -427,9 +440,19 @@ def native_stack(
                 stage=stage,
             )
             _wait_ready(exporter, f"{running.postgres_exporter_url}/metrics", 30)
+            node_exporter = start(
+                "node-exporter",
+                native_command(
+                    "node-exporter", binaries["node-exporter"], state_dir, socket, stage
+                ),
+                feed=compose_container("node-exporter", NODE_EXPORTER_PORT),
+                stage=stage,
+            )
+            _wait_ready(node_exporter, f"{running.node_exporter_url}/metrics", 30)
         if stage >= 3:
             running.die_service = compose_container("die-service", 8000)
             die_service_run = service_command(state_dir, socket, "die-service", stage)
+            die_service_run.env.update(die_service_env or {})
             die_service = start(
                 "die-service", die_service_run, feed=running.die_service, stage=stage
             )

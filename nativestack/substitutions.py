@@ -26,6 +26,11 @@ thing a container has and a process has not, its mounts, translated:
    prometheus-postgres-exporter (0.11.1 where compose pins v0.20.1; the `pg_*`
    families the dashboard and verify read are in both), with compose's
    DATA_SOURCE_NAME.
+9. cAdvisor (stage 5) does not run: it reads Docker's containers, and there are none.
+   node_exporter does, built from its module; compose's host mounts (`/proc:/host/proc`)
+   translate as in 1 to the host's own /proc, /sys and /, so its CPU, memory, load and
+   filesystems are the host's, and its network is its namespace's, as in compose, where
+   it is the container's.
 
 From stage 3 on, compose merges a stage's file over the root one (stages/stage3.yml);
 `compose_service(name, stage)` does that merge, for what those files change: maps
@@ -165,11 +170,11 @@ def translate_text(text: str, table: list[Mount]) -> str:
 
 
 def native_command(
-    service: str, binary: Path, state_dir: Path, docker_socket: Path
+    service: str, binary: Path, state_dir: Path, docker_socket: Path, stage: int = 1
 ) -> NativeCommand:
-    """Compose's command for `service`, run by `binary` on this machine."""
-    spec, _ = compose_service(service)
-    table = mounts(service, state_dir, docker_socket)
+    """Compose's command for `service` at `stage`, run by `binary` on this machine."""
+    spec, _ = compose_service(service, stage)
+    table = mounts(service, state_dir, docker_socket, stage)
     directory_mounts = [m for m in table if not m.is_file_bind]
     written: dict[Path, str] = {}
     for mount in table:

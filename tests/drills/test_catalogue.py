@@ -11,14 +11,18 @@ from drills.catalogue import (
     DRILLS,
     ERROR_LINES,
     LOADED_LINES,
+    SHIPPED,
     SLOW_LINES,
     STAGE2_DASHBOARD,
     STAGE3_DASHBOARD,
     STAGE5_DASHBOARD,
 )
+from drills.flagfile import read_flag_file
 from drills.probes import SKEW_MIN_ROLLS, SKEW_SIGMAS, Span, flag_event
+from drills.slow_probes import SLOW_LOOKUP_LINES, SLOW_QUERY_LINES
 from drills.timing import DRILL_ALERTS
 from drills.upstream_probes import DIE_SERVICE_HOP, ends_at_caller, ends_at_frontend
+from tests.support.flags import SHIPPED_FLAGS
 from tests.support.grammars import parse_errors_batch, require_grammars
 from verify.context import DASHBOARD_FILE
 from verify.dashboard import load_dashboard, panels_of
@@ -56,11 +60,21 @@ def test_every_query_a_drill_shows_or_runs_parses_with_grafana_s_grammars() -> N
     queries += [("traceql", drill.look.traceql) for drill in DRILLS.values()]
     for lines in (ERROR_LINES, SLOW_LINES, LOADED_LINES):
         queries += [("logql", query) for query in lines.values()]
+    queries += [("logql", SLOW_LOOKUP_LINES), ("logql", SLOW_QUERY_LINES)]
     for status in ("firing", "resolved"):
         queries += [("logql", receiver_query(AlertRef(name), status)) for name in DRILL_ALERTS]
     errors = parse_errors_batch(queries)
     bad = [(query, error) for (_, query), error in zip(queries, errors, strict=True) if error]
     assert bad == []
+
+
+def test_every_flag_a_drill_switches_is_in_the_shipped_file_with_that_variant() -> None:
+    """The die-service's flags too: recovery puts every flag of the file back."""
+    shipped = read_flag_file(SHIPPED_FLAGS)
+    assert {key: shipped.default_variant(key) for key in shipped.flags} == SHIPPED
+    for drill in DRILLS.values():
+        for key, variant in drill.flags.items():
+            assert variant in shipped.variants(key), (drill.name, key, variant)
 
 
 def test_every_alert_a_drill_names_is_one_recovery_follows() -> None:

@@ -57,7 +57,7 @@ def test_a_failed_build_names_the_component_the_command_and_the_logs_last_lines(
 def test_a_stage_the_native_stack_does_not_run_is_refused_before_anything_starts() -> None:
     stack = native_stack(stage=9)
     with pytest.raises(
-        NativeStackError, match=r"stage 9: the native stack runs stages \[1, 2, 3, 4\]"
+        NativeStackError, match=r"stage 9: the native stack runs stages \[1, 2, 3, 4, 5\]"
     ):
         stack.__enter__()
 
@@ -71,5 +71,5 @@ def test_nativestack_names_the_stages_it_runs_in_its_usage_error() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "--stage: invalid choice: 9 (choose from 1, 2, 3, 4)" in result.stderr
+    assert "--stage: invalid choice: 9 (choose from 1, 2, 3, 4, 5)" in result.stderr
     assert "Traceback" not in result.stderr

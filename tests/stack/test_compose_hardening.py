@@ -80,6 +80,11 @@ IMAGE_USERS = {
     "postgres": ImageUser("0:0", "/var/lib/postgresql/data", (999, 999), 0o1777),
     # prometheus-community/postgres_exporter Dockerfile (v0.20.1): USER nobody; no data.
     "prometheuscommunity/postgres-exporter": ImageUser("65534:65534", None),
+    # prometheus/node_exporter Dockerfile (v1.12.1): USER nobody; no data.
+    "prom/node-exporter": ImageUser("65534:65534", None),
+    # google/cadvisor deploy/Dockerfile (v0.60.5): no USER (root); no data (its history
+    # is in memory, --storage_duration).
+    "ghcr.io/google/cadvisor": ImageUser("0:0", None),
 }
 
 # Third-party services that do not run as their image's user, and why.
@@ -87,6 +92,9 @@ USER_EXCEPTIONS = {
     # The Docker socket belongs to root (and a `docker` group whose number differs from
     # host to host); group 473 owns the storage path; no capabilities (SECURITY.md).
     "alloy": "0:473",
+    # cAdvisor asks Docker's socket for each container's name and reads /var/lib/docker
+    # (mode 0710), both root's; root's uid without its capabilities, as Alloy is.
+    "cadvisor": "0:0",
 }
 
 
@@ -114,6 +122,8 @@ STEPS_DOWN = {
 # Third-party services that keep nothing and write nowhere, and why.
 WRITES_NOTHING = {
     "postgres-exporter": "answers each scrape with what it asks PostgreSQL; no data folder",
+    "node-exporter": "answers each scrape with what it reads in the host's /proc and /sys",
+    "cadvisor": "keeps a minute of history in memory; logs to stderr (-logtostderr)",
 }
 
 
@@ -206,9 +216,16 @@ MORE_TMPFS = {
 
 def test_only_services_that_talk_to_nothing_go_without_tmpfs() -> None:
     """A tmpfs /tmp for every long-running container; grafana-init writes only its file,
-    the alert-receiver only its stdout, the postgres-exporter nothing at all."""
+    the alert-receiver only its stdout, the three exporters (postgres-exporter,
+    node-exporter, cadvisor) nothing at all."""
     without = sorted(name for name in SERVICES if not spec_of(name).get("tmpfs"))
-    assert without == ["alert-receiver", "grafana-init", "postgres-exporter"]
+    assert without == [
+        "alert-receiver",
+        "cadvisor",
+        "grafana-init",
+        "node-exporter",
+        "postgres-exporter",
+    ]
     for name in SERVICES:
         tmpfs = [str(t) for t in spec_of(name).get("tmpfs", [])]
         assert tmpfs in ([], ["/tmp"], MORE_TMPFS.get(name)), name
@@ -221,9 +238,11 @@ def test_the_stack_has_the_third_party_images_it_should() -> None:
     assert THIRD_PARTY == [
         "alertmanager",
         "alloy",
+        "cadvisor",
         "grafana",
         "grafana-init",
         "loki",
+        "node-exporter",
         "postgres",
         "postgres-exporter",
         "prometheus",
@@ -267,6 +286,26 @@ def test_alloy_is_root_only_for_the_docker_socket_and_without_capabilities() -> 
             assert STEPS_DOWN[name].uid_gid.split(":")[0] != "0", name
         elif name not in USER_EXCEPTIONS:
             assert effective_user(service).split(":")[0] != "0", name
+
+
+def test_the_host_watchers_read_the_host_read_only_and_without_capabilities() -> None:
+    """node_exporter and cAdvisor see the host's /proc, /sys and / (and cAdvisor Docker's
+    socket and state), all read-only, with no capability, no `privileged`, no device and
+    none of the host's namespaces: cAdvisor's README runs it `--privileged` with
+    /dev/kmsg, which would give it every capability and the kernel's log; without them
+    it goes without out-of-memory events, which the dashboard does not read."""
+    for name in ("node-exporter", "cadvisor"):
+        service = SERVICES[name]
+        spec = service.spec
+        host = [m for m in mounts(service) if m.bind and m.source.startswith("/")]
+        assert host and all(m.read_only for m in host), name
+        assert spec["cap_drop"] == ["ALL"] and not spec.get("cap_add"), name
+        assert not spec.get("privileged") and not spec.get("devices"), name
+        for namespace in ("pid", "network_mode", "ipc", "userns_mode", "cgroup"):
+            assert namespace not in spec, f"{name}: {namespace}: {spec[namespace]}"
+    # node_exporter is `nobody`; cAdvisor root's uid only (USER_EXCEPTIONS).
+    assert effective_user(SERVICES["node-exporter"]) == "65534:65534"
+    assert [m.source for m in mounts(SERVICES["cadvisor"])].count("/var/run/docker.sock") == 1
 
 
 def can_write(user: str, owner: tuple[int, int], mode: int) -> bool:
@@ -442,6 +481,7 @@ def test_security_md_row_matches_compose(name: str) -> None:
 def test_security_md_says_why_alloy_is_root_and_why_grafana_keeps_its_plugins() -> None:
     text = " ".join(SECURITY_MD.read_text(encoding="utf-8").split())
     assert "**Alloy runs as uid 0, with no capabilities.**" in text
+    assert "**cAdvisor runs as uid 0, with no capabilities, not privileged.**" in text
     assert '`GF_PLUGINS_PREINSTALL_AUTO_UPDATE: "false"`' in text
     assert "grafana/grafana#132528" in text
 

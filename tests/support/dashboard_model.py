@@ -36,6 +36,7 @@ DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 STAGE2_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 STAGE3_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
 STAGE5_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage5-dashboard.json"
+HOST_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "host-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"
 DATASOURCES_DIR = ROOT / "stack" / "grafana" / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = ROOT / "stack" / "grafana" / "provisioning" / "dashboards"
@@ -297,6 +298,39 @@ SERVICE_GRAPH_METRICS = {
 }
 SERVICE_GRAPH_LABELS = {"client", "server", "connection_type"}
 SCRAPE_LABELS = {"job", "instance"}  # added by the scrape, not by the service
+
+# cAdvisor's families the "Host and Containers" dashboard may read, each with its
+# `--enable_metrics` kind, as cAdvisor documents them (docs/storage/prometheus.md,
+# v0.60.5), and the labels it gives every container's series. No cAdvisor runs here
+# (no Docker), so its queries are checked against this table, not a scrape.
+CADVISOR_METRICS = {
+    "container_cpu_usage_seconds_total": "cpu",
+    "container_memory_usage_bytes": "memory",
+    "container_memory_working_set_bytes": "memory",
+    "container_network_receive_bytes_total": "network",
+    "container_network_transmit_bytes_total": "network",
+}
+CADVISOR_LABELS = {"id", "name", "image", "interface", "cpu"}
+"""`name` is the container's name (`--store_container_labels=false` keeps name, image
+and id); `interface` is the network's, `cpu` the CPU time's (`total` or a core)."""
+
+
+def reads_cadvisor_only(panel: JSON) -> bool:
+    """Whether every Prometheus query of `panel` reads cAdvisor's families alone."""
+    names = [
+        metric_names(target["expr"])
+        for target in panel.get("targets", [])
+        if (target.get("datasource") or panel["datasource"])["type"] == "prometheus"
+    ]
+    return bool(names) and all(n and n <= set(CADVISOR_METRICS) for n in names)
+
+
+def without_cadvisor(dashboard: JSON) -> JSON:
+    """`dashboard` without the panels that read cAdvisor alone: what the native stack,
+    which runs no cAdvisor (it has no Docker containers), can fill."""
+    kept = [item for item in dashboard["panels"] if not reads_cadvisor_only(item)]
+    return {**dashboard, "panels": kept}
+
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}

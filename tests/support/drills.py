@@ -130,11 +130,11 @@ class NativeControl:
     its process, then start a new one in its place, as `native_stack` started the first
     (same network namespace, environment and "container", so Alloy reads its lines on).
     The dice-roller (`service_env` added to its environment, as `native_stack` adds it),
-    or from stage 3 the die-service; `stage` is the stack's, whose compose environment
-    the new process gets. From stage 5, PostgreSQL too: the same command line again (the
-    server on the same data folder, which a fast shutdown leaves whole), its lines fed
-    to its "container" (`stack.postgres`); it stops with compose's `stop_signal`, as
-    the process it replaces did.
+    or from stage 3 the die-service (`die_service_env` likewise); `stage` is the
+    stack's, whose compose environment the new process gets. From stage 5, PostgreSQL
+    too: the same command line again (the server on the same data folder, which a fast
+    shutdown leaves whole), its lines fed to its "container" (`stack.postgres`); it
+    stops with compose's `stop_signal`, as the process it replaces did.
 
     The stack stops only the processes it started: `close()` stops those started here.
     """
@@ -142,6 +142,7 @@ class NativeControl:
     stack: NativeStack
     service_env: Mapping[str, str] = field(default_factory=dict)
     stage: int = 1
+    die_service_env: Mapping[str, str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     _outputs: list[IO[bytes]] = field(default_factory=list)
     _started: set[str] = field(default_factory=set)
@@ -177,6 +178,8 @@ class NativeControl:
             command = service_command(self.stack.state_dir, socket, service, self.stage)
         if service == "dice-roller":
             command.env.update(self.service_env)
+        if service == "die-service":
+            command.env.update(self.die_service_env)
         output = old.log_path.open("ab")
         self._outputs.append(output)
         process = subprocess.Popen(

@@ -16,6 +16,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,11 +25,19 @@ from drills.catalogue import DRILLS
 from drills.runner import EXIT_OK, run_drill
 from nativestack.stack import native_stack
 from tests.support.dashboard_model import (
+    HOST_DASHBOARD_PATH,
     STAGE3_DASHBOARD_PATH,
     STAGE5_DASHBOARD_PATH,
     load_dashboard,
+    without_cadvisor,
 )
-from tests.support.drills import NativeControl, live_generators, signals_responded, stack_settings
+from tests.support.drills import (
+    SHIPPED_FLAGS,
+    NativeControl,
+    live_generators,
+    signals_responded,
+    stack_settings,
+)
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.processes import eventually
 from verify import stage2, stage3, stage4, stage5
@@ -46,6 +55,25 @@ OUTAGE = [
     "Calls to a virtual node",
 ]
 RETURN = ["The die-service answers again", "Rolls succeed again"]
+SLOWNESS = [
+    "The dice-roller answers 504",
+    "Die-service timeouts up",
+    "Die unavailable logged",
+    "Lookups past 1 s",
+    "Slow lookups logged with the flag",
+    "A die-service span outlasts the wait",
+]
+SLOW_QUERIES = [
+    "Query p99 rises",
+    "Slow lookups logged with the flag",
+    "A SELECT waits in pg_sleep",
+]
+STUCK_QUERIES = [
+    "The dice-roller answers 502",
+    "Database timeouts up",
+    "Database unavailable logged",
+    "A SELECT cut at the bound",
+]
 DATABASE_OUTAGE = [
     "The dice-roller answers 502",
     "Database errors up",
@@ -56,8 +84,22 @@ DATABASE_OUTAGE = [
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveStack]:
-    with native_stack(stage=5) as native:
+def flags_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of stack/flags/flags.json that this stack's dice-roller and die-service
+    read (as both containers read the one mounted file), for the flag drills to switch:
+    the repository's stays as it is."""
+    copy = tmp_path_factory.mktemp("stage5-flags") / "flags.json"
+    copy.write_bytes(SHIPPED_FLAGS.read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="module")
+def live(flags_file: Path) -> Iterator[LiveStack]:
+    with native_stack(
+        stage=5,
+        service_env={"DICE_FLAGS_FILE": str(flags_file)},
+        die_service_env={"DIE_SERVICE_FLAGS_FILE": str(flags_file)},
+    ) as native:
         live = LiveStack(native, [], native.started)
         live.rolls = roll(f"{native.frontend_url}/api", DICE * 2)
         yield live
@@ -124,10 +166,15 @@ def test_every_query_of_the_stage3_dashboard_returns_data(live: LiveStack) -> No
 
 
 @pytest.fixture(scope="module")
-def die_service_control(live: LiveStack) -> Iterator[NativeControl]:
+def die_service_control(live: LiveStack, flags_file: Path) -> Iterator[NativeControl]:
     """Stops the die-service's process and starts a new one in its place, as `docker
     compose stop` and `start` do; at the module's end it stops the one it started."""
-    control = NativeControl(live.native, stage=5)
+    control = NativeControl(
+        live.native,
+        service_env={"DICE_FLAGS_FILE": str(flags_file)},
+        stage=5,
+        die_service_env={"DIE_SERVICE_FLAGS_FILE": str(flags_file)},
+    )
     try:
         yield control
     finally:
@@ -214,6 +261,88 @@ def test_the_database_down_drill_sees_the_outage_two_hops_up_and_its_return(
     assert die_service.poll() is None
     rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
     assert rolled.status_code == 200, rolled.text
+
+
+@pytest.mark.timeout(300)
+def test_the_die_service_slow_drill_sees_the_dice_roller_give_up_and_the_return(
+    live: LiveStack, flags_file: Path
+) -> None:
+    """die-service-slow as `python3 tasks.py drill die-service-slow` runs it, at a
+    shorter pace, on the flag file the die-service reads. After it, the file holds its
+    bytes again and rolls work."""
+    native, before = live.native, flags_file.read_bytes()
+    settings = stack_settings(native, flags_file=flags_file, rate=5, round_seconds=20, poll=1)
+    out = io.StringIO()
+    began = time.monotonic()
+    code = run_drill(DRILLS["die-service-slow"], settings, out)
+    text = out.getvalue()
+    print(text, f"\n(the drill took {time.monotonic() - began:.0f} s)")
+    assert code == EXIT_OK, text
+    assert flags_file.read_bytes() == before
+    order = signals_responded(text)
+    assert sorted(order[: len(SLOWNESS)]) == sorted(SLOWNESS), order
+    assert sorted(order[len(SLOWNESS) :]) == sorted(RETURN), order
+    assert 'dashboard "Dice Roller - Stage 3"' in text and '"Die-Service Lookup Duration"' in text
+    assert "HTTP 504 in" in text and "The die-service did not answer within 1 s." in text
+    assert "upstream.failure=timeout" in text and "die-service-latency-seconds=slow" in text
+    assert text.index("Flags put back") < text.index("The die-service answers again")
+    assert live_generators(native.service_url) == []
+    rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
+    assert rolled.status_code == 200, rolled.text
+
+
+@pytest.mark.timeout(300)
+def test_the_database_slow_drill_sees_slow_queries_then_timeouts_and_the_return(
+    live: LiveStack, flags_file: Path
+) -> None:
+    """database-slow as `python3 tasks.py drill database-slow` runs it, at a shorter
+    pace: `slow`, then `stuck`, then the flag back. After it, the file holds its bytes
+    again and rolls work, with no restart of the die-service."""
+    native, before = live.native, flags_file.read_bytes()
+    die_service = native.components["die-service"].process
+    settings = stack_settings(native, flags_file=flags_file, rate=5, round_seconds=20, poll=1)
+    out = io.StringIO()
+    began = time.monotonic()
+    code = run_drill(DRILLS["database-slow"], settings, out)
+    text = out.getvalue()
+    print(text, f"\n(the drill took {time.monotonic() - began:.0f} s)")
+    assert code == EXIT_OK, text
+    assert flags_file.read_bytes() == before
+    order = signals_responded(text)
+    slow, stuck = len(SLOW_QUERIES), len(SLOW_QUERIES) + len(STUCK_QUERIES)
+    assert sorted(order[:slow]) == sorted(SLOW_QUERIES), order
+    assert sorted(order[slow:stuck]) == sorted(STUCK_QUERIES), order
+    assert sorted(order[stuck:]) == sorted(RETURN), order
+    assert 'dashboard "Dice Roller - Stage 5"' in text and '"Query Duration by Query"' in text
+    assert "Then flag database-latency-seconds: slow -> stuck" in text
+    assert "0 lookups failed" in text and "pg_sleep($2)" in text
+    assert "The die-service answered 503: The database did not answer within 0.4 s." in text
+    assert "database.failure=timeout" in text and "database-latency-seconds=stuck" in text
+    assert text.index("Flags put back") < text.index("The die-service answers again")
+    assert live_generators(native.service_url) == []
+    assert native.components["die-service"].process is die_service
+    rolled = httpx.get(f"{native.service_url}/roll", params={"die": "d4"}, timeout=10)
+    assert rolled.status_code == 200, rolled.text
+
+
+def test_every_node_exporter_query_of_the_host_dashboard_returns_data(live: LiveStack) -> None:
+    """The host row of "Host and Containers", as Grafana would ask it, from the native
+    node_exporter Alloy scrapes by its label. cAdvisor's row reads Docker's containers,
+    which the native stack has none of, and is left out (`without_cadvisor`)."""
+    eventually(
+        lambda: live.prometheus('up{job="node-exporter"} == 1')["result"],
+        "Alloy never scraped node-exporter",
+        WAIT,
+    )
+    end = live.later_samples('timestamp(node_load1{job="node-exporter"})', count=2)
+    native = without_cadvisor(load_dashboard(HOST_DASHBOARD_PATH))
+    assert [p["title"] for p in native["panels"] if p["type"] != "row"] == [
+        "Host CPU Busy",
+        "Host Memory",
+        "Host Network",
+        "Host Load",
+    ]
+    assert live.empty_panels(native, end) == []
 
 
 def test_every_query_of_the_stage5_dashboard_returns_data(live: LiveStack) -> None:
