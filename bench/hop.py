@@ -52,7 +52,7 @@ import statistics
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypedDict
 
@@ -140,21 +140,13 @@ DIE_SERVICE_HOP = Hop(
     hop_service="die-service",
     added_is_front=False,
 )
-DATABASE_HOP = Hop(
+DATABASE_HOP = replace(
+    DIE_SERVICE_HOP,
     name="database",
     title="With the die-service and PostgreSQL",
     route="dice-roller /roll + die-service + PostgreSQL",
-    front_builds=DIRECT_BUILDS,
-    behind_builds={OFF: DIE_SERVICE_UNTRACED, ON: DIE_SERVICE},
-    wire="DICE_DIE_SERVICE_URL",
-    front_line=ROLL_LINE,
-    front_spans=2,
-    behind_line=b'"Die found"',
-    counter="die_service_lookups_total",
-    hop_service="die-service",
-    added_is_front=False,
     spans_per_roll=4,
-    behind_spans=2,
+    behind_spans=2,  # its server span and its query's
     database=True,
 )
 HOPS = (FRONTEND_HOP, DIE_SERVICE_HOP, DATABASE_HOP)
