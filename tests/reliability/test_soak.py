@@ -6,7 +6,7 @@ the test samples the service's resident memory and open file descriptors from
 /proc. A leak shows as a later stretch sitting higher than an earlier one; the
 first stretch is left out, since a fresh process grows its caches then.
 
-SOAK_SECONDS sets the length (default 90: some 4,500 rolls, 45 samples); run it
+SOAK_SECONDS sets the length (default 60: some 3,000 rolls, 30 samples); run it
 longer by hand to look harder.
 """
 
@@ -34,7 +34,7 @@ SAMPLE_EVERY = 2.0
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_steady_traffic_leaks_nothing() -> None:
-    seconds = float(os.environ.get("SOAK_SECONDS", "90"))
+    seconds = float(os.environ.get("SOAK_SECONDS", "60"))
     samples: list[tuple[float, int, int]] = []  # (time, rss, fds)
     with otlp_receiver() as receiver:
         env = receiver.service_env(

@@ -1,24 +1,37 @@
-"""Stage 2 for real: a click in a real browser is one trace over three services, and
-every signal of the stack shows the hop.
+"""Stage 2 for real: a click in a real browser is one trace over three services, every
+signal of the stack shows the hop, and the upstream-down drill sees the dice-roller go
+and come back.
 
 A stage-2 native stack of this module's own (the frontend in front of the service,
 nativestack/), Debian's chromium clicking Roll on the frontend's page, and the real
-Prometheus, Loki and Alloy; Tempo is the stand-in (docs/native-stack.md).
+Prometheus, Loki and Alloy; Tempo is the stand-in (docs/native-stack.md). The drill
+runs last, in this process as `python3 tasks.py drill upstream-down` runs it, with a
+`NativeControl` that stops the native dice-roller's process and starts a new one in
+its place (what `docker compose stop` and `start` do under compose); the stack must be
+as usable after it as before.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import shlex
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from playwright.sync_api import expect
 
+from drills.catalogue import DRILLS
+from drills.runner import EXIT_OK, run_drill
 from nativestack.stack import native_stack
 from tests.support.browser import chromium
 from tests.support.dashboard_model import (
@@ -26,8 +39,18 @@ from tests.support.dashboard_model import (
     STAGE2_DASHBOARD_PATH,
     load_dashboard,
 )
+from tests.support.drills import (
+    NativeControl,
+    drill_command,
+    live_generators,
+    python_command,
+    signals_responded,
+    stack_options,
+    stack_settings,
+)
 from tests.support.live_stack import WAIT, LiveStack, roll
 from tests.support.native import native_service_env
+from tests.support.paths import ROOT
 from tests.support.processes import eventually
 from verify.cli import run_checks
 from verify.stage2 import GROUP, chain_of
@@ -35,6 +58,15 @@ from verify.stage2 import GROUP, chain_of
 pytestmark = [pytest.mark.nativestack, pytest.mark.slow]
 
 BROWSER = "frontend-web"
+OUTAGE = [
+    "The frontend answers 503",
+    "Upstream errors up",
+    "The dice-roller's scrape fails",
+    "Failed rolls logged",
+    "A trace ends at the frontend",
+    "Calls to a virtual node",
+]
+RETURN = ["The dice-roller answers again", "Rolls succeed again"]
 
 
 @dataclass
@@ -42,6 +74,8 @@ class Stage2:
     live: LiveStack
     clicked: list[str]
     """The trace ids of the rolls the browser clicked, as the page's link names them."""
+    control: NativeControl
+    """Stops and starts the dice-roller, for the drill."""
 
     @property
     def frontend_url(self) -> str:
@@ -82,8 +116,12 @@ def stage2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage2]:
         while not any(r.status == 502 for r in rolls) and len(rolls) < 100:
             rolls += roll(f"{native.frontend_url}/api", ["risky"] * 5)
         live.rolls = rolls
-        yield Stage2(live, clicked)
-        live.api.close()
+        control = NativeControl(native, service_env)
+        try:
+            yield Stage2(live, clicked, control)
+        finally:
+            control.close()  # the dice-roller it started, which the stack does not know
+            live.api.close()
 
 
 def test_a_click_is_one_trace_from_the_browser_to_the_die_in_tempo(stage2: Stage2) -> None:
@@ -159,6 +197,92 @@ def test_verify_ticks_every_stage2_box(stage2: Stage2) -> None:
     results = [r for r in run_checks(settings).results if r.group == GROUP]
     assert len(results) == 5
     assert [(r.title, r.detail) for r in results if not r.passed] == []
+
+
+@pytest.mark.timeout(900)
+def test_the_upstream_down_drill_sees_the_outage_in_the_frontend_s_signals_and_the_return(
+    stage2: Stage2,
+) -> None:
+    stack, control = stage2.live.native, stage2.control
+    settings = stack_settings(
+        stack, frontend_url=stack.frontend_url, rate=5, round_seconds=20, poll=1
+    )
+    out = io.StringIO()
+    code = run_drill(DRILLS["upstream-down"], settings, out, control)
+    text = out.getvalue()
+    print(text)
+    assert code == EXIT_OK, text
+    assert control.calls == ["stop dice-roller", "start dice-roller"]
+    order = signals_responded(text)
+    assert sorted(order[: len(OUTAGE)]) == sorted(OUTAGE), order
+    assert sorted(order[len(OUTAGE) :]) == sorted(RETURN), order
+    assert '"Upstream Errors by Reason"' in text and 'dashboard "Dice Roller - Stage 2"' in text
+    assert "HTTP 503 in" in text and "reason=unreachable:" in text
+    assert "no dice-roller span" in text and "ConnectError" in text
+    assert text.index("Started the dice-roller again") < text.index("The dice-roller answers")
+    assert live_generators(stack.frontend_url) == []
+
+    # The stack is as it was: the dice-roller answers, and so do rolls through the frontend.
+    assert httpx.get(f"{stack.service_url}/", timeout=10).status_code == 200
+    rolled = httpx.get(f"{stack.frontend_url}/api/roll", params={"die": "fair"}, timeout=10)
+    assert rolled.status_code == 200, rolled.text
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_runs_the_start_command_and_stops_the_traffic(
+    stage2: Stage2, tmp_path: Path
+) -> None:
+    """The drill as users run it, with commands of its options: the stop command ends
+    the dice-roller's process, Ctrl-C runs the start command (here it only leaves a
+    mark: the test starts the process again itself, as compose would have)."""
+    stack, control = stage2.live.native, stage2.control
+    stopped = stack.components["dice-roller"].process
+    pid = str(stopped.pid)
+    started = tmp_path / "started"
+    stop = python_command("import os, signal, sys; os.kill(int(sys.argv[1]), signal.SIGTERM)", pid)
+    start = python_command("import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])")
+    start += f" {shlex.quote(str(started))} {{service}}"
+    command = drill_command(
+        "upstream-down",
+        *stack_options(stack),
+        "--frontend-url",
+        stack.frontend_url,
+        "--stop-command",
+        stop,
+        "--start-command",
+        start,
+        "--give-up",
+        "600",
+    )
+    drill = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+
+        def sending() -> bool | None:
+            assert drill.poll() is None, drill.communicate()
+            return bool(live_generators(stack.frontend_url)) or None
+
+        eventually(sending, "no traffic", 120, interval=0.1)
+        drill.send_signal(signal.SIGINT)
+        out, err = drill.communicate(timeout=60)
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+        stopped.wait(30)  # uvicorn lets the requests in flight finish first
+        control.start("dice-roller")  # what `docker compose start` would have done
+    assert drill.returncode == 130, out + err
+    assert stack.components["dice-roller"].process.pid != stopped.pid
+    assert started.read_text() == "dice-roller"
+    assert "Stopping the dice-roller: `" in out and "Started the dice-roller again" in out
+    assert err.strip().endswith("interrupted; the dice-roller is started again"), err
+    assert "Traceback" not in err
+    assert live_generators(stack.frontend_url) == []
 
 
 def _hex(value: str) -> str:
