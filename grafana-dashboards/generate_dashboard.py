@@ -6,6 +6,9 @@
 - `stage3-dashboard.json`, "Dice Roller - Stage 3": the die-service behind the
   dice-roller, the eight dice it owns, the roller's call to it and how that call fails,
   and one roll followed across the three services;
+- `stage4-dashboard.json`, "Dice Roller - Stage 4": the batches of `/roll-async`, their
+  size, the rolls in flight, a batch's latency against a single roll's, the rolls and
+  failures of batches, and the batch's trace and log line;
 - `stage5-dashboard.json`, "Dice Roller - Stage 5": the dice in PostgreSQL, the
   database as the die-service sees it and as it sees itself, the die-service → dice
   edge of the service graph, and the lines that say the database did not answer;
@@ -45,6 +48,7 @@ JSON = dict[str, Any]
 DASHBOARD_PATH = Path(__file__).with_name("stage1-dashboard.json")
 STAGE2_DASHBOARD_PATH = Path(__file__).with_name("stage2-dashboard.json")
 STAGE3_DASHBOARD_PATH = Path(__file__).with_name("stage3-dashboard.json")
+STAGE4_DASHBOARD_PATH = Path(__file__).with_name("stage4-dashboard.json")
 STAGE5_DASHBOARD_PATH = Path(__file__).with_name("stage5-dashboard.json")
 HOST_DASHBOARD_PATH = Path(__file__).with_name("host-dashboard.json")
 CONTAINER = "dice-roller-stage1"  # the compose container name; Alloy turns it into a Loki label
@@ -158,6 +162,7 @@ def panel(
     unit: str | None = None,
     options: JSON | None = None,
     defaults: JSON | None = None,
+    overrides: list[JSON] | None = None,
     **extra: Any,
 ) -> JSON:
     """A panel at grid = (x, y, width, height) in Grafana's 24-column grid."""
@@ -172,7 +177,7 @@ def panel(
         "datasource": datasource,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "targets": targets,
-        "fieldConfig": {"defaults": field_defaults, "overrides": []},
+        "fieldConfig": {"defaults": field_defaults, "overrides": overrides or []},
         "options": options or {},
         **extra,
     }
@@ -207,6 +212,8 @@ def timeseries(
     *,
     unit: str,
     defaults: JSON,
+    datasource: JSON = PROMETHEUS,
+    overrides: list[JSON] | None = None,
 ) -> JSON:
     """A graph over time, its legend below, its tooltip listing every line."""
     return panel(
@@ -215,8 +222,10 @@ def timeseries(
         description,
         grid,
         targets,
+        datasource,
         unit=unit,
         defaults=defaults,
+        overrides=overrides,
         options={"legend": TIMESERIES_LEGEND, "tooltip": {"mode": "multi", "sort": "desc"}},
     )
 
@@ -914,6 +923,194 @@ def stage3_trace_logs(y: int) -> JSON:
     )
 
 
+# --- Stage 4: many dice at once ---------------------------------------------------------
+#
+# Stage 3's services; the dice-roller's `/roll-async` rolls N dice of one die at once
+# (asyncio.gather), each roll a `roll <die>` span under the request's server span. Its
+# families (`dice_batch_size`, `dice_rolls_in_flight`) are the dice-roller's alone, and
+# its routes (`/roll-async`, `/roll`) too: no query needs a job. What the metrics cannot
+# tell apart, a batch's roll from a single one, its log line "Batch rolled" can.
+
+ROLL_ASYNC = 'handler="/roll-async"'  # the batch route; the frontend's is /api/roll-async
+BATCH_AND_SINGLE = 'handler=~"/roll-async|/roll"'
+BATCH_ROLLED = "Batch rolled"  # the dice-roller's one line per batch
+BATCH_LOGS = (
+    f'{{container_name="{CONTAINER}"}} |= "{BATCH_ROLLED}" | json | message="{BATCH_ROLLED}"'
+)
+# Only the three fields it needs: a label per field of the line would make each line a
+# series of its own before the sum.
+FAILED_IN_BATCHES = (
+    f'sum by (die_type) (sum_over_time({{container_name="{CONTAINER}"}} |= "{BATCH_ROLLED}"'
+    f' | json message, die_type, failed | message="{BATCH_ROLLED}" | unwrap failed [$__auto]))'
+)
+BATCHES = f'{{resource.service.name="{SERVICE_NAME}" && kind=server && name="GET /roll-async"}}'
+IN_BATCHES = "in batches"  # the dashed line over the stack of Rolls by Die
+
+
+def batches_per_second(y: int) -> JSON:
+    return timeseries(
+        "Batches per Second",
+        "Batches per second the dice-roller answered on `/roll-async`, stacked by status "
+        "class: 2xx (at least one roll of the batch succeeded), 5xx (every roll failed, "
+        "500, or the die-service failed, 502 to 504), 4xx (an unknown die, or `times` "
+        'not 1 to 20). One click on "Roll them all" is one batch, however many dice. '
+        'From the dice-roller\'s `http_requests_total{handler="/roll-async"}`: the route '
+        "is the dice-roller's alone (the page's is `/api/roll-async`), so no job is named.",
+        (0, y, 8, 8),
+        [requests_by_status(ROLL_ASYNC)],
+        unit="reqps",
+        defaults=STACKED,
+    )
+
+
+def batch_size(y: int) -> JSON:
+    size = "dice_batch_size"
+    mean = f"sum(rate({size}_sum[$__rate_interval]))\n/\nsum(rate({size}_count[$__rate_interval]))"
+    return timeseries(
+        "Batch Size",
+        "How many dice a batch rolled (`times`), from the histogram `dice_batch_size`, "
+        "observed once per batch once its die is known: p50 and p99 over "
+        "`$__rate_interval`, and the mean (dice rolled in batches divided by batches, "
+        "`_sum` / `_count`). Its buckets are 1, 2, 5, 10 and 20: `histogram_quantile` "
+        "knows only the bucket a batch fell in and interpolates inside it, so steady "
+        "batches of 5 read as p50 3.5 and p99 near 5; the mean is exact. The dots are "
+        "exemplars, each a batch's trace.",
+        (8, y, 8, 8),
+        [*quantiles(size, "", (0.5, 0.99)), prom(mean, "mean", "C")],
+        unit="short",
+        defaults={"min": 0, "max": 20, "decimals": 1, "color": {"mode": "palette-classic"}},
+    )
+
+
+def rolls_in_flight(y: int) -> JSON:
+    return timeseries(
+        "Rolls in Flight",
+        "The most rolls of batches under way at once: `max_over_time` of the gauge "
+        "`dice_rolls_in_flight` over `$__rate_interval`. Each roll of a batch adds one "
+        "as it starts and takes it back as it ends, so a batch of 5 lifts the gauge to 5 "
+        "until its rolls end, then it falls back to 0. Prometheus reads the gauge at each "
+        "scrape (every 5 s) and a batch lasts about one roll (up to 1.4 s for a d20): "
+        "only a scrape that lands during a batch sees it, and `max_over_time` keeps that "
+        'peak on the graph for the whole window. Click "Roll them all" a few times, or '
+        "run traffic, to see it rise. Single rolls (`/roll`) are not counted.",
+        (16, y, 8, 8),
+        [prom("max(max_over_time(dice_rolls_in_flight[$__rate_interval]))", "most in flight")],
+        unit="short",
+        defaults={"min": 0, "decimals": 0},
+    )
+
+
+def batch_against_single(y: int) -> JSON:
+    return timeseries(
+        "Batch vs Single Roll Duration",
+        "How long a request takes, p50 and p99, for a batch (`/roll-async`) and for a "
+        "single roll (`/roll`), from `http_request_duration_seconds`. The rolls of a batch "
+        "wait at the same time (`asyncio.gather`), so a batch lasts as long as its "
+        "slowest roll, not the sum of its rolls: a batch of 5 d20s takes about one d20 "
+        "roll, not five. Its p50 sits above the single roll's (the slowest of five "
+        "random waits is longer than a typical one), its p99 near the die's longest "
+        "wait, as the single roll's does. The dots are exemplars; click a point for the "
+        "batches in Tempo, their `roll` spans side by side.",
+        (0, y, 12, 8),
+        quantiles("http_request_duration_seconds", BATCH_AND_SINGLE, (0.5, 0.99), by=("handler",)),
+        unit="s",
+        defaults={
+            "min": 0,
+            "color": {"mode": "palette-classic"},
+            "links": [
+                {"title": "Search the batches in Tempo", "url": explore_link(TEMPO, BATCHES)}
+            ],
+        },
+    )
+
+
+def rolls_batched_and_single(y: int) -> JSON:
+    return timeseries(
+        "Rolls by Die",
+        "Rolls per second, stacked by die, from `dice_rolls_total`: a roll of a batch and "
+        "a single roll count alike there, so by die the two cannot be told apart. The "
+        f"dashed line, *{IN_BATCHES}*, is the dice rolled in batches per second, every "
+        "die together: `dice_batch_size_sum` grows by N with each batch of N. Between it "
+        "and the top of the stack: the single rolls (`/roll`).",
+        (12, y, 6, 8),
+        [
+            prom("sum by (die_type) (rate(dice_rolls_total[$__rate_interval]))", "{{die_type}}"),
+            prom("sum(rate(dice_batch_size_sum[$__rate_interval]))", IN_BATCHES, "B"),
+        ],
+        unit="reqps",
+        defaults={**STACKED, "color": {"mode": "palette-classic"}},
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": IN_BATCHES},
+                "properties": [
+                    {"id": "custom.stacking", "value": {"mode": "none", "group": "A"}},
+                    {"id": "custom.fillOpacity", "value": 0},
+                    {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                    {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}},
+                ],
+            }
+        ],
+    )
+
+
+def failed_in_batches(y: int) -> JSON:
+    return timeseries(
+        "Failed Rolls in Batches",
+        f'Rolls of batches that failed, by die, counted from the batches\' "{BATCH_ROLLED}" '
+        "lines: each says how many of its rolls failed (`failed`), and Loki adds them up "
+        "per step of the graph (`sum_over_time` of `| unwrap failed` over `$__auto`, the "
+        "line's `message`, `die_type` and `failed` its only fields read), so "
+        "a bar is the failed rolls of that step. The metrics cannot tell these from "
+        '`dice_rolls_total{result="error"}`, which counts single rolls too. A batch '
+        "fails as a whole (500, logged at ERROR) only when every one of its rolls failed.",
+        (18, y, 6, 8),
+        [{**loki(FAILED_IN_BATCHES), "legendFormat": "{{die_type}}"}],
+        unit="short",
+        defaults={
+            "min": 0,
+            "decimals": 0,
+            "color": {"mode": "palette-classic"},
+            "custom": {
+                "drawStyle": "bars",
+                "fillOpacity": 50,
+                "stacking": {"mode": "normal", "group": "A"},
+            },
+        },
+        datasource=LOKI,
+    )
+
+
+def batch_traces(y: int) -> JSON:
+    return panel(
+        "table",
+        "Batches in Tempo",
+        f"The latest batches, found by the TraceQL search `{BATCHES}`. Click a trace id "
+        "to open its waterfall: under the dice-roller's `GET /roll-async`, its `GET` call "
+        "to the die-service (once for the whole batch), then one `roll d20` span per die, "
+        "side by side, overlapping: they wait at the same time, and the request ends with "
+        "the slowest. Each roll's span has `die.result` and `die.value`, the request's "
+        "`batch.size` and `batch.failed`.",
+        (0, y, 24, 8),
+        [traceql(BATCHES, limit=20)],
+        TEMPO,
+        options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+    )
+
+
+def batch_logs(y: int) -> JSON:
+    return logs_panel(
+        "Batch Rolled Logs",
+        f'The dice-roller\'s "{BATCH_ROLLED}" lines, newest first: one per batch, with its '
+        "die (`die_type`), how many dice (`times`), how many failed (`failed`), the values "
+        "rolled (`roll_values`), the feature flags away from their defaults "
+        "(`feature_flags`), and the batch's `trace_id`; at ERROR when every roll failed. "
+        "Expand a line and click **Open trace** for its trace in Tempo: the rolls side by "
+        "side.",
+        BATCH_LOGS,
+        (0, y, 24, 10),
+    )
+
+
 # --- Stage 5: the dice in PostgreSQL ----------------------------------------------------
 #
 # Stage 3's three services, the die-service's dice now rows of a PostgreSQL table, read
@@ -1536,6 +1733,33 @@ STAGE3_LINK = {
 }
 
 
+def build_stage4_dashboard() -> JSON:
+    """Stage 4: three rows, eight panels."""
+    return dashboard(
+        "dice-roller-stage4",
+        "Dice Roller - Stage 4",
+        "Many dice at once (stage 4): the dice-roller's batches on `/roll-async`, their "
+        "size, the rolls in flight, a batch's latency against a single roll's, the rolls "
+        "and failures of batches, and a batch's trace, its rolls side by side, and its "
+        "log line.",
+        ["dice-roller", "frontend", "die-service", "stage4", "observability-sandbox"],
+        [
+            row("Batches", 0),
+            batches_per_second(1),
+            batch_size(1),
+            rolls_in_flight(1),
+            row("A Batch Against Single Rolls", 9),
+            batch_against_single(10),
+            rolls_batched_and_single(10),
+            failed_in_batches(10),
+            row("Traces and Logs", 18),
+            batch_traces(19),
+            batch_logs(27),
+        ],
+        links=[STAGE1_LINK, STAGE2_LINK, STAGE3_LINK],
+    )
+
+
 def build_stage5_dashboard() -> JSON:
     """Stage 5: four rows, twelve panels."""
     return dashboard(
@@ -1619,6 +1843,11 @@ def render_stage3() -> str:
     return _text(build_stage3_dashboard())
 
 
+def render_stage4() -> str:
+    """The dashboard as the exact text committed in `stage4-dashboard.json`."""
+    return _text(build_stage4_dashboard())
+
+
 def render_stage5() -> str:
     """The dashboard as the exact text committed in `stage5-dashboard.json`."""
     return _text(build_stage5_dashboard())
@@ -1635,6 +1864,7 @@ def outputs() -> list[tuple[Path, str]]:
         (DASHBOARD_PATH, render()),
         (STAGE2_DASHBOARD_PATH, render_stage2()),
         (STAGE3_DASHBOARD_PATH, render_stage3()),
+        (STAGE4_DASHBOARD_PATH, render_stage4()),
         (STAGE5_DASHBOARD_PATH, render_stage5()),
         (HOST_DASHBOARD_PATH, render_host()),
     ]

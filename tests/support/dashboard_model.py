@@ -35,6 +35,7 @@ from tests.support.paths import ROOT as ROOT
 DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage1-dashboard.json"
 STAGE2_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage2-dashboard.json"
 STAGE3_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage3-dashboard.json"
+STAGE4_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage4-dashboard.json"
 STAGE5_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "stage5-dashboard.json"
 HOST_DASHBOARD_PATH = ROOT / "grafana-dashboards" / "host-dashboard.json"
 GENERATOR_PATH = ROOT / "grafana-dashboards" / "generate_dashboard.py"

@@ -55,7 +55,11 @@ class LiveStack:
     ) -> list[dict[str, Any]]:
         """Streams of a LogQL log query over Loki's HTTP API."""
         since = since or self.started - 60
-        return Loki(self.api, self.native.loki_url).streams(query, since, time.time() + 5, limit)
+        return self._loki.streams(query, since, time.time() + 5, limit)
+
+    @property
+    def _loki(self) -> Loki:
+        return Loki(self.api, self.native.loki_url)
 
     def loki_lines(self, query: str, since: float) -> set[str]:
         """Every line of a log query since `since`: the session's stack prints more
@@ -115,7 +119,8 @@ class LiveStack:
     ) -> list[str]:
         """The titles of `dashboard`'s panels with a query of `kinds` (data source types)
         that returns nothing over the run, asked as Grafana would: a range query at a
-        5 s step, `$trace_id` (if the dashboard has one) set to `trace_id`."""
+        5 s step (a logs panel's LogQL: its lines), `$trace_id` (if the dashboard has
+        one) set to `trace_id`."""
         context = QueryContext(
             interval=timedelta(seconds=5),
             time_range=timedelta(seconds=end - self.started + 60),
@@ -137,7 +142,14 @@ class LiveStack:
                         empty.append(panel["title"])
                 elif kind == "loki":
                     expr = substitute(target["expr"].replace("$trace_id", str(trace_id)), context)
-                    if not self.loki(expr):
+                    if panel["type"] == "logs":
+                        found = self.loki(expr)
+                    else:  # a metric query (`sum(...)`): a matrix, as a graph asks it
+                        window = {"start": f"{start * 1e9:.0f}", "end": f"{end * 1e9:.0f}"}
+                        path = "/loki/api/v1/query_range"
+                        answer = self._loki.get_json(path, {"query": expr, **window, "step": "5"})
+                        found = answer["data"]["result"]
+                    if not found:
                         empty.append(panel["title"])
         return empty
 

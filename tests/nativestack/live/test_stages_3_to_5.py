@@ -27,6 +27,7 @@ from nativestack.stack import native_stack
 from tests.support.dashboard_model import (
     HOST_DASHBOARD_PATH,
     STAGE3_DASHBOARD_PATH,
+    STAGE4_DASHBOARD_PATH,
     STAGE5_DASHBOARD_PATH,
     load_dashboard,
     without_cadvisor,
@@ -163,6 +164,23 @@ def test_every_query_of_the_stage3_dashboard_returns_data(live: LiveStack) -> No
     end = live.later_samples(sample, count=2)
     dashboard = load_dashboard(STAGE3_DASHBOARD_PATH)
     assert live.empty_panels(dashboard, end, live.rolls[0].trace_id) == []
+
+
+def test_every_query_of_the_stage4_dashboard_returns_data(live: LiveStack) -> None:
+    """Each Prometheus and Loki panel over the run, as Grafana would ask, after batches
+    of its own: the page's "Roll them all" (five d20s through the frontend) and batches
+    straight at the dice-roller; the fixture's single rolls are the latency panel's
+    other line. The failed-rolls panel sums the `failed` of every "Batch rolled" line,
+    0 included, so it needs no failure; Rolls in Flight no batch a scrape caught (the
+    gauge exists at zero from the start)."""
+    batches = [(f"{live.native.frontend_url}/api", "5")] * 3 + [(live.native.service_url, "20")] * 2
+    for url, times in batches:
+        answer = httpx.get(f"{url}/roll-async", params={"die": "d20", "times": times}, timeout=30)
+        assert answer.status_code == 200, answer.text
+    line = '{container_name="dice-roller-stage1"} |= "Batch rolled"'
+    eventually(lambda: live.loki(line), "no Batch rolled line in Loki", WAIT)
+    end = live.later_samples("timestamp(dice_batch_size_count)", count=2)
+    assert live.empty_panels(load_dashboard(STAGE4_DASHBOARD_PATH), end) == []
 
 
 @pytest.fixture(scope="module")
