@@ -3,7 +3,7 @@
     python -m bench                       # everything, about 11 minutes
     python -m bench --quick               # a smoke run: seconds per part, nothing judged
     python -m bench --only overhead,memory
-    python -m bench --only hop            # the three hops (frontend, die-service, database), ~4 min
+    python -m bench --only hop            # the hops, stage 2's to stage 5's whole path, ~5 min
     python -m bench --only limits         # the server's limits against none, under a minute
     python -m bench --json results.json   # also write the figures as JSON
 

@@ -2,7 +2,7 @@
 
 A hop is a service a roll goes through on top of the dice-roller's own work: what is
 in front, what is behind, the variable that wires one to the other, and the spans it
-adds. Three are measured, by the same code and reported in the same form:
+adds. Four are measured, by the same code and reported in the same form:
 
 - `frontend` (stage 2): a frontend (`python -m frontend`) in front of the dice-roller,
   `FRONTEND_DICE_ROLLER_URL` pointing at it; wrk loads the frontend's `/api/roll`;
@@ -15,8 +15,10 @@ adds. Three are measured, by the same code and reported in the same form:
 - `database` (stage 5): the same, the die-service keeping its dice in a PostgreSQL of
   the bench's own (Debian's, `nativestack.postgres.temporary_server`,
   `DIE_SERVICE_DATABASE_URL`): each lookup is a query through the pool. Against the
-  die-service hop, it is what the database adds; against direct, stage 5's path behind
-  the dice-roller.
+  die-service hop, it is what the database adds;
+- `stage-5`: a frontend in front of the database hop's dice-roller: stage 5's whole
+  path, from the page's `/api/roll` to the query, one process each, against stage 1's
+  direct roll.
 
 Both against the same direct roll: the dice-roller (delay 0, stage 1's dice known by
 heart) `/roll?die=fair`, the one the frontend hop's frontend calls. Per tracing mode
@@ -28,7 +30,8 @@ one such set of processes:
   to a bench receiver, so a roll through the frontend or the die-service makes three
   spans (frontend: its server and client spans, the dice-roller's server span;
   die-service: the dice-roller's server and client spans, the die-service's server
-  span), through the database four (the query's span besides), and a direct one one.
+  span), through the database four (the query's span besides), along stage 5's whole
+  path six, and a direct one one.
 
 wrk runs at two loads: one connection, one request at a time, where a latency is what
 one request costs and nothing queues; and `loaded_connections` connections, where wrk,
@@ -110,6 +113,7 @@ class Hop:
     spans_per_roll: int = 3  # against 1 for a direct roll
     behind_spans: int = 1  # the spans that line stands for (its server span, its query's)
     database: bool = False  # whether the one behind keeps its dice in PostgreSQL
+    in_front_of: str | None = None  # another hop whose front this one's front calls
 
 
 FRONTEND_HOP = Hop(
@@ -149,7 +153,15 @@ DATABASE_HOP = replace(
     behind_spans=2,  # its server span and its query's
     database=True,
 )
-HOPS = (FRONTEND_HOP, DIE_SERVICE_HOP, DATABASE_HOP)
+STAGE5_HOP = replace(
+    FRONTEND_HOP,
+    name="stage-5",
+    title="Along stage 5's whole path",
+    route="frontend /api/roll + dice-roller + die-service + PostgreSQL",
+    spans_per_roll=6,
+    in_front_of=DATABASE_HOP.name,
+)
+HOPS = (FRONTEND_HOP, DIE_SERVICE_HOP, DATABASE_HOP, STAGE5_HOP)
 DATABASE = "dice"
 """The bench's PostgreSQL's user, password and database: stages/stage5.yml's, on 127.0.0.1."""
 ROUTES = (DIRECT, *(hop.name for hop in HOPS))
@@ -202,7 +214,10 @@ class Chain:
             return (self.dice_roller.process.pid,)
         leg = self.legs[route]
         other = leg.behind if leg.hop.added_is_front else leg.front
-        return (leg.added.process.pid, other.process.pid)
+        pids = [leg.added.process.pid, other.process.pid]
+        if leg.hop.in_front_of is not None:  # and what is behind the leg it calls
+            pids.append(self.legs[leg.hop.in_front_of].behind.process.pid)
+        return tuple(pids)
 
     def roller(self, route: str) -> Server:
         """The dice-roller that rolls the dice on `route`."""
@@ -264,7 +279,7 @@ def run_hop(report: Report, plan: HopPlan, output_dir: Path) -> None:
 def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
     """Per tracing mode, a receiver; then the direct dice-roller and what is behind each
     hop (a die-service on PostgreSQL for the database hop); then each hop's front, wired
-    to what is behind it."""
+    to what is behind it; then the fronts in front of another hop's front."""
     receivers = {mode: stack.enter_context(bench_receiver()) for mode in MODES}
     database = stack.enter_context(temporary_server(DATABASE, DATABASE, DATABASE, free_port()))
     first: list[tuple[str, Hop | None, str]] = [(mode, None, DIRECT_BUILDS[mode]) for mode in MODES]
@@ -300,28 +315,29 @@ def _start_chains(stack: ExitStack, output_dir: Path) -> list[Chain]:
             dice_rollers[mode] = server
         else:
             behind[mode, hop.name] = server
-    pairs = [(mode, hop) for mode in MODES for hop in HOPS]
-    behind_of = {
-        (mode, hop.name): behind.get((mode, hop.name), dice_rollers[mode]) for mode, hop in pairs
-    }
-    fronts = stack.enter_context(
-        start_servers(
-            [
-                (
-                    hop.front_builds[mode],
-                    {
-                        **_env(hop.front_builds[mode], receivers[mode]),
-                        hop.wire: behind_of[mode, hop.name].url,
-                    },
-                )
-                for mode, hop in pairs
-            ],
-            output_dir,
-        )
-    )
     legs: dict[str, dict[str, Leg]] = {mode: {} for mode in MODES}
-    for (mode, hop), front in zip(pairs, fronts, strict=True):
-        legs[mode][hop.name] = Leg(hop, front, behind_of[mode, hop.name])
+
+    def behind_of(mode: str, hop: Hop) -> Server:
+        if hop.in_front_of is not None:
+            return legs[mode][hop.in_front_of].front
+        return behind.get((mode, hop.name), dice_rollers[mode])
+
+    for wave in ([h for h in HOPS if h.in_front_of is None], [h for h in HOPS if h.in_front_of]):
+        pairs = [(mode, hop, behind_of(mode, hop)) for mode in MODES for hop in wave]
+        fronts = stack.enter_context(
+            start_servers(
+                [
+                    (
+                        hop.front_builds[mode],
+                        {**_env(hop.front_builds[mode], receivers[mode]), hop.wire: server.url},
+                    )
+                    for mode, hop, server in pairs
+                ],
+                output_dir,
+            )
+        )
+        for (mode, hop, server), front in zip(pairs, fronts, strict=True):
+            legs[mode][hop.name] = Leg(hop, front, server)
     return [Chain(mode, dice_rollers[mode], legs[mode], receivers[mode]) for mode in MODES]
 
 

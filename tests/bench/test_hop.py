@@ -1,6 +1,7 @@
-"""The hop bench (`bench.hop`): a quick run reports every figure of the three hops, the
-frontend's (stage 2), the die-service's (stage 3) and the database's (the die-service
-on PostgreSQL, stage 5), and the figures hang together: every answer through a hop was
+"""The hop bench (`bench.hop`): a quick run reports every figure of the four hops, the
+frontend's (stage 2), the die-service's (stage 3), the database's (the die-service on
+PostgreSQL, stage 5) and stage 5's whole path (a frontend in front of the database
+hop), and the figures hang together: every answer through a hop was
 counted by the service behind it (a roll at the dice-roller, a lookup at the
 die-service), every roll with tracing on left its spans, the query's included.
 No thresholds: figures live in the bench."""
@@ -27,23 +28,25 @@ from tests.support.tools import require_tool
 
 LOADS = ("connections_1", "connections_50")
 MODES = ("off", "on")
-HOPS = ("frontend", "die-service", "database")
+HOPS = ("frontend", "die-service", "database", "stage-5")
 ROUTES = ("direct", *HOPS)
 LABELS = (
     "dice-roller /roll",
     "frontend /api/roll",
     "dice-roller /roll + die-service",
     "dice-roller /roll + die-service + PostgreSQL",
+    "frontend /api/roll + dice-roller + die-service + PostgreSQL",
 )
 COUNTERS = {
     "frontend": "dice_rolls_total",
     "die-service": "die_service_lookups_total",
     "database": "die_service_lookups_total",
+    "stage-5": "dice_rolls_total",
 }
 
 
 @pytest.mark.slow
-def test_quick_hop_run_reports_the_three_hops_with_tracing_off_and_on(tmp_path: Path) -> None:
+def test_quick_hop_run_reports_the_four_hops_with_tracing_off_and_on(tmp_path: Path) -> None:
     require_tool("wrk", "the benchmarks load the services with wrk")
     results = tmp_path / "hop.json"
     done = run_bench("--quick", "--only", "hop", "--json", str(results), timeout=300)
@@ -63,6 +66,7 @@ def test_quick_hop_run_reports_the_three_hops_with_tracing_off_and_on(tmp_path: 
         in out
     )
     assert "With the die-service and PostgreSQL, throughput at 50 connections" in out
+    assert "Along stage 5's whole path, throughput at 50 connections" in out
 
     data = json.loads(results.read_text())
     assert set(data["figures"]) == {"hop"}
@@ -119,17 +123,21 @@ def test_quick_hop_run_reports_the_three_hops_with_tracing_off_and_on(tmp_path: 
         "die-service hop: behind",
         "database hop: front",
         "database hop: behind",
+        "stage-5 hop: front",
     }
     # A direct roll is one span, one through either hop three: the frontend's server
     # and client spans and the dice-roller's (counted in its lines, which include the
     # rolls relayed); the stage-3 dice-roller's server and client spans and the
-    # die-service's; through the database four, the query's span besides. Each
-    # die-service looked up every roll the dice-roller in front of it logged, and
-    # answered its own readiness probe.
+    # die-service's; through the database four, the query's span besides; along stage
+    # 5's path six, the stage-5 frontend's two on top of the database hop's four (its
+    # dice-roller's lines include the rolls that frontend relayed). Each die-service
+    # looked up every roll the dice-roller in front of it logged, and answered its own
+    # readiness probe.
     assert logged["frontend hop: front"] > 0
     assert logged["dice-roller"] > logged["frontend hop: front"]
     assert logged["die-service hop: behind"] > logged["die-service hop: front"] > 0
-    assert logged["database hop: behind"] > logged["database hop: front"] > 0
+    assert logged["database hop: behind"] > logged["database hop: front"]
+    assert logged["database hop: front"] > logged["stage-5 hop: front"] > 0
     assert on["expected"] == (
         logged["dice-roller"]
         + 2 * logged["frontend hop: front"]
@@ -137,12 +145,13 @@ def test_quick_hop_run_reports_the_three_hops_with_tracing_off_and_on(tmp_path: 
         + logged["die-service hop: behind"]
         + 2 * logged["database hop: front"]
         + 2 * logged["database hop: behind"]
+        + 2 * logged["stage-5 hop: front"]
     )
     assert on["received"] >= on["expected"], on
     assert off["logged"]["die-service hop: behind"] > 0 and off["received"] == 0, off
 
     assert {check["part"] for check in data["checks"]} == {"hop"}
-    assert len(data["checks"]) == 4
+    assert len(data["checks"]) == 5
     assert all(check["value"] == 0 for check in data["checks"]), data["checks"]
     assert all(check["verdict"].startswith("not judged") for check in data["checks"])
 
