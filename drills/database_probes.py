@@ -140,5 +140,16 @@ def trace_of_database_failure(ctx: DrillContext) -> Reading:
     """A trace of a failed roll in Tempo (the drill's own, or a logged one, by id)
     whose die-service span failed for want of the database (`database_failed`)."""
     return trace_of_failed_roll(
-        ctx, DATABASE_HOP, database_failed, f"whose {DIE_SERVICE} span failed"
+        ctx,
+        DATABASE_HOP,
+        database_failed,
+        f"whose {DIE_SERVICE} span failed",
+        complete=both_server_spans,
     )
+
+
+def both_server_spans(spans: list[Span]) -> bool:
+    """Whether the dice-roller's and the die-service's server spans are both in: each
+    service sends its own batches, and the trace is judged once, when both are."""
+    servers = {span["service"] for span in spans if span["kind"] in SERVER_KINDS}
+    return {SERVICE_NAME, DIE_SERVICE} <= servers

@@ -306,12 +306,21 @@ def test_the_die_service_s_lines_lead_to_its_failed_span_in_tempo() -> None:
 
 def test_a_trace_with_nothing_failed_in_the_die_service_is_read_once_and_not_it() -> None:
     ok = {**DIE_SERVICE_SPAN, "status": "STATUS_CODE_UNSET"}
-    ctx = _ctx({"/api/v2/traces/": _tempo([ok])})
+    ctx = _ctx({"/api/v2/traces/": _tempo([ROLL_SPAN, ok])})
     ctx.found["database-down:rolled"] = [TRACE_ID]
     reading = trace_of_database_failure(ctx)
     assert not reading.responded
     assert reading.detail == "no trace whose die-service span failed yet (1 of 1 read)"
     assert not trace_of_database_failure(_ctx({})).responded
+
+
+def test_a_trace_is_judged_once_both_services_server_spans_are_in() -> None:
+    """Each service sends its spans in batches of its own: a trace with the dice-roller's
+    span alone is asked for again, not written off."""
+    ctx = _ctx({"/api/v2/traces/": _tempo([ROLL_SPAN])})
+    ctx.found["database-down:rolled"] = [TRACE_ID]
+    reading = trace_of_database_failure(ctx)
+    assert reading.detail == "no trace whose die-service span failed yet (0 of 1 read)"
 
 
 # ---------------------------------------------------------------- the native stack's PostgreSQL
